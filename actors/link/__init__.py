@@ -1,0 +1,1 @@
+"""Links: the supervised transport every adapter reuses."""

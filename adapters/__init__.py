@@ -1,0 +1,1 @@
+"""Protocol adapters: one package per protocol (sans-I/O core, transport, client, server)."""

@@ -1,0 +1,1 @@
+"""Pipelines: builder API, operators, sources and sinks, definitions and the supervisor process."""
