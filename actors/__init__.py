@@ -1,0 +1,52 @@
+"""actorwire.actors: the runtime.
+
+Actors with bounded mailboxes, stable addresses that survive restarts, OTP-style
+supervision, death watch, timers, one shared asyncio I/O loop per system, dead letters,
+metrics and structured logging; and the supervised links every adapter reuses.
+"""
+
+from pykka import ActorDeadError
+
+from .actor import Actor
+from .address import DEFAULT_ASK_TIMEOUT, Address
+from .backoff import Backoff, BackoffPolicy
+from .clock import Clock, ManualClock
+from .deadletters import DeadLetter, DeadLetters
+from .ioloop import IOLoop
+from .log import configure_logging, redact_secrets
+from .mailbox import Mailbox, MailboxFull, Overflow
+from .messages import NORMAL, SHUTDOWN, Terminated
+from .supervisor import ChildSpec, Restart, Strategy, Supervisor, SupervisorEscalation, WhichChildren
+from .system import ActorStartError, ActorSystem
+from .timers import Timer
+
+__all__ = [
+    "DEFAULT_ASK_TIMEOUT",
+    "NORMAL",
+    "SHUTDOWN",
+    "Actor",
+    "ActorDeadError",
+    "ActorStartError",
+    "ActorSystem",
+    "Address",
+    "Backoff",
+    "BackoffPolicy",
+    "ChildSpec",
+    "Clock",
+    "DeadLetter",
+    "DeadLetters",
+    "IOLoop",
+    "Mailbox",
+    "MailboxFull",
+    "ManualClock",
+    "Overflow",
+    "Restart",
+    "Strategy",
+    "Supervisor",
+    "SupervisorEscalation",
+    "Terminated",
+    "Timer",
+    "WhichChildren",
+    "configure_logging",
+    "redact_secrets",
+]
