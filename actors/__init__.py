@@ -13,6 +13,15 @@ from .backoff import Backoff, BackoffPolicy
 from .clock import Clock, ManualClock
 from .deadletters import DeadLetter, DeadLetters
 from .ioloop import IOLoop
+from .link import (
+    HeartbeatPolicy,
+    Link,
+    LinkAdapter,
+    LinkState,
+    SequenceTracker,
+    TcpTransport,
+    Transport,
+)
 from .log import configure_logging, redact_secrets
 from .mailbox import Mailbox, MailboxFull, Overflow
 from .messages import NORMAL, SHUTDOWN, Terminated
@@ -35,17 +44,24 @@ __all__ = [
     "Clock",
     "DeadLetter",
     "DeadLetters",
+    "HeartbeatPolicy",
     "IOLoop",
+    "Link",
+    "LinkAdapter",
+    "LinkState",
     "Mailbox",
     "MailboxFull",
     "ManualClock",
     "Overflow",
     "Restart",
+    "SequenceTracker",
     "Strategy",
     "Supervisor",
     "SupervisorEscalation",
+    "TcpTransport",
     "Terminated",
     "Timer",
+    "Transport",
     "WhichChildren",
     "configure_logging",
     "redact_secrets",

@@ -1,1 +1,58 @@
-"""Links: the supervised transport every adapter reuses."""
+"""Links: the supervised transport every adapter reuses.
+
+Sans-I/O policies (``BackoffPolicy``, ``HeartbeatPolicy``, ``SequenceTracker``) with time
+passed in, and the thin actors around them (``Transport``, ``HeartbeatActor``,
+``ReconnectActor``, ``SequenceActor``) composed by ``Link`` under a supervisor.
+"""
+
+from ..backoff import Backoff, BackoffPolicy
+from .adapter import AuthFailed, Authenticated, LinkAdapter, PeerError, Routed
+from .heartbeat import HeartbeatAction, HeartbeatPolicy
+from .link import HeartbeatActor, Link, LinkState, ReconnectActor, SequenceActor, StateListener
+from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
+from .transport import (
+    Close,
+    Connect,
+    ConnectFailed,
+    Connected,
+    Disconnected,
+    FrameCodec,
+    Inbound,
+    LinkStats,
+    Send,
+    TcpTransport,
+    Transport,
+)
+
+__all__ = [
+    "AuthFailed",
+    "Authenticated",
+    "Backoff",
+    "BackoffPolicy",
+    "Close",
+    "Connect",
+    "ConnectFailed",
+    "Connected",
+    "Deliver",
+    "Disconnected",
+    "Escalate",
+    "FrameCodec",
+    "HeartbeatAction",
+    "HeartbeatActor",
+    "HeartbeatPolicy",
+    "Inbound",
+    "Link",
+    "LinkAdapter",
+    "LinkState",
+    "LinkStats",
+    "PeerError",
+    "ReconnectActor",
+    "RequestRecovery",
+    "Routed",
+    "Send",
+    "SequenceActor",
+    "SequenceTracker",
+    "StateListener",
+    "TcpTransport",
+    "Transport",
+]

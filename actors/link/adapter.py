@@ -1,0 +1,101 @@
+"""What an adapter plugs into a Link: its transport and a few sans-I/O hooks.
+
+The Link owns connecting, liveness, reconnecting and ordering; the adapter only says how
+its protocol spells each step (authenticate, subscribe from a sequence number, ask for a
+replay, ping) and how to read its frames (which are data with a stream and a sequence
+number, which are control).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+__all__ = [
+    "AuthFailed",
+    "Authenticated",
+    "LinkAdapter",
+    "PeerError",
+    "Routed",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Control event: the peer accepted our credentials; the link is up."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFailed:
+    """Control event: the peer refused our credentials; the link goes FAILED (no retry)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerError:
+    """Control event: the peer reported an error that does not end the link."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class Routed:
+    """One read's frames, sorted by ``LinkAdapter.route``.
+
+    ``data`` holds ``(stream, seq, item)``; ``seq`` None means unsequenced (delivered as is).
+    ``control`` holds control events (Authenticated, AuthFailed, PeerError, or the
+    adapter's own, handed to ``LinkAdapter.on_control``). ``errors`` holds ``(reason,
+    fatal)`` for frames that could not be understood: counted and logged; a fatal one
+    drops the connection.
+    """
+
+    data: list[tuple[Hashable, int | None, Any]] = field(default_factory=list)
+    control: list[Any] = field(default_factory=list)
+    errors: list[tuple[str, bool]] = field(default_factory=list)
+
+
+class LinkAdapter(abc.ABC):
+    """The protocol-specific half of a Link. Every method is sans-I/O and quick."""
+
+    @abc.abstractmethod
+    def make_transport(self) -> Transport:
+        """A new, not yet started Transport actor (the Link restarts it if it fails)."""
+
+    @abc.abstractmethod
+    def route(self, frames: list[Any]) -> Routed:
+        """Sort one read's decoded frames into data, control and errors (on the I/O loop)."""
+
+    def on_connected(self) -> list[Any]:
+        """Frames to send as soon as a connection opens (e.g. login).
+
+        Return [] when the protocol needs no handshake: the link is up at once. Otherwise
+        ``route`` must emit Authenticated (or AuthFailed) when the peer answers.
+        """
+        return []
+
+    def subscribe(self, stream: Hashable, from_seq: int | None) -> list[Any]:
+        """Frames that (re)subscribe to ``stream``, replaying from ``from_seq`` if given."""
+        return []
+
+    def unsubscribe(self, stream: Hashable) -> list[Any]:
+        """Frames that end a subscription."""
+        return []
+
+    def recover(self, stream: Hashable, first: int, last: int) -> list[Any] | None:
+        """Frames asking the peer to replay ``first..last``; None if it cannot replay
+        (the link then resubscribes from the first missing sequence number)."""
+        return None
+
+    def ping(self, n: int) -> Any | None:
+        """The protocol's ping frame, or None if it has none (traffic alone keeps it up)."""
+        return None
+
+    def on_control(self, event: Any) -> list[Any]:
+        """An adapter-specific control event arrived; return frames to send in answer."""
+        return []

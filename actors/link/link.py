@@ -1,0 +1,631 @@
+"""Link: a transport kept alive by heartbeat, reconnect and sequence actors.
+
+A Link is a supervisor (rest_for_one) over four actors, started in this order:
+
+- sequence: the subscription registry and per-stream order (SequenceTracker); delivers to
+  the consumer in order, once; asks the adapter for a replay on a gap, resubscribes from
+  the first missing sequence number when recovery escalates;
+- transport: the connection (its I/O on the system's loop);
+- heartbeat: pings a quiet peer and declares the connection dead past the deadline;
+- reconnect: the link's state machine: dials, authenticates, redials with backoff
+  (jitter, cap; an optional attempt limit ends in FAILED), and on every new connection has
+  the sequence actor replay every live subscription from where delivery stopped.
+
+The policies are the sans-I/O classes (BackoffPolicy, HeartbeatPolicy, SequenceTracker);
+these actors only feed them time and messages.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ..actor import Actor
+from ..backoff import Backoff, BackoffPolicy
+from ..clock import Clock, monotonic
+from ..supervisor import ChildSpec, Strategy, Supervisor
+from .adapter import Authenticated, AuthFailed, LinkAdapter, PeerError
+from .heartbeat import HeartbeatAction, HeartbeatPolicy
+from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
+from .transport import (
+    Close,
+    Connect,
+    ConnectFailed,
+    Connected,
+    ControlEvents,
+    Disconnected,
+    Inbound,
+    LinkStats,
+    Send,
+    _Peers,
+)
+
+if TYPE_CHECKING:
+    from ..address import Address
+    from ..system import ActorSystem
+
+__all__ = [
+    "HeartbeatActor",
+    "Link",
+    "LinkState",
+    "ReconnectActor",
+    "SequenceActor",
+    "StateListener",
+]
+
+
+class LinkState(enum.Enum):
+    """Where a link stands; every change goes to the state listener with a reason."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECOVERING = "recovering"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+StateListener = Callable[[LinkState, str], None]
+
+
+# -- messages between the link's actors -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscribe:
+    stream: Hashable
+    from_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsubscribe:
+    stream: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Suspend:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _PollRecovery:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Recovering:
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Arm:
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Disarm:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Tick:
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Dead:
+    gen: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Redial:
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
+class _CloseLink:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    pass
+
+
+class _LinkActor(Actor):
+    """Shared wiring: sibling lookup by name."""
+
+    def __init__(self, peers: dict[str, str]) -> None:
+        super().__init__()
+        self._peers = _Peers(peers)
+
+    def peer(self, role: str) -> Address:
+        return self._peers.get(self, role)
+
+
+class SequenceActor(_LinkActor):
+    """Subscriptions and order: every data frame reaches the consumer once, in order."""
+
+    def __init__(
+        self,
+        peers: dict[str, str],
+        adapter: LinkAdapter,
+        consumer: Address,
+        max_held: int,
+        recovery_timeout: float,
+        clock: Clock,
+    ) -> None:
+        super().__init__(peers)
+        self.adapter = adapter
+        self.consumer = consumer
+        self.clock = clock
+        self.tracker = SequenceTracker(max_held=max_held, recovery_timeout=recovery_timeout)
+        self.subs: dict[Hashable, int | None] = {}
+        self.connected = False
+        self.recovering = False
+        self.poll_due: float | None = None
+        self.escalations: dict[Hashable, int] = {}
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Inbound):
+            self._inbound(message.data)
+        elif isinstance(message, _PollRecovery):
+            self.poll_due = None
+            self._act(self.tracker.poll(self.clock()))
+        elif isinstance(message, _Subscribe):
+            self.subs[message.stream] = message.from_seq
+            if message.from_seq is not None:
+                self.tracker.forget(message.stream)
+                self.tracker.expect(message.stream, message.from_seq)
+            if self.connected:
+                self._send(self.adapter.subscribe(message.stream, message.from_seq))
+        elif isinstance(message, _Unsubscribe):
+            if self.subs.pop(message.stream, None) is not None or True:
+                self.tracker.forget(message.stream)
+                if self.connected:
+                    self._send(self.adapter.unsubscribe(message.stream))
+        elif isinstance(message, _Resume):
+            self.connected = True
+            for stream, from_seq in self.subs.items():
+                expected = self.tracker.expected(stream)
+                self._send(self.adapter.subscribe(stream, expected if expected else from_seq))
+        elif isinstance(message, _Suspend):
+            self.connected = False
+        elif isinstance(message, _Status):
+            return {
+                "subscriptions": dict(self.subs),
+                "expected": {s: self.tracker.expected(s) for s in self.subs},
+                **self.tracker.stats(),
+            }
+        else:
+            super().on_receive(message)
+        return None
+
+    def _inbound(self, data: list[Any]) -> None:
+        now = self.clock()
+        tracker = self.tracker
+        consumer_tell = self.consumer.tell
+        # Fast path: runs of in-order frames; unsequenced items pass straight through.
+        run_stream: Hashable = None
+        run: list[tuple[int, Any]] = []
+        actions: list[Any] = []
+        for stream, seq, item in data:
+            if seq is None:
+                if run:
+                    actions.extend(tracker.receive_many(run_stream, run, now))
+                    run = []
+                self._act(actions)
+                actions = []
+                consumer_tell(item)
+                continue
+            if stream != run_stream and run:
+                actions.extend(tracker.receive_many(run_stream, run, now))
+                run = []
+            run_stream = stream
+            run.append((seq, item))
+        if run:
+            actions.extend(tracker.receive_many(run_stream, run, now))
+        self._act(actions)
+
+    def _act(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Deliver):
+                tell = self.consumer.tell
+                for item in action.items:
+                    tell(item)
+            elif isinstance(action, RequestRecovery):
+                frames = self.adapter.recover(action.stream, action.first, action.last)
+                if frames is None:
+                    self._resubscribe(action.stream, "the protocol cannot replay")
+                else:
+                    self.log.info("gap: asking for a replay", stream=action.stream,
+                                  first=action.first, last=action.last)
+                    self._send(frames)
+            elif isinstance(action, Escalate):
+                self._resubscribe(action.stream, action.reason)
+        recovering = any(self.tracker.recovering(s) for s in self.tracker.streams())
+        if recovering != self.recovering:
+            self.recovering = recovering
+            self.peer("reconnect").tell(_Recovering(recovering))
+        deadline = self.tracker.next_deadline()
+        if deadline is not None and (self.poll_due is None or deadline < self.poll_due):
+            self.poll_due = deadline
+            self.system.send_after(max(deadline - self.clock(), 0.0), self.address,
+                                   _PollRecovery())
+
+    def _resubscribe(self, stream: Hashable, reason: str) -> None:
+        expected = self.tracker.expected(stream)
+        self.escalations[stream] = self.escalations.get(stream, 0) + 1
+        self.log.warning("recovery escalated: resubscribing", stream=stream,
+                         from_seq=expected, reason=reason)
+        if self.connected and stream in self.subs:
+            self._send(self.adapter.subscribe(stream, expected))
+
+    def _send(self, frames: list[Any]) -> None:
+        if frames:
+            self.peer("transport").tell(Send(list(frames)))
+
+
+class HeartbeatActor(_LinkActor):
+    """Pings a quiet connection and reports it dead when nothing arrives by the deadline."""
+
+    def __init__(
+        self,
+        peers: dict[str, str],
+        adapter: LinkAdapter,
+        stats: LinkStats,
+        interval: float,
+        deadline: float,
+        clock: Clock,
+    ) -> None:
+        super().__init__(peers)
+        self.adapter = adapter
+        self.stats = stats
+        self.interval = interval
+        self.deadline = deadline
+        self.clock = clock
+        self.policy: HeartbeatPolicy | None = None
+        self.gen = 0
+        self.pings = 0
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, _Tick):
+            if message.gen == self.gen and self.policy is not None:
+                self._tick()
+        elif isinstance(message, _Arm):
+            self.gen = message.gen
+            self.policy = HeartbeatPolicy(self.interval, self.deadline, self.clock())
+            self._schedule(self.policy.next_check(self.clock()))
+        elif isinstance(message, _Disarm):
+            self.policy = None
+            self.gen = -1
+        else:
+            super().on_receive(message)
+
+    def _tick(self) -> None:
+        policy = self.policy
+        assert policy is not None
+        now = self.clock()
+        last = self.stats.last_inbound
+        if last > policy.last_inbound:
+            policy.on_traffic(min(last, now))
+        action = policy.poll(now)
+        if action is HeartbeatAction.DEAD:
+            self.policy = None
+            self.peer("reconnect").tell(
+                _Dead(self.gen, f"no inbound traffic for {self.deadline}s (heartbeat deadline)")
+            )
+            return
+        if action is HeartbeatAction.SEND_PING:
+            self.pings += 1
+            frame = self.adapter.ping(self.pings)
+            if frame is not None:
+                self.peer("transport").tell(Send([frame]))
+            policy.on_ping_sent(now)
+        self._schedule(policy.next_check(now))
+
+    def _schedule(self, delay: float) -> None:
+        self.system.send_after(max(delay, 0.005), self.address, _Tick(self.gen))
+
+
+class ReconnectActor(_LinkActor):
+    """The link's state machine: dial, authenticate, resubscribe; redial with backoff."""
+
+    def __init__(
+        self,
+        peers: dict[str, str],
+        adapter: LinkAdapter,
+        backoff: Backoff,
+        max_attempts: int | None,
+        on_state: StateListener,
+    ) -> None:
+        super().__init__(peers)
+        self.adapter = adapter
+        self.policy = BackoffPolicy(backoff, max_attempts=max_attempts)
+        self.on_state = on_state
+        self.gen = 0
+        self.state: LinkState | None = None
+        self.peer_name = "?"
+        self.awaiting_auth = False
+        self.recovering = False
+        self.reconnects = 0
+        self.closed = False
+
+    def on_start(self) -> None:
+        self._dial("starting")
+
+    def on_stop(self) -> None:
+        if not self.closed:
+            self._set(LinkState.CLOSED, "link stopped")
+
+    def on_failure(self, *_exc: Any) -> None:
+        self._set(LinkState.RECONNECTING, "link supervisor restarting the reconnect actor")
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Connected):
+            if self._current(message.gen):
+                self._connected(message)
+        elif isinstance(message, ControlEvents):
+            if self._current(message.gen):
+                for event in message.events:
+                    self._control(event)
+        elif isinstance(message, ConnectFailed | Disconnected | _Dead):
+            if self._current(message.gen):
+                self._lost(message.reason)
+        elif isinstance(message, _Redial):
+            if message.gen == self.gen and not self.closed and self.state is not LinkState.FAILED:
+                self._dial("redialling")
+        elif isinstance(message, _Recovering):
+            self.recovering = message.active
+            if message.active and self.state is LinkState.CONNECTED:
+                self._set(LinkState.RECOVERING, "sequence gap: recovering")
+            elif not message.active and self.state is LinkState.RECOVERING:
+                self._set(LinkState.CONNECTED, "gap recovered")
+        elif isinstance(message, _CloseLink):
+            self.closed = True
+            self.peer("transport").tell(Close())
+            self.peer("heartbeat").tell(_Disarm())
+            self.peer("sequence").tell(_Suspend())
+            self._set(LinkState.CLOSED, "closed by the user")
+        elif isinstance(message, _Status):
+            return {
+                "state": self.state.name if self.state else None,
+                "peer": self.peer_name,
+                "reconnects": self.reconnects,
+                "attempts": self.policy.attempts,
+            }
+        else:
+            super().on_receive(message)
+        return None
+
+    def _current(self, gen: int) -> bool:
+        return gen == self.gen and not self.closed and self.state is not LinkState.FAILED
+
+    def _dial(self, reason: str) -> None:
+        self.gen += 1
+        first = self.state is None
+        self._set(LinkState.CONNECTING if first else LinkState.RECONNECTING, reason)
+        self.peer("heartbeat").tell(_Disarm())
+        self.peer("transport").tell(Connect(self.gen))
+
+    def _connected(self, message: Connected) -> None:
+        self.peer_name = message.peer
+        self.peer("heartbeat").tell(_Arm(message.gen))
+        hello = self.adapter.on_connected()
+        if hello:
+            self.awaiting_auth = True
+            self.peer("transport").tell(Send(list(hello)))
+        else:
+            self._established()
+
+    def _established(self) -> None:
+        self.awaiting_auth = False
+        self.policy.reset()
+        self.peer("sequence").tell(_Resume(self.gen))
+        self._set(LinkState.CONNECTED, f"connected to {self.peer_name}")
+
+    def _control(self, event: Any) -> None:
+        if isinstance(event, Authenticated):
+            if self.awaiting_auth:
+                self._established()
+        elif isinstance(event, AuthFailed):
+            self._fail(f"authentication failed: {event.reason}")
+        elif isinstance(event, PeerError):
+            self.log.warning("peer reported an error", peer=self.peer_name, reason=event.reason)
+        else:
+            frames = self.adapter.on_control(event)
+            if frames:
+                self.peer("transport").tell(Send(list(frames)))
+
+    def _lost(self, reason: str) -> None:
+        self.peer("sequence").tell(_Suspend())
+        self.peer("heartbeat").tell(_Disarm())
+        self.peer("transport").tell(Close(self.gen))
+        delay = self.policy.next_delay()
+        if delay is None:
+            self._fail(f"gave up after {self.policy.attempts} attempts; last error: {reason}")
+            return
+        self.reconnects += 1
+        self._set(LinkState.RECONNECTING, f"{reason}; redialling in {delay:.3f}s")
+        self.system.send_after(delay, self.address, _Redial(self.gen))
+
+    def _fail(self, reason: str) -> None:
+        self.peer("transport").tell(Close())
+        self.peer("heartbeat").tell(_Disarm())
+        self.peer("sequence").tell(_Suspend())
+        self._set(LinkState.FAILED, reason)
+
+    def _set(self, state: LinkState, reason: str) -> None:
+        if state is self.state and state is not LinkState.RECONNECTING:
+            return
+        self.state = state
+        log = self.log.warning if state in (LinkState.FAILED, LinkState.RECONNECTING) else \
+            self.log.info
+        log("link state", state=state.name, reason=reason)
+        self.on_state(state, reason)
+
+
+class Link:
+    """A supervised connection: start it, subscribe, and read frames from the consumer.
+
+    ``consumer`` receives every data item exactly once and in order per stream, across
+    reconnects, gaps, duplicates and reordering. ``state`` and ``state_listener(state,
+    reason)`` report CONNECTING, CONNECTED, RECOVERING, RECONNECTING, FAILED and CLOSED.
+    """
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        adapter: LinkAdapter,
+        consumer: Address,
+        *,
+        name: str = "link",
+        heartbeat_interval: float = 1.0,
+        heartbeat_deadline: float = 3.0,
+        backoff: Backoff | None = None,
+        max_attempts: int | None = None,
+        max_held: int = 10_000,
+        recovery_timeout: float = 5.0,
+        state_listener: StateListener | None = None,
+        clock: Clock = monotonic,
+    ) -> None:
+        if not isinstance(adapter, LinkAdapter):
+            raise TypeError(f"Link adapter must be a LinkAdapter, got {adapter!r}")
+        if heartbeat_deadline <= heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_deadline ({heartbeat_deadline}) must exceed heartbeat_interval "
+                f"({heartbeat_interval})"
+            )
+        self.system = system
+        self.adapter = adapter
+        self.consumer = consumer
+        self.name = name
+        self._listener = state_listener
+        self._cond = threading.Condition()
+        self._state: LinkState | None = None
+        self._history: list[tuple[LinkState, str]] = []
+        self._log = structlog.get_logger("actorwire.link").bind(link=name)
+        self.stats = LinkStats()
+        peers = {
+            "sequence": f"{name}.sequence",
+            "transport": f"{name}.transport",
+            "heartbeat": f"{name}.heartbeat",
+            "reconnect": f"{name}.reconnect",
+        }
+        self._peers = peers
+        stats = self.stats
+
+        def transport() -> Actor:
+            t = adapter.make_transport()
+            t.wire(peers, stats, clock)
+            return t
+
+        backoff = backoff or Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2)
+        self._children = [
+            ChildSpec(peers["sequence"], lambda: SequenceActor(
+                peers, adapter, consumer, max_held, recovery_timeout, clock)),
+            ChildSpec(peers["transport"], transport),
+            ChildSpec(peers["heartbeat"], lambda: HeartbeatActor(
+                peers, adapter, stats, heartbeat_interval, heartbeat_deadline, clock)),
+            ChildSpec(peers["reconnect"], lambda: ReconnectActor(
+                peers, adapter, backoff, max_attempts, self._on_state)),
+        ]
+        self.address: Address | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Link:
+        """Spawn the link's supervisor; it starts connecting at once."""
+        if self.address is not None:
+            raise RuntimeError(f"link {self.name!r} is already started")
+        self.address = self.system.spawn(
+            Supervisor, children=self._children, strategy=Strategy.REST_FOR_ONE,
+            max_restarts=10, within=10.0, name=self.name,
+        )
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the connection for good and stop the link's actors."""
+        if self.address is None:
+            return
+        try:
+            self.system.lookup(self._peers["reconnect"]).tell(_CloseLink())
+            self.wait_for(LinkState.CLOSED, timeout)
+        except LookupError:
+            pass
+        self.address.stop(timeout)
+
+    def __enter__(self) -> Link:
+        return self.start() if self.address is None else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- use ---------------------------------------------------------------------------
+
+    def subscribe(self, stream: Hashable, from_seq: int | None = None) -> None:
+        """Subscribe to ``stream`` (from ``from_seq`` if given); replayed on every reconnect."""
+        self._actor("sequence").tell(_Subscribe(stream, from_seq))
+
+    def unsubscribe(self, stream: Hashable) -> None:
+        self._actor("sequence").tell(_Unsubscribe(stream))
+
+    def send(self, *frames: Any) -> None:
+        """Send frames on the current connection (dropped, and logged, while it is down)."""
+        self._actor("transport").tell(Send(list(frames)))
+
+    def _actor(self, role: str) -> Address:
+        if self.address is None:
+            raise RuntimeError(f"link {self.name!r} is not started: call start() first")
+        return self.system.lookup(self._peers[role])
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> LinkState | None:
+        return self._state
+
+    def history(self) -> list[tuple[LinkState, str]]:
+        """Every state change so far, with its reason."""
+        with self._cond:
+            return list(self._history)
+
+    def _on_state(self, state: LinkState, reason: str) -> None:
+        with self._cond:
+            self._state = state
+            self._history.append((state, reason))
+            self._cond.notify_all()
+        if self._listener is not None:
+            try:
+                self._listener(state, reason)
+            except Exception as exc:
+                self._log.error("state listener raised", error=repr(exc))
+
+    def wait_for(self, state: LinkState, timeout: float = 10.0) -> bool:
+        """Block until the link is in ``state``; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._state is state, timeout)
+
+    def status(self, timeout: float = 5.0) -> dict[str, Any]:
+        """State, counters and per-stream positions, for metrics and debugging."""
+        out: dict[str, Any] = {"name": self.name, **self.stats.as_dict()}
+        out.update(self._actor("reconnect").ask(_Status(), timeout=timeout))
+        out.update(self._actor("sequence").ask(_Status(), timeout=timeout))
+        return out
