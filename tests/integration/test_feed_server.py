@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.feed import (
+from actorwire.adapters.feed import (
     HOST,
     MAX_LINE,
     Auth,

@@ -1,87 +1,15 @@
-"""The feed protocol as a Link adapter, and a consumer actor that records what it gets."""
+"""A consumer actor that records what a link delivers, for the link tests."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 from actorwire.actors import Actor
-from actorwire.actors.link import (
-    AuthFailed,
-    Authenticated,
-    LinkAdapter,
-    PeerError,
-    Routed,
-    TcpTransport,
-    Transport,
-)
+from actorwire.adapters.feed import FeedAdapter
 
-from .feed import HOST, Data, Err, FeedCodec, Garbage, Ok, Pong
-
-
-class FeedAdapter(LinkAdapter):
-    """Feed protocol hooks: AUTH on connect, SUB from a seq, REPLAY for gaps, PING."""
-
-    def __init__(self, port: int, token: str = "secret", host: str = HOST) -> None:
-        self.host = host
-        self.port = port
-        self.token = token
-
-    def make_transport(self) -> Transport:
-        return TcpTransport(self, self.host, self.port, lambda: FeedCodec(role="client"))
-
-    def route(self, frames: list[Any]) -> Routed:
-        out = Routed()
-        data = out.data
-        for frame in frames:
-            if type(frame) is Data:
-                data.append((frame.stream, frame.seq, frame))
-            elif type(frame) is Pong:
-                continue
-            elif type(frame) is Ok:
-                if frame.what == "auth":
-                    out.control.append(Authenticated())
-            elif type(frame) is Err:
-                if frame.reason in ("bad token", "not authenticated"):
-                    out.control.append(AuthFailed(frame.reason))
-                else:
-                    out.control.append(PeerError(frame.reason))
-            elif type(frame) is Garbage:
-                out.errors.append((f"{frame.reason}: {frame.raw[:40]!r}", False))
-            else:
-                out.errors.append((f"unexpected frame {frame!r}", False))
-        return out
-
-    def on_connected(self) -> list[Any]:
-        return [FeedCodec.encode_auth(self.token)]
-
-    def subscribe(self, stream: Hashable, from_seq: int | None) -> list[Any]:
-        return [FeedCodec.encode_sub(str(stream), 1 if from_seq is None else from_seq)]
-
-    def recover(self, stream: Hashable, first: int, last: int) -> list[Any] | None:
-        return [FeedCodec.encode_replay(str(stream), first, last)]
-
-    def ping(self, n: int) -> Any:
-        return FeedCodec.encode_ping(n)
-
-
-class Recorder(Actor):
-    """Consumer that records every item and wakes waiters when a predicate holds."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: list[Any] = []
-        self.cond = threading.Condition()
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "items":
-            with self.cond:
-                return list(self.items)
-        with self.cond:
-            self.items.append(message)
-            self.cond.notify_all()
-        return None
+__all__ = ["FeedAdapter", "RecordingConsumer", "Sink"]
 
 
 class RecordingConsumer:
@@ -92,18 +20,27 @@ class RecordingConsumer:
         self.cond = threading.Condition()
 
     def factory(self) -> Callable[[], Actor]:
-        return lambda: _Sink(self)
+        return lambda: Sink(self)
 
-    def wait_for_count(self, n: int, timeout: float = 10.0) -> bool:
+    def wait_for_count(self, n: int, timeout: float = 10.0, stream: str | None = None) -> bool:
+        """Wait until ``n`` items (of ``stream``, if given) arrived; False on timeout."""
+
+        def enough() -> bool:
+            if stream is None:
+                return len(self.items) >= n
+            return sum(1 for d in self.items if d.stream == stream) >= n
+
         with self.cond:
-            return self.cond.wait_for(lambda: len(self.items) >= n, timeout)
+            return self.cond.wait_for(enough, timeout)
 
     def seqs(self, stream: str = "A") -> list[int]:
         with self.cond:
             return [d.seq for d in self.items if d.stream == stream]
 
 
-class _Sink(Actor):
+class Sink(Actor):
+    """Appends each drained batch to the shared RecordingConsumer."""
+
     def __init__(self, shared: RecordingConsumer) -> None:
         super().__init__()
         self.shared = shared

@@ -1,0 +1,243 @@
+"""Link fault tests: a real TCP feed server on 127.0.0.1 that dies, goes silent, skips,
+repeats and reorders frames and sends garbage; the consumer must see every frame exactly
+once and in order."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actorwire.actors import ActorSystem
+from actorwire.actors.link import Backoff, Link, LinkState
+from actorwire.adapters.feed import FeedServer
+from actorwire.adapters.feed import FeedAdapter
+from tests.support.feedlink import RecordingConsumer, Sink
+
+FAST = {
+    "heartbeat_interval": 0.05,
+    "heartbeat_deadline": 0.3,
+    "backoff": Backoff(min=0.01, max=0.1, factor=2.0, jitter=0.2),
+    "recovery_timeout": 2.0,
+}
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer(streams=("A", "B")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def system() -> Iterator[ActorSystem]:
+    with ActorSystem("link-test") as sys_:
+        yield sys_
+
+
+class Harness:
+    def __init__(self, system: ActorSystem, server: FeedServer, **kw: Any) -> None:
+        self.rec = RecordingConsumer()
+        self.states: list[tuple[LinkState, str]] = []
+        self.lock = threading.Lock()
+        consumer = system.spawn(Sink, self.rec, name="consumer")
+        opts = {**FAST, **kw}
+        adapter = opts.pop("adapter", None) or FeedAdapter(server.port)
+        self.link = Link(system, adapter, consumer, name="feed",
+                         state_listener=self._on_state, **opts)
+
+    def _on_state(self, state: LinkState, reason: str) -> None:
+        with self.lock:
+            self.states.append((state, reason))
+
+    def start(self, *streams: str) -> Harness:
+        self.link.start()
+        assert self.link.wait_for(LinkState.CONNECTED, 5), self.link.history()
+        for s in streams:
+            self.link.subscribe(s, 1)
+        return self
+
+    def expect(self, n: int, stream: str = "A") -> None:
+        arrived = self.rec.wait_for_count(n, 10, stream=stream)
+        assert arrived, (len(self.rec.seqs(stream)), n, self.link.history()[-5:])
+        assert self.rec.seqs(stream) == list(range(1, n + 1))
+
+    def seen_states(self) -> set[LinkState]:
+        with self.lock:
+            return {s for s, _ in self.states}
+
+
+def test_in_order_once_across_five_server_restarts(system: ActorSystem,
+                                                   server: FeedServer) -> None:
+    h = Harness(system, server).start("A")
+    total = 0
+    for _ in range(5):
+        server.publish("A", 20)
+        total += 20
+        h.expect(total)
+        server.kill()
+        server.publish("A", 7)  # published while the link is down: recovered on resubscribe
+        total += 7
+        assert h.link.wait_for(LinkState.RECONNECTING, 5)
+        server.restart()
+        assert h.link.wait_for(LinkState.CONNECTED, 5), h.link.history()[-3:]
+    server.publish("A", 10)
+    total += 10
+    h.expect(total)
+    status = h.link.status()
+    assert status["reconnects"] >= 5
+    assert status["connects"] >= 6
+
+
+def test_silent_server_hits_heartbeat_deadline_and_reconnects(system: ActorSystem,
+                                                              server: FeedServer) -> None:
+    h = Harness(system, server).start("A")
+    server.publish("A", 10)
+    h.expect(10)
+    server.go_silent()
+    server.publish("A", 5)  # not sent while silent
+    assert h.link.wait_for(LinkState.RECONNECTING, 5)
+    reasons = [r for s, r in h.link.history() if s is LinkState.RECONNECTING]
+    assert any("heartbeat" in r for r in reasons), reasons
+    server.resume()
+    h.expect(15)
+
+
+def test_quiet_but_alive_server_does_not_flap(system: ActorSystem, server: FeedServer) -> None:
+    h = Harness(system, server).start("A")
+    # The server answers pings, so a link with no data stays up past several deadlines.
+    pings_before = server.frames_received
+    server.wait_for(lambda: server.frames_received >= pings_before + 20, timeout=5)
+    assert LinkState.RECONNECTING not in h.seen_states()
+    assert h.link.state is LinkState.CONNECTED
+
+
+def test_gaps_are_recovered_by_replay(system: ActorSystem, server: FeedServer) -> None:
+    h = Harness(system, server).start("A")
+    server.publish("A", 5)
+    for k in (1, 3, 10):
+        server.skip_next(k)
+        server.publish("A", k + 5)
+    total = 5 + sum(k + 5 for k in (1, 3, 10))
+    h.expect(total)
+    assert len(server.replay_requests) >= 3
+    assert server.replay_requests[0] == ("A", 6, 6)
+    assert LinkState.RECOVERING in h.seen_states()
+    assert h.link.wait_for(LinkState.CONNECTED, 5)
+    assert h.link.status()["gaps"] >= 3
+
+
+def test_duplicates_and_reordering_delivered_once_in_order(system: ActorSystem,
+                                                           server: FeedServer) -> None:
+    h = Harness(system, server).start("A")
+    server.repeat_next(10)
+    server.publish("A", 10)
+    server.reorder_next(8)
+    server.publish("A", 8)
+    server.repeat_next(4)
+    server.reorder_next(4)
+    server.publish("A", 4)
+    h.expect(22)
+    status = h.link.status()
+    assert status["duplicates"] >= 10
+    assert status["delivered"] == 22
+
+
+def test_garbage_frames_are_counted_and_the_link_recovers(system: ActorSystem,
+                                                          server: FeedServer) -> None:
+    h = Harness(system, server).start("A")
+    server.publish("A", 5)
+    h.expect(5)
+    for _ in range(3):
+        server.send_garbage(b"\x00\xff garbage\n")
+    server.send_garbage(b"DATA A notanumber x\n")
+    server.publish("A", 5)
+    h.expect(10)
+    status = h.link.status()
+    assert status["protocol_errors"] == 4
+    assert status["connects"] == 1  # recoverable garbage does not drop the connection
+
+
+def test_two_streams_resubscribed_after_reconnect(system: ActorSystem,
+                                                  server: FeedServer) -> None:
+    h = Harness(system, server).start("A", "B")
+    server.publish("A", 5)
+    server.publish("B", 5)
+    h.expect(5, "A")
+    h.expect(5, "B")
+    server.kill()
+    server.publish("A", 3)
+    server.publish("B", 4)
+    server.restart()
+    h.expect(8, "A")
+    h.expect(9, "B")
+
+
+def test_bad_token_fails_visibly_without_retrying(system: ActorSystem,
+                                                  server: FeedServer) -> None:
+    h = Harness(system, server, adapter=FeedAdapter(server.port, token="wrong"))
+    h.link.start()
+    assert h.link.wait_for(LinkState.FAILED, 5)
+    state, reason = h.link.history()[-1]
+    assert "authentication failed" in reason
+    assert "wrong" not in reason  # the credential itself never appears
+    assert server.auth_failures == 1
+
+
+def test_attempt_limit_ends_in_failed_state(system: ActorSystem) -> None:
+    srv = FeedServer()
+    srv.start()
+    port = srv.port
+    srv.stop()  # nothing listens on the port now
+    h = Harness(system, srv, adapter=FeedAdapter(port), max_attempts=3)
+    h.link.start()
+    assert h.link.wait_for(LinkState.FAILED, 5), h.link.history()
+    _, reason = h.link.history()[-1]
+    assert "gave up after 3 attempts" in reason
+    assert [s for s, _ in h.link.history()].count(LinkState.RECONNECTING) >= 3
+
+
+def test_state_listener_sees_each_change_and_close(system: ActorSystem,
+                                                   server: FeedServer) -> None:
+    h = Harness(system, server).start("A")
+    server.kill()
+    assert h.link.wait_for(LinkState.RECONNECTING, 5)
+    server.restart()
+    assert h.link.wait_for(LinkState.CONNECTED, 5)
+    h.link.close()
+    states = [s for s, _ in h.states]
+    assert states[0] is LinkState.CONNECTING
+    assert states[-1] is LinkState.CLOSED
+    assert {LinkState.CONNECTED, LinkState.RECONNECTING} <= set(states)
+    assert all(isinstance(r, str) and r for _, r in h.states)
+    assert h.states == h.link.history()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_faults_lose_and_duplicate_nothing(system: ActorSystem, server: FeedServer,
+                                                  seed: int) -> None:
+    rng = random.Random(seed)
+    h = Harness(system, server).start("A")
+    total = 0
+    for _ in range(12):
+        fault = rng.choice(["skip", "repeat", "reorder", "garbage", "kill", "none"])
+        if fault == "skip":
+            server.skip_next(rng.randint(1, 5))
+        elif fault == "repeat":
+            server.repeat_next(rng.randint(1, 5))
+        elif fault == "reorder":
+            server.reorder_next(rng.randint(2, 6))
+        elif fault == "garbage":
+            server.send_garbage()
+        n = rng.randint(5, 30)
+        if fault == "kill":
+            server.kill()
+            server.publish("A", n)
+            server.restart()
+        else:
+            server.publish("A", n)
+        total += n
+        server.clear_faults()
+    h.expect(total)
