@@ -415,8 +415,11 @@ class ReconnectActor(_LinkActor):
 
     def _dial(self, reason: str) -> None:
         self.gen += 1
-        first = self.state is None
-        self._set(LinkState.CONNECTING if first else LinkState.RECONNECTING, reason)
+        if self.state is None:
+            self._set(LinkState.CONNECTING, reason)
+        else:
+            self.log.info("redialling", attempt=self.policy.attempts)
+            self._set(LinkState.RECONNECTING, reason)
         self.peer("heartbeat").tell(_Disarm())
         self.peer("transport").tell(Connect(self.gen))
 
@@ -468,8 +471,8 @@ class ReconnectActor(_LinkActor):
         self._set(LinkState.FAILED, reason)
 
     def _set(self, state: LinkState, reason: str) -> None:
-        if state is self.state and state is not LinkState.RECONNECTING:
-            return
+        if state is self.state:
+            return  # only changes reach the listener (each redial is logged, not reported)
         self.state = state
         log = self.log.warning if state in (LinkState.FAILED, LinkState.RECONNECTING) else \
             self.log.info

@@ -196,7 +196,8 @@ def test_attempt_limit_ends_in_failed_state(system: ActorSystem) -> None:
     assert h.link.wait_for(LinkState.FAILED, 5), h.link.history()
     _, reason = h.link.history()[-1]
     assert "gave up after 3 attempts" in reason
-    assert [s for s, _ in h.link.history()].count(LinkState.RECONNECTING) >= 3
+    states = [s for s, _ in h.link.history()]
+    assert states == [LinkState.CONNECTING, LinkState.RECONNECTING, LinkState.FAILED]
 
 
 def test_state_listener_sees_each_change_and_close(system: ActorSystem,
@@ -212,6 +213,7 @@ def test_state_listener_sees_each_change_and_close(system: ActorSystem,
     assert states[-1] is LinkState.CLOSED
     assert {LinkState.CONNECTED, LinkState.RECONNECTING} <= set(states)
     assert all(isinstance(r, str) and r for _, r in h.states)
+    assert all(a[0] is not b[0] for a, b in zip(h.states, h.states[1:], strict=False))
     assert h.states == h.link.history()
 
 

@@ -1,0 +1,38 @@
+"""Every Python block in the README runs as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_readme_has_examples() -> None:
+    assert len(BLOCKS) >= 2
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_block_runs(index: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", BLOCKS[index]], capture_output=True,
+                          text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_readme_actor_example_output() -> None:
+    proc = subprocess.run([sys.executable, "-c", BLOCKS[0]], capture_output=True, text=True,
+                          timeout=50)
+    assert proc.stdout.splitlines()[0] == "42"
+
+
+def test_readme_link_example_output() -> None:
+    proc = subprocess.run([sys.executable, "-c", BLOCKS[1]], capture_output=True, text=True,
+                          timeout=50)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("prices ")]
+    assert lines == ["prices 1 prices-1", "prices 2 prices-2", "prices 3 prices-3"]
