@@ -102,12 +102,22 @@ def _identity(
 
 
 def _install_default_redaction() -> None:
-    """Even without configure_logging, structlog's defaults must not print secrets."""
+    """Without configure_logging, structlog's defaults still redact and go to stderr.
+
+    If the application configured structlog first, only the redaction processor is added
+    (before the renderer): secrets must not reach any output.
+    """
     config = structlog.get_config()
     processors = list(config["processors"])
-    if redact_secrets not in processors:
-        processors.insert(max(len(processors) - 1, 0), redact_secrets)
+    if redact_secrets in processors:
+        return
+    processors.insert(max(len(processors) - 1, 0), redact_secrets)
+    if structlog.is_configured():
         structlog.configure(processors=processors)
+    else:
+        structlog.configure(
+            processors=processors, logger_factory=structlog.PrintLoggerFactory(sys.stderr)
+        )
 
 
 _install_default_redaction()
