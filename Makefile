@@ -22,10 +22,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# mypy cannot see setup.cfg's package_dir mapping, so it reads the code through a symlinked
+# actorwire/ tree, module by module (it does not crawl symlinked folders).
+MYPY_MODULES = $(shell find actors adapters pipelines -name '*.py' | sort | sed -e 's|/__init__\.py$$||' -e 's|\.py$$||' -e 's|/|.|g' -e 's|^|-m actorwire.|')
+
 lint: $(STAMP)
 	$(BIN)/ruff check actors adapters pipelines tests examples bench
 	$(BIN)/ruff format --check actors adapters pipelines tests examples bench
-	$(BIN)/mypy actors adapters pipelines
+	mkdir -p build/mypy/actorwire
+	for d in actors adapters pipelines; do ln -sfn ../../../$$d build/mypy/actorwire/$$d; done
+	MYPYPATH=build/mypy $(BIN)/mypy $(MYPY_MODULES)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

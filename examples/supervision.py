@@ -76,8 +76,10 @@ def act_one(system: ActorSystem) -> bool:
         worker.tell(message)
     total = worker.ask("total", timeout=5)
     row = system.metrics()["actors"]["worker"]
-    print(f"   worker handled {results} (total {total}); restarts={row['restarts']} "
-          f"failed={row['failed']}")
+    print(
+        f"   worker handled {results} (total {total}); restarts={row['restarts']} "
+        f"failed={row['failed']}"
+    )
     return results == [1, 2, 3, 4] and row["restarts"] == 1
 
 
@@ -88,8 +90,12 @@ def act_two(system: ActorSystem) -> bool:
     with FeedServer(streams=("prices",), token="demo-token") as server:
         consumer = system.spawn(Printer, seen, done, 30, name="printer")
         link = Link(
-            system, FeedAdapter(server.port, token="demo-token"), consumer, name="feed",
-            heartbeat_interval=0.2, heartbeat_deadline=1.0,
+            system,
+            FeedAdapter(server.port, token="demo-token"),
+            consumer,
+            name="feed",
+            heartbeat_interval=0.2,
+            heartbeat_deadline=1.0,
             backoff=Backoff(min=0.05, max=0.5),
             state_listener=lambda state, why: print(f"   link {state.name}: {why}"),
         ).start()

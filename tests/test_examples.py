@@ -15,7 +15,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def test_supervision_example_runs() -> None:
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / "supervision.py")],
-        capture_output=True, text=True, timeout=100,
+        capture_output=True,
+        text=True,
+        timeout=100,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "worker handled [1, 2, 3, 4]" in proc.stdout

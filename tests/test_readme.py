@@ -20,19 +20,22 @@ def test_readme_has_examples() -> None:
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_block_runs(index: int) -> None:
-    proc = subprocess.run([sys.executable, "-c", BLOCKS[index]], capture_output=True,
-                          text=True, timeout=50)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKS[index]], capture_output=True, text=True, timeout=50
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_readme_actor_example_output() -> None:
-    proc = subprocess.run([sys.executable, "-c", BLOCKS[0]], capture_output=True, text=True,
-                          timeout=50)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKS[0]], capture_output=True, text=True, timeout=50
+    )
     assert proc.stdout.splitlines()[0] == "42"
 
 
 def test_readme_link_example_output() -> None:
-    proc = subprocess.run([sys.executable, "-c", BLOCKS[1]], capture_output=True, text=True,
-                          timeout=50)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKS[1]], capture_output=True, text=True, timeout=50
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("prices ")]
     assert lines == ["prices 1 prices-1", "prices 2 prices-2", "prices 3 prices-3"]

@@ -6,15 +6,15 @@ passed in, and the thin actors around them (``Transport``, ``HeartbeatActor``,
 """
 
 from ..backoff import Backoff, BackoffPolicy
-from .adapter import AuthFailed, Authenticated, LinkAdapter, PeerError, Routed
+from .adapter import Authenticated, AuthFailed, LinkAdapter, PeerError, Routed
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
 from .link import HeartbeatActor, Link, LinkState, ReconnectActor, SequenceActor, StateListener
 from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
 from .transport import (
     Close,
     Connect,
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     Disconnected,
     FrameCodec,
     Inbound,

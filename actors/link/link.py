@@ -36,8 +36,8 @@ from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
 from .transport import (
     Close,
     Connect,
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     ControlEvents,
     Disconnected,
     Inbound,
@@ -250,8 +250,12 @@ class SequenceActor(_LinkActor):
                 if frames is None:
                     self._resubscribe(action.stream, "the protocol cannot replay")
                 else:
-                    self.log.info("gap: asking for a replay", stream=action.stream,
-                                  first=action.first, last=action.last)
+                    self.log.info(
+                        "gap: asking for a replay",
+                        stream=action.stream,
+                        first=action.first,
+                        last=action.last,
+                    )
                     self._send(frames)
             elif isinstance(action, Escalate):
                 self._resubscribe(action.stream, action.reason)
@@ -262,14 +266,14 @@ class SequenceActor(_LinkActor):
         deadline = self.tracker.next_deadline()
         if deadline is not None and (self.poll_due is None or deadline < self.poll_due):
             self.poll_due = deadline
-            self.system.send_after(max(deadline - self.clock(), 0.0), self.address,
-                                   _PollRecovery())
+            self.system.send_after(max(deadline - self.clock(), 0.0), self.address, _PollRecovery())
 
     def _resubscribe(self, stream: Hashable, reason: str) -> None:
         expected = self.tracker.expected(stream)
         self.escalations[stream] = self.escalations.get(stream, 0) + 1
-        self.log.warning("recovery escalated: resubscribing", stream=stream,
-                         from_seq=expected, reason=reason)
+        self.log.warning(
+            "recovery escalated: resubscribing", stream=stream, from_seq=expected, reason=reason
+        )
         if self.connected and stream in self.subs:
             self._send(self.adapter.subscribe(stream, expected))
 
@@ -474,8 +478,11 @@ class ReconnectActor(_LinkActor):
         if state is self.state:
             return  # only changes reach the listener (each redial is logged, not reported)
         self.state = state
-        log = self.log.warning if state in (LinkState.FAILED, LinkState.RECONNECTING) else \
-            self.log.info
+        log = (
+            self.log.warning
+            if state in (LinkState.FAILED, LinkState.RECONNECTING)
+            else self.log.info
+        )
         log("link state", state=state.name, reason=reason)
         self.on_state(state, reason)
 
@@ -537,13 +544,21 @@ class Link:
 
         backoff = backoff or Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2)
         self._children = [
-            ChildSpec(peers["sequence"], lambda: SequenceActor(
-                peers, adapter, consumer, max_held, recovery_timeout, clock)),
+            ChildSpec(
+                peers["sequence"],
+                lambda: SequenceActor(peers, adapter, consumer, max_held, recovery_timeout, clock),
+            ),
             ChildSpec(peers["transport"], transport),
-            ChildSpec(peers["heartbeat"], lambda: HeartbeatActor(
-                peers, adapter, stats, heartbeat_interval, heartbeat_deadline, clock)),
-            ChildSpec(peers["reconnect"], lambda: ReconnectActor(
-                peers, adapter, backoff, max_attempts, self._on_state)),
+            ChildSpec(
+                peers["heartbeat"],
+                lambda: HeartbeatActor(
+                    peers, adapter, stats, heartbeat_interval, heartbeat_deadline, clock
+                ),
+            ),
+            ChildSpec(
+                peers["reconnect"],
+                lambda: ReconnectActor(peers, adapter, backoff, max_attempts, self._on_state),
+            ),
         ]
         self.address: Address | None = None
 
@@ -554,8 +569,12 @@ class Link:
         if self.address is not None:
             raise RuntimeError(f"link {self.name!r} is already started")
         self.address = self.system.spawn(
-            Supervisor, children=self._children, strategy=Strategy.REST_FOR_ONE,
-            max_restarts=10, within=10.0, name=self.name,
+            Supervisor,
+            children=self._children,
+            strategy=Strategy.REST_FOR_ONE,
+            max_restarts=10,
+            within=10.0,
+            name=self.name,
         )
         return self
 
@@ -618,7 +637,7 @@ class Link:
         if self._listener is not None:
             try:
                 self._listener(state, reason)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a user callback must not break the link
                 self._log.error("state listener raised", error=repr(exc))
 
     def wait_for(self, state: LinkState, timeout: float = 10.0) -> bool:

@@ -271,7 +271,7 @@ class Transport(Actor):
                 frames = await self.read()
             except (EOFError, ConnectionError, asyncio.IncompleteReadError) as exc:
                 return f"connection lost: {type(exc).__name__}: {exc}".rstrip(": ")
-            except Exception as exc:  # noqa: BLE001 - a transport bug drops only the link
+            except Exception as exc:
                 self.log.exception("transport read failed", peer=self.peer)
                 return f"read failed: {exc!r}"
             stats.last_inbound = clock()
@@ -281,8 +281,13 @@ class Transport(Actor):
                 fatal = None
                 for reason, is_fatal in routed.errors:
                     stats.protocol_errors += 1
-                    self.log.warning("protocol error", peer=self.peer, reason=reason,
-                                     fatal=is_fatal, total=stats.protocol_errors)
+                    self.log.warning(
+                        "protocol error",
+                        peer=self.peer,
+                        reason=reason,
+                        fatal=is_fatal,
+                        total=stats.protocol_errors,
+                    )
                     if is_fatal and fatal is None:
                         fatal = reason
                 if fatal is not None:

@@ -425,7 +425,7 @@ class FeedServer:
                 return
             try:
                 self._handle(conn, frame)
-            except Exception as exc:  # never let a handler bug kill the connection loop
+            except Exception as exc:  # noqa: BLE001 - never let a handler bug kill the connection loop
                 conn.send(FeedCodec.encode_err(f"internal error {type(exc).__name__}"))
 
     def _handle(self, conn: _Conn, frame: Frame) -> None:

@@ -9,9 +9,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from actorwire.adapters.feed import (
     HOST,
     MAX_LINE,
@@ -28,6 +25,8 @@ from actorwire.adapters.feed import (
     Replay,
     Sub,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 READ_TIMEOUT = 5.0
 QUIET_TIMEOUT = 0.3  # how long "no answer" must hold in negative checks

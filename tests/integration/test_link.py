@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from actorwire.actors import ActorSystem
 from actorwire.actors.link import Backoff, Link, LinkState
-from actorwire.adapters.feed import FeedServer
-from actorwire.adapters.feed import FeedAdapter
+from actorwire.adapters.feed import FeedAdapter, FeedServer
+
 from tests.support.feedlink import RecordingConsumer, Sink
 
 FAST = {
@@ -45,8 +44,9 @@ class Harness:
         consumer = system.spawn(Sink, self.rec, name="consumer")
         opts = {**FAST, **kw}
         adapter = opts.pop("adapter", None) or FeedAdapter(server.port)
-        self.link = Link(system, adapter, consumer, name="feed",
-                         state_listener=self._on_state, **opts)
+        self.link = Link(
+            system, adapter, consumer, name="feed", state_listener=self._on_state, **opts
+        )
 
     def _on_state(self, state: LinkState, reason: str) -> None:
         with self.lock:
@@ -69,8 +69,7 @@ class Harness:
             return {s for s, _ in self.states}
 
 
-def test_in_order_once_across_five_server_restarts(system: ActorSystem,
-                                                   server: FeedServer) -> None:
+def test_in_order_once_across_five_server_restarts(system: ActorSystem, server: FeedServer) -> None:
     h = Harness(system, server).start("A")
     total = 0
     for _ in range(5):
@@ -91,8 +90,9 @@ def test_in_order_once_across_five_server_restarts(system: ActorSystem,
     assert status["connects"] >= 6
 
 
-def test_silent_server_hits_heartbeat_deadline_and_reconnects(system: ActorSystem,
-                                                              server: FeedServer) -> None:
+def test_silent_server_hits_heartbeat_deadline_and_reconnects(
+    system: ActorSystem, server: FeedServer
+) -> None:
     h = Harness(system, server).start("A")
     server.publish("A", 10)
     h.expect(10)
@@ -129,8 +129,9 @@ def test_gaps_are_recovered_by_replay(system: ActorSystem, server: FeedServer) -
     assert h.link.status()["gaps"] >= 3
 
 
-def test_duplicates_and_reordering_delivered_once_in_order(system: ActorSystem,
-                                                           server: FeedServer) -> None:
+def test_duplicates_and_reordering_delivered_once_in_order(
+    system: ActorSystem, server: FeedServer
+) -> None:
     h = Harness(system, server).start("A")
     server.repeat_next(10)
     server.publish("A", 10)
@@ -145,8 +146,9 @@ def test_duplicates_and_reordering_delivered_once_in_order(system: ActorSystem,
     assert status["delivered"] == 22
 
 
-def test_garbage_frames_are_counted_and_the_link_recovers(system: ActorSystem,
-                                                          server: FeedServer) -> None:
+def test_garbage_frames_are_counted_and_the_link_recovers(
+    system: ActorSystem, server: FeedServer
+) -> None:
     h = Harness(system, server).start("A")
     server.publish("A", 5)
     h.expect(5)
@@ -160,8 +162,7 @@ def test_garbage_frames_are_counted_and_the_link_recovers(system: ActorSystem,
     assert status["connects"] == 1  # recoverable garbage does not drop the connection
 
 
-def test_two_streams_resubscribed_after_reconnect(system: ActorSystem,
-                                                  server: FeedServer) -> None:
+def test_two_streams_resubscribed_after_reconnect(system: ActorSystem, server: FeedServer) -> None:
     h = Harness(system, server).start("A", "B")
     server.publish("A", 5)
     server.publish("B", 5)
@@ -175,12 +176,11 @@ def test_two_streams_resubscribed_after_reconnect(system: ActorSystem,
     h.expect(9, "B")
 
 
-def test_bad_token_fails_visibly_without_retrying(system: ActorSystem,
-                                                  server: FeedServer) -> None:
+def test_bad_token_fails_visibly_without_retrying(system: ActorSystem, server: FeedServer) -> None:
     h = Harness(system, server, adapter=FeedAdapter(server.port, token="wrong"))
     h.link.start()
     assert h.link.wait_for(LinkState.FAILED, 5)
-    state, reason = h.link.history()[-1]
+    _, reason = h.link.history()[-1]
     assert "authentication failed" in reason
     assert "wrong" not in reason  # the credential itself never appears
     assert server.auth_failures == 1
@@ -200,8 +200,7 @@ def test_attempt_limit_ends_in_failed_state(system: ActorSystem) -> None:
     assert states == [LinkState.CONNECTING, LinkState.RECONNECTING, LinkState.FAILED]
 
 
-def test_state_listener_sees_each_change_and_close(system: ActorSystem,
-                                                   server: FeedServer) -> None:
+def test_state_listener_sees_each_change_and_close(system: ActorSystem, server: FeedServer) -> None:
     h = Harness(system, server).start("A")
     server.kill()
     assert h.link.wait_for(LinkState.RECONNECTING, 5)
@@ -218,8 +217,9 @@ def test_state_listener_sees_each_change_and_close(system: ActorSystem,
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_faults_lose_and_duplicate_nothing(system: ActorSystem, server: FeedServer,
-                                                  seed: int) -> None:
+def test_random_faults_lose_and_duplicate_nothing(
+    system: ActorSystem, server: FeedServer, seed: int
+) -> None:
     rng = random.Random(seed)
     h = Harness(system, server).start("A")
     total = 0

@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE = {"actors": "actorwire/actors", "adapters": "actorwire/adapters",
-        "pipelines": "actorwire/pipelines"}
+CODE = {
+    "actors": "actorwire/actors",
+    "adapters": "actorwire/adapters",
+    "pipelines": "actorwire/pipelines",
+}
 DATA_SUFFIXES = {".proto", ".toml", ".typed", ".json"}
 
 
@@ -35,13 +38,25 @@ def test_wheel_holds_every_subpackage_and_data_file(tmp_path: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name) if src.exists() else (
-            src.mkdir(), shutil.copy2(ROOT / name, src / name))
+            src.mkdir(),
+            shutil.copy2(ROOT / name, src / name),
+        )
     for folder in CODE:
         shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
-         str(src)],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(tmp_path),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     wheels = list(tmp_path.glob("actorwire-*.whl"))
