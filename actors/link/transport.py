@@ -276,7 +276,12 @@ class Transport(Actor):
                 return f"read failed: {exc!r}"
             stats.last_inbound = clock()
             stats.frames_in += len(frames)
-            routed = route(frames)
+            try:
+                routed = route(frames)
+            except Exception as exc:  # noqa: BLE001 - an adapter bug drops only this connection
+                self.log.exception("adapter failed to route frames", peer=self.peer)
+                stats.protocol_errors += 1
+                return f"adapter failed to route frames: {exc!r}"
             if routed.errors:
                 fatal = None
                 for reason, is_fatal in routed.errors:

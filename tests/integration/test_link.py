@@ -243,3 +243,28 @@ def test_random_faults_lose_and_duplicate_nothing(
         total += n
         server.clear_faults()
     h.expect(total)
+
+
+class _BuggyAdapter(FeedAdapter):
+    """Raises on the first read that carries data (a bug in adapter code)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
+        self.bugs = 1
+
+    def route(self, frames: list[Any]) -> Any:
+        if self.bugs and any(getattr(f, "seq", None) for f in frames):
+            self.bugs -= 1
+            raise RuntimeError("adapter bug")
+        return super().route(frames)
+
+
+def test_adapter_bug_drops_the_connection_not_the_link(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    h = Harness(system, server, adapter=_BuggyAdapter(server.port)).start("A")
+    server.publish("A", 10)
+    h.expect(10)  # the read that hit the bug is re-fetched after the redial
+    status = h.link.status()
+    assert status["protocol_errors"] >= 1
+    assert status["reconnects"] >= 1
