@@ -25,7 +25,14 @@ from .link import (
 from .log import configure_logging, redact_secrets
 from .mailbox import Mailbox, MailboxFull, Overflow
 from .messages import NORMAL, SHUTDOWN, Terminated
-from .supervisor import ChildSpec, Restart, Strategy, Supervisor, SupervisorEscalation, WhichChildren
+from .supervisor import (
+    ChildSpec,
+    Restart,
+    Strategy,
+    Supervisor,
+    SupervisorEscalation,
+    WhichChildren,
+)
 from .system import ActorStartError, ActorSystem
 from .timers import Timer
 

@@ -12,6 +12,7 @@ import threading
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import pykka
+from pykka import ActorDeadError
 from pykka import messages as pykka_messages
 
 from .messages import NORMAL, SHUTDOWN, Stop, Wake, is_failure
@@ -31,9 +32,7 @@ _PYKKA_CONTROL = (
     pykka_messages.ProxySetAttr,
 )
 # Message classes the loop handles itself instead of passing to on_receive.
-_CONTROL: frozenset[type] = frozenset(
-    {Stop, Wake, pykka_messages._ActorStop, *_PYKKA_CONTROL}  # noqa: SLF001
-)
+_CONTROL: frozenset[type] = frozenset({Stop, Wake, pykka_messages._ActorStop, *_PYKKA_CONTROL})
 
 
 class _Unattached:
@@ -134,9 +133,11 @@ class Actor(pykka.ThreadingActor):
         while True:
             if self._aw_stop_now:
                 return SHUTDOWN
-            envs = cell.take_backlog() or inbox.drain(limit)
+            envs = cell.take_backlog()
+            if not envs:
+                envs = inbox.drain(limit)
+                cell.taken += len(envs)
             n = len(envs)
-            cell.taken += n
             i = 0
             run_len = 1
             try:
@@ -182,6 +183,8 @@ class Actor(pykka.ThreadingActor):
         message = env.message
         reply = env.reply_to
         cls = message.__class__
+        if cls in _CONTROL:
+            cell.control += 1
         if cls is Stop:
             if message.target is not None and message.target is not self:
                 return None  # meant for an earlier incarnation
@@ -190,7 +193,7 @@ class Actor(pykka.ThreadingActor):
             return NORMAL
         if cls is Wake:
             return None
-        if cls is pykka_messages._ActorStop:  # noqa: SLF001
+        if cls is pykka_messages._ActorStop:
             if reply is not None:
                 reply.set(None)
             return NORMAL
@@ -199,21 +202,29 @@ class Actor(pykka.ThreadingActor):
             self._handle_receive(message)
             cell.processed += 1
             return None
+        # Counters are updated before the reply is set, so an asker that reads metrics
+        # right after its answer sees its own message counted.
         try:
             if cls in _PYKKA_CONTROL:
                 result = self._handle_receive(message)
             else:
                 result = self.on_receive(message)
-        except Exception:
-            reply.set_exception(sys.exc_info())
+        except Exception:  # noqa: BLE001 - an ask's error belongs to the asker
             cell.processed += 1
+            reply.set_exception(sys.exc_info())
             return None
         except BaseException as exc:  # noqa: BLE001 - fails this actor only
-            reply.set_exception(sys.exc_info())
             cell.failed += 1
+            # Re-raising SystemExit/KeyboardInterrupt in the asker would stop the asking
+            # thread or actor too; to the asker this actor simply died on its message.
+            dead = ActorDeadError(
+                f"actor {cell.name!r} failed with {exc!r} while handling {type(message).__name__}"
+            )
+            dead.__cause__ = exc
+            reply.set_exception((ActorDeadError, dead, None))
             return exc
-        reply.set(result)
         cell.processed += 1
+        reply.set(result)
         return None
 
     def _aw_end(self, reason: object) -> None:

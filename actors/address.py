@@ -49,7 +49,7 @@ class Reply:
         self._release()
 
     def _release(self) -> None:
-        try:
+        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the ask path
             self._done.release()
         except RuntimeError:
             pass  # already answered (e.g. a reply raced a dead-letter rejection)
@@ -104,8 +104,7 @@ class Address:
             return reply.get(timeout)
         except TimeoutError:
             raise TimeoutError(
-                f"no reply from actor {cell.name!r} to {type(message).__name__} "
-                f"within {timeout}s"
+                f"no reply from actor {cell.name!r} to {type(message).__name__} within {timeout}s"
             ) from None
 
     def is_alive(self) -> bool:

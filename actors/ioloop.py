@@ -41,8 +41,11 @@ class IOLoop:
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        self._log.error("unhandled error on the I/O loop", message=context.get("message"),
-                        error=repr(exc) if exc else None)
+        self._log.error(
+            "unhandled error on the I/O loop",
+            message=context.get("message"),
+            error=repr(exc) if exc else None,
+        )
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run a coroutine on the loop; returns a concurrent future for any thread."""
@@ -79,7 +82,7 @@ class IOLoop:
         if self._thread.is_alive():
             try:
                 asyncio.run_coroutine_threadsafe(_cancel_all(), self._loop).result(timeout)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on regardless
                 self._log.warning("I/O tasks did not all finish", error=repr(exc))
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)

@@ -53,7 +53,7 @@ def redact_secrets(
 
 
 def configure_logging(
-    format: Literal["console", "json"] = "console",  # noqa: A002 - the documented name
+    format: Literal["console", "json"] = "console",
     level: str | int = "info",
     stream: TextIO | None = None,
 ) -> None:

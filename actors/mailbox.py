@@ -58,9 +58,13 @@ class Mailbox:
 
     def __post_init__(self) -> None:
         if self.capacity is not None and (
-            not isinstance(self.capacity, int) or isinstance(self.capacity, bool) or self.capacity < 1
+            not isinstance(self.capacity, int)
+            or isinstance(self.capacity, bool)
+            or self.capacity < 1
         ):
-            raise ValueError(f"Mailbox capacity must be a positive int or None, got {self.capacity!r}")
+            raise ValueError(
+                f"Mailbox capacity must be a positive int or None, got {self.capacity!r}"
+            )
         if not isinstance(self.overflow, Overflow):
             try:
                 object.__setattr__(self, "overflow", Overflow(str(self.overflow).lower()))
@@ -213,7 +217,7 @@ class BoundedInbox(Inbox):
         self._capacity = spec.capacity
         self._policy = spec.overflow
         self._key = spec.key if spec.overflow is Overflow.CONFLATE else None
-        self._items: deque[Envelope[Any] | _Key] = deque()
+        self._items: deque[Envelope[Any] | _Key | _System] = deque()
         self._latest: dict[Hashable, Envelope[Any]] = {}
         self._count = 0  # user messages waiting (what capacity bounds)
         self._lock = threading.Lock()
@@ -242,21 +246,22 @@ class BoundedInbox(Inbox):
                 key_fn = self._key
                 if key_fn is not None and envelope.reply_to is None:
                     key = key_fn(envelope.message)
-                    old = self._latest.get(key)
-                    if old is not None:
-                        self._latest[key] = envelope
-                        self.dropped += 1
-                        evicted = old
-                        self._not_empty.notify()
-                    else:
+                    if key not in self._latest:
                         limit = self._limit()
                         if limit is not None and self._count >= limit:
+                            # May wait for room, releasing the lock: another sender can
+                            # queue this key meanwhile, so the check below is re-done.
                             rejected, _ = self._overflow(envelope, timeout)
-                        if not rejected:
-                            self._latest[key] = envelope
+                    if not rejected:
+                        old = self._latest.get(key)
+                        self._latest[key] = envelope
+                        if old is not None:  # conflate into the key's existing slot
+                            self.dropped += 1
+                            evicted = old
+                        else:
                             self._items.append(_Key(key))
                             self._count += 1
-                            self._not_empty.notify()
+                        self._not_empty.notify()
                 else:
                     limit = self._limit()
                     if limit is not None and self._count >= limit:
@@ -308,8 +313,12 @@ class BoundedInbox(Inbox):
                 self.dropped += 1
                 return "", oldest
         # CONFLATE full of distinct keys pushes back: losing a whole key is never right.
-        if policy in (Overflow.BACKPRESSURE, Overflow.CONFLATE) and self._wait_room(timeout):
-            return "", None
+        if policy in (Overflow.BACKPRESSURE, Overflow.CONFLATE):
+            if self._wait_room(timeout):
+                return "", None
+            if self._closed:
+                # The actor died while the sender waited: a dead letter, not "full".
+                return "actor is dead", None
         # FAIL, a timed-out wait, or an ask that a drop policy may not discard.
         raise MailboxFull(self._full_message())
 

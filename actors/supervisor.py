@@ -19,7 +19,7 @@ from .actor import Actor
 from .backoff import Backoff
 from .clock import Clock, monotonic
 from .mailbox import Mailbox
-from .messages import is_failure
+from .messages import SHUTDOWN, is_failure
 from .system import ActorStartError, _Internal
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class ChildExited(_Internal):
     """Runtime message to a supervisor: one of its children's incarnations ended."""
 
     cell: _Cell
-    incarnation: Actor
+    incarnation: Actor | None
     reason: object
 
 
@@ -169,7 +169,7 @@ class Supervisor(Actor):
                 for done in reversed(started):
                     self._stop_child(done, graceful=True)
                 raise ActorStartError(
-                    f"supervisor {self.address.name!r}: child {spec.id!r} failed to start"
+                    f"supervisor {self.address.name!r}: child {spec.id!r} failed to start: {exc}"
                 ) from exc
             started.append(cell)
 
@@ -205,8 +205,12 @@ class Supervisor(Actor):
             return self._restart_due(message)
         if isinstance(message, WhichChildren):
             return [
-                (s.id, self._cells[s.id].address, self._cells[s.id].state,
-                 self._cells[s.id].restarts)
+                (
+                    s.id,
+                    self._cells[s.id].address,
+                    self._cells[s.id].state,
+                    self._cells[s.id].restarts,
+                )
                 for s in self._specs
                 if s.id in self._cells
             ]
@@ -225,9 +229,7 @@ class Supervisor(Actor):
             or spec.restart is Restart.TEMPORARY
             or (spec.restart is Restart.TRANSIENT and not failed)
         ):
-            self.system._finalize(cell, msg.reason)
-            self._specs.remove(spec)
-            del self._cells[spec.id]
+            self._remove(cell, spec, msg.reason)
             return
         now = self._clock()
         self._trim(self._restart_log, now)
@@ -241,6 +243,13 @@ class Supervisor(Actor):
         for other in reversed(affected):
             if other is not cell:
                 self._stop_child(other, graceful=False)
+        # OTP: a temporary sibling stopped for one_for_all/rest_for_one is removed, not
+        # restarted.
+        for other in [c for c in affected if c is not cell]:
+            other_spec = self._spec(other.name)
+            if other_spec is not None and other_spec.restart is Restart.TEMPORARY:
+                self._remove(other, other_spec, SHUTDOWN)
+                affected.remove(other)
         delay = self._backoff.delay(len(child_log) - 1, self._rng)
         self.log.info(
             "restarting",
@@ -251,6 +260,12 @@ class Supervisor(Actor):
             delay=round(delay, 4),
         )
         self.system.send_after(delay, self.address, _RestartDue(tuple(c.name for c in affected)))
+
+    def _remove(self, cell: _Cell, spec: ChildSpec, reason: object) -> None:
+        """The child is gone for good: its address dies and its spec is dropped."""
+        self.system._finalize(cell, reason)
+        self._specs.remove(spec)
+        del self._cells[spec.id]
 
     def _trim(self, log: deque[float], now: float) -> None:
         while log and now - log[0] > self._within:
@@ -273,8 +288,16 @@ class Supervisor(Actor):
             cell.restarts += 1
             try:
                 self.system._start_incarnation(cell)
-            except Exception as exc:  # noqa: BLE001 - its ChildExited drives the next step
+            except ActorStartError as exc:  # its ChildExited drives the next step
                 self.log.warning("restart failed", child=spec.id, error=repr(exc))
+            except Exception as exc:  # noqa: BLE001
+                # The factory raised or built no Actor: no incarnation ran, so no
+                # ChildExited comes. Count it as the child's failure here, or the child
+                # would stay held (its messages waiting) forever. That schedules the
+                # restart of the whole affected set again, so stop this round here.
+                self.log.warning("restart failed", child=spec.id, error=repr(exc))
+                self._child_exited(ChildExited(cell, cell.actor, exc))
+                return
 
     def _escalate(self, cell: _Cell, reason: object) -> None:
         self._stop_all(graceful=False)

@@ -45,7 +45,7 @@ class _Internal:
     __slots__ = ()
 
 
-_RUNTIME_MESSAGES: tuple[type, ...] = (Stop, Wake, _Internal, pykka_messages._ActorStop)  # noqa: SLF001
+_RUNTIME_MESSAGES: tuple[type, ...] = (Stop, Wake, _Internal, pykka_messages._ActorStop)
 
 
 class _Cell:
@@ -74,6 +74,7 @@ class _Cell:
         self.lock = threading.RLock()
         self.backlog: list[Envelope[Any]] = []
         self.taken = 0
+        self.control = 0  # runtime messages taken (stop, wake): not counted as received
         self.processed = 0
         self.failed = 0
         self.restarts = 0
@@ -107,8 +108,7 @@ class _Cell:
 
     def _drop(self, envelope: Envelope[Any], why: str) -> None:
         # Overflow drops are counted by the inbox; log at debug to keep hot paths quiet.
-        self.log.debug("message dropped", message_type=type(envelope.message).__name__,
-                       reason=why)
+        self.log.debug("message dropped", message_type=type(envelope.message).__name__, reason=why)
 
     def count_drop(self, message: Any, why: str) -> None:
         self.policy_drops += 1
@@ -167,9 +167,7 @@ class ActorSystem:
         self.hold_limit = hold_limit
         self.start_timeout = start_timeout
         self.clock = clock
-        self.log: FilteringBoundLogger = structlog.get_logger("actorwire.system").bind(
-            system=name
-        )
+        self.log: FilteringBoundLogger = structlog.get_logger("actorwire.system").bind(system=name)
         self._lock = threading.RLock()
         self._registry: dict[str, _Cell] = {}
         self._top: list[_Cell] = []
@@ -179,8 +177,14 @@ class ActorSystem:
         if on_failure is not None:
             self._failure_listeners.append(on_failure)
         self._shut = False
-        self._retired = {"received": 0, "processed": 0, "failed": 0, "dropped": 0,
-                         "restarts": 0, "actors": 0}
+        self._retired = {
+            "received": 0,
+            "processed": 0,
+            "failed": 0,
+            "dropped": 0,
+            "restarts": 0,
+            "actors": 0,
+        }
         self.dead_letters = DeadLetters(name)
         self.io = IOLoop(name)
         self.timers = TimerService(name, clock)
@@ -268,8 +272,10 @@ class ActorSystem:
                 "expected a new, not yet started actorwire Actor"
             )
         if getattr(actor, "_aw_cell", None) is not None:
-            raise TypeError(f"the factory for actor {cell.name!r} returned an actor already "
-                            "started; it must build a new one on every call")
+            raise TypeError(
+                f"the factory for actor {cell.name!r} returned an actor already "
+                "started; it must build a new one on every call"
+            )
         actor._aw_cell = cell
         actor.actor_inbox = cell.inbox
         actor._actor_ref.actor_inbox = cell.inbox
@@ -307,7 +313,8 @@ class ActorSystem:
     def stop(self, address: Address, timeout: float = 5.0) -> bool:
         """Stop an actor for good, after the messages already queued; True if in time.
 
-        A supervised child stopped this way is not restarted.
+        A supervised child stopped this way is not restarted. Called by the actor itself,
+        it only queues the stop (returning True) instead of waiting on its own thread.
         """
         cell = address._cell
         if cell.system is not self:
@@ -317,15 +324,16 @@ class ActorSystem:
                 return True
             cell.stop_final = True
             actor = cell.actor
-            if cell.state != "running" or actor is None:
-                held = True
-            else:
-                held = False
+            held = cell.state != "running" or actor is None
         if held:
             self._finalize(cell, NORMAL)
             return True
         assert actor is not None
         cell.inbox.put_system(Envelope(Stop(actor)))
+        if cell.thread_ident == threading.get_ident():
+            # An actor stopping itself: the stop runs after the current message; waiting
+            # here, on the very thread that must handle it, would only burn the timeout.
+            return True
         if not actor._aw_done.wait(timeout):
             self.log.warning("actor did not stop in time", actor=cell.name, timeout=timeout)
             return False
@@ -351,7 +359,8 @@ class ActorSystem:
         actor._aw_stop_now = True
         self.log.warning(
             "actor did not stop within its shutdown timeout; abandoned",
-            actor=cell.name, timeout=timeout,
+            actor=cell.name,
+            timeout=timeout,
         )
         with cell.lock:
             if cell.actor is actor:
@@ -370,7 +379,7 @@ class ActorSystem:
         if actor is not None and not actor._aw_done.is_set():
             actor._aw_stop_now = True
             cell.inbox.put_system(Envelope(Wake()))
-        for child in reversed(cell.children):
+        for child in reversed(list(cell.children)):  # a copy: finalizing edits the list
             self._stop_incarnation(child, graceful=True, timeout=5.0)
             self._finalize(child, SHUTDOWN)
         leftovers = cell.take_backlog() + cell.inbox.close()
@@ -382,7 +391,7 @@ class ActorSystem:
             if cell in self._top:
                 self._top.remove(cell)
             retired = self._retired
-            retired["received"] += cell.taken
+            retired["received"] += cell.taken - cell.control
             retired["processed"] += cell.processed
             retired["failed"] += cell.failed
             retired["dropped"] += cell.inbox.dropped + cell.policy_drops
@@ -395,7 +404,8 @@ class ActorSystem:
                 if cell in cell.parent.children:
                     cell.parent.children.remove(cell)
         for watcher in watchers:
-            watcher.inbox.put_system(Envelope(Terminated(cell.address, reason)))
+            if not watcher.dead:  # a dead watcher needs no news (nor a dead letter)
+                watcher.inbox.put_system(Envelope(Terminated(cell.address, reason)))
         cell.terminated.set()
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -442,8 +452,9 @@ class ActorSystem:
         cell = self._registry.get(name)
         if cell is None or cell.dead:
             known = ", ".join(sorted(self._registry)[:20]) or "none"
-            raise LookupError(f"no live actor named {name!r} in system {self.name!r} "
-                              f"(live: {known})")
+            raise LookupError(
+                f"no live actor named {name!r} in system {self.name!r} (live: {known})"
+            )
         return cell.address
 
     def actors(self) -> list[Address]:
@@ -492,7 +503,7 @@ class ActorSystem:
         for listener in list(self._failure_listeners):
             try:
                 listener(address, reason)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad listener must not hide others
                 self.log.error("failure listener raised", error=repr(exc))
 
     def metrics(self) -> dict[str, Any]:
@@ -503,9 +514,10 @@ class ActorSystem:
         actors: dict[str, dict[str, Any]] = {}
         totals = {k: v for k, v in retired.items() if k != "actors"}
         for cell in cells:
-            depth = cell.inbox.qsize() + len(cell.backlog)
-            row = {
-                "received": cell.taken + depth,
+            queued = cell.inbox.qsize()
+            depth = queued + len(cell.backlog)
+            row: dict[str, Any] = {
+                "received": cell.taken - cell.control + queued,
                 "processed": cell.processed,
                 "failed": cell.failed,
                 "dropped": cell.inbox.dropped + cell.policy_drops,

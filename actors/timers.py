@@ -57,10 +57,11 @@ class TimerService:
     def schedule(
         self, delay: float, address: Address, message: Any, interval: float | None = None
     ) -> Timer:
-        if delay < 0:
-            raise ValueError(f"timer delay must be >= 0 seconds, got {delay!r}")
+        # The interval first: send_every passes it as the first delay too.
         if interval is not None and interval <= 0:
             raise ValueError(f"timer interval must be > 0 seconds, got {interval!r}")
+        if delay < 0:
+            raise ValueError(f"timer delay must be >= 0 seconds, got {delay!r}")
         timer = Timer(self._clock() + delay, address, message, interval)
         with self._cond:
             if not self._running:
@@ -87,8 +88,10 @@ class TimerService:
                 continue
             try:
                 timer.address._deliver_nowait(timer.message)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the timer thread serves every actor
                 self._log.exception("timer delivery failed", timer=repr(timer))
+            if timer.interval is not None and not timer.address.is_alive():
+                timer.cancel()  # its actor is dead: every further tick is a dead letter
             if timer.interval is not None and not timer.cancelled:
                 # Fixed rate from the due time, so a late tick does not shift later ones.
                 timer.due = max(timer.due + timer.interval, self._clock())

@@ -278,7 +278,7 @@ class Transport(Actor):
             stats.frames_in += len(frames)
             try:
                 routed = route(frames)
-            except Exception as exc:  # noqa: BLE001 - an adapter bug drops only this connection
+            except Exception as exc:
                 self.log.exception("adapter failed to route frames", peer=self.peer)
                 stats.protocol_errors += 1
                 return f"adapter failed to route frames: {exc!r}"

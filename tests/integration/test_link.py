@@ -38,6 +38,7 @@ def system() -> Iterator[ActorSystem]:
 
 class Harness:
     def __init__(self, system: ActorSystem, server: FeedServer, **kw: Any) -> None:
+        self.server = server
         self.rec = RecordingConsumer()
         self.states: list[tuple[LinkState, str]] = []
         self.lock = threading.Lock()
@@ -55,8 +56,11 @@ class Harness:
     def start(self, *streams: str) -> Harness:
         self.link.start()
         assert self.link.wait_for(LinkState.CONNECTED, 5), self.link.history()
+        before = self.server.subscriptions
         for s in streams:
             self.link.subscribe(s, 1)
+        # Publish only once the server has the subscriptions, so faults hit live frames.
+        self.server.wait_for(lambda: self.server.subscriptions >= before + len(streams))
         return self
 
     def expect(self, n: int, stream: str = "A") -> None:

@@ -1,0 +1,179 @@
+"""Shared fixtures for the runtime tests: systems that always shut down, a deadline poller,
+and a guard that fails any test leaving threads behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from actorwire.actors import Actor, ActorSystem
+
+THREAD_GRACE = 2.0
+"""Seconds a test's threads get to finish after the test before the leak guard fails it."""
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.002, what: str = ""
+) -> Any:
+    """Poll ``predicate`` until it returns a truthy value (returned) or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
+        # A polling interval, not a wait for a condition: the condition is re-checked.
+        time.sleep(interval)
+
+
+def blocked_waiters(condition: threading.Condition) -> int:
+    """How many threads wait on ``condition`` (CPython keeps them in ``_waiters``)."""
+    return len(condition._waiters)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Fail a test that leaves any thread it started (actors, timers, I/O, helpers) running."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_GRACE
+    leaked: list[threading.Thread] = []
+    while True:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not leaked or time.monotonic() >= deadline:
+            break
+        leaked[0].join(max(deadline - time.monotonic(), 0.0))
+    if leaked:
+        names = ", ".join(f"{t.name} (daemon={t.daemon})" for t in leaked)
+        pytest.fail(f"test left threads running: {names}")
+
+
+@pytest.fixture
+def make_system(request: pytest.FixtureRequest) -> Iterator[Callable[..., ActorSystem]]:
+    """Build ActorSystems with any arguments; every one is shut down after the test."""
+    systems: list[ActorSystem] = []
+    base = request.node.name.replace("[", "-").replace("]", "")[:40]
+
+    def make(name: str | None = None, **kwargs: Any) -> ActorSystem:
+        system = ActorSystem(name or f"{base}-{len(systems)}", **kwargs)
+        systems.append(system)
+        return system
+
+    yield make
+    for system in reversed(systems):
+        system.shutdown(timeout=5.0)
+
+
+@pytest.fixture
+def system(request: pytest.FixtureRequest) -> Iterator[ActorSystem]:
+    """A fresh ActorSystem, shut down (all its threads joined) after the test."""
+    name = request.node.name.replace("[", "-").replace("]", "")[:40]
+    with ActorSystem(name) as s:
+        yield s
+
+
+# -- shared test actors ----------------------------------------------------------------
+
+
+class Journal:
+    """A thread-safe record of what actors did, shared across incarnations."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[tuple[Any, ...]] = []
+        self._incarnations: dict[str, int] = {}
+
+    def add(self, *event: Any) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def next_incarnation(self, name: str) -> int:
+        with self._lock:
+            self._incarnations[name] = self._incarnations.get(name, 0) + 1
+            return self._incarnations[name]
+
+    def incarnations(self, name: str) -> int:
+        with self._lock:
+            return self._incarnations.get(name, 0)
+
+    def kinds(self, *kinds: str) -> list[tuple[Any, ...]]:
+        """Events whose first item is one of ``kinds``, in order."""
+        with self._lock:
+            return [e for e in self.events if e[0] in kinds]
+
+    def messages(self, name: str) -> list[Any]:
+        """Messages ``name`` handled, in order (all incarnations)."""
+        with self._lock:
+            return [e[3] for e in self.events if e[0] == "msg" and e[1] == name]
+
+
+class Block:
+    """Message that parks the receiving Probe until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def wait_entered(self) -> None:
+        assert self.entered.wait(5.0), "actor never reached the Block message"
+
+
+class Boom:
+    """Message that makes the receiving Probe raise ``exc``."""
+
+    def __init__(self, exc: BaseException | None = None) -> None:
+        self.exc = exc if exc is not None else RuntimeError("boom")
+
+
+QUIT = "quit"
+"""Message that makes a Probe stop itself normally (pykka's ``self.stop()``)."""
+
+
+class Probe(Actor):
+    """Journals start/stop/failure and every message with its incarnation number."""
+
+    def __init__(self, journal: Journal, name: str, fail_start_on: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.journal = journal
+        self.name = name
+        self.fail_start_on = fail_start_on
+        self.incarnation = 0
+
+    def on_start(self) -> None:
+        self.incarnation = self.journal.next_incarnation(self.name)
+        self.journal.add("start", self.name, self.incarnation, time.monotonic())
+        if self.incarnation in self.fail_start_on:
+            raise RuntimeError(f"{self.name} refuses to start (incarnation {self.incarnation})")
+
+    def on_stop(self) -> None:
+        self.journal.add("stop", self.name, self.incarnation)
+
+    def on_failure(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.journal.add("failure", self.name, self.incarnation, exc)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Block):
+            message.entered.set()
+            message.release.wait(10.0)
+            return None
+        if isinstance(message, Boom):
+            self.journal.add("boom", self.name, self.incarnation, time.monotonic())
+            raise message.exc
+        if message == QUIT:
+            self.stop()
+            return None
+        self.journal.add("msg", self.name, self.incarnation, message)
+        return message
+
+
+def probe_factory(journal: Journal, name: str, **kwargs: Any) -> Callable[[], Probe]:
+    """A ChildSpec factory building a new Probe named ``name`` on every call."""
+
+    def factory() -> Probe:
+        return Probe(journal, name, **kwargs)
+
+    return factory
