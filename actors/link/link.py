@@ -192,10 +192,13 @@ class SequenceActor(_LinkActor):
             if self.connected:
                 self._send(self.adapter.subscribe(message.stream, message.from_seq))
         elif isinstance(message, _Unsubscribe):
-            if self.subs.pop(message.stream, None) is not None or True:
+            if message.stream in self.subs:
+                del self.subs[message.stream]
                 self.tracker.forget(message.stream)
                 if self.connected:
                     self._send(self.adapter.unsubscribe(message.stream))
+            else:
+                self.log.warning("unsubscribe from a stream not subscribed", stream=message.stream)
         elif isinstance(message, _Resume):
             self.connected = True
             for stream, from_seq in self.subs.items():

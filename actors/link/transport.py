@@ -98,6 +98,7 @@ class LinkStats:
         "connects",
         "frames_in",
         "frames_out",
+        "frames_unsent",
         "last_inbound",
         "protocol_errors",
     )
@@ -106,6 +107,7 @@ class LinkStats:
         self.last_inbound = 0.0  # clock() of the latest read: heartbeat liveness
         self.frames_in = 0
         self.frames_out = 0
+        self.frames_unsent = 0  # sends refused because no connection was up
         self.bytes_in = 0
         self.protocol_errors = 0
         self.connects = 0
@@ -204,7 +206,14 @@ class Transport(Actor):
     def _send(self, frames: list[Any]) -> None:
         outq = self._outq
         if outq is None:
-            self.log.debug("send while not connected; dropped", frames=len(frames))
+            # Subscriptions are replayed on reconnect; anything else sent while the link is
+            # down is refused here, counted and logged, never queued without bound.
+            self.stats.frames_unsent += len(frames)
+            self.log.warning(
+                "send while not connected: frames not sent",
+                frames=len(frames),
+                total=self.stats.frames_unsent,
+            )
             return
         self.system.io.call_soon(outq.put_nowait, frames)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,6 +72,16 @@ class Harness:
     def seen_states(self) -> set[LinkState]:
         with self.lock:
             return {s for s, _ in self.states}
+
+
+def _poll(predicate: Any, timeout: float) -> bool:
+    """Poll a counter with a deadline (no event exists for it)."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_in_order_once_across_five_server_restarts(system: ActorSystem, server: FeedServer) -> None:
@@ -272,3 +283,26 @@ def test_adapter_bug_drops_the_connection_not_the_link(
     status = h.link.status()
     assert status["protocol_errors"] >= 1
     assert status["reconnects"] >= 1
+
+
+def test_send_while_down_is_counted_and_unsubscribe_stops_delivery(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    h = Harness(system, server).start("A", "B")
+    server.publish("A", 3)
+    server.publish("B", 3)
+    h.expect(3, "A")
+    h.expect(3, "B")
+    h.link.unsubscribe("B")
+    assert h.link.status()["subscriptions"] == {"A": 1}
+    server.kill()
+    assert h.link.wait_for(LinkState.RECONNECTING, 5)
+    h.link.send(b"PING 99\n")
+    assert _poll(lambda: h.link.status()["frames_unsent"] >= 1, 5)
+    assert h.link.status()["frames_unsent"] == 1
+    server.restart()
+    assert h.link.wait_for(LinkState.CONNECTED, 5)
+    server.publish("B", 2)
+    server.publish("A", 2)
+    h.expect(5, "A")
+    assert h.rec.seqs("B") == [1, 2, 3]  # resubscribed A only
