@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench lint clean
 
+# Setup output goes to stderr so that `make bench` prints only JSON on stdout.
 $(STAMP): setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (python 3.11 venv, actorwire with its dev extra)" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
+	@touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python examples/supervision.py
@@ -20,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	@$(BIN)/python -m bench
 
 # mypy cannot see setup.cfg's package_dir mapping, so it reads the code through a symlinked
 # actorwire/ tree, module by module (it does not crawl symlinked folders).
