@@ -29,6 +29,7 @@ import structlog
 from ..actor import Actor
 from ..backoff import Backoff, BackoffPolicy
 from ..clock import Clock, monotonic
+from ..mailbox import MailboxFull
 from ..supervisor import ChildSpec, Strategy, Supervisor
 from .adapter import Authenticated, AuthFailed, LinkAdapter, PeerError
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
@@ -42,6 +43,7 @@ from .transport import (
     Disconnected,
     Inbound,
     LinkStats,
+    ProtocolError,
     Send,
     _Peers,
 )
@@ -177,6 +179,7 @@ class SequenceActor(_LinkActor):
         self.recovering = False
         self.poll_due: float | None = None
         self.escalations: dict[Hashable, int] = {}
+        self.consumer_rejected = 0
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Inbound):
@@ -208,6 +211,7 @@ class SequenceActor(_LinkActor):
             self.connected = False
         elif isinstance(message, _Status):
             return {
+                "consumer_rejected": self.consumer_rejected,
                 "subscriptions": dict(self.subs),
                 "expected": {s: self.tracker.expected(s) for s in self.subs},
                 **self.tracker.stats(),
@@ -216,10 +220,29 @@ class SequenceActor(_LinkActor):
             super().on_receive(message)
         return None
 
+    def _deliver(self, items: list[Any]) -> None:
+        tell = self.consumer.tell
+        rejected = 0
+        for item in items:
+            try:
+                tell(item)
+            except MailboxFull:
+                # A consumer whose bounded mailbox refuses (FAIL, or BACKPRESSURE timed
+                # out): counted and logged; it never crashes the sequence actor.
+                rejected += 1
+        if rejected:
+            self.consumer_rejected += rejected
+            self.log.error(
+                "consumer mailbox refused data",
+                consumer=self.consumer.name,
+                rejected=rejected,
+                rejected_total=self.consumer_rejected,
+            )
+
     def _inbound(self, data: list[Any]) -> None:
         now = self.clock()
         tracker = self.tracker
-        consumer_tell = self.consumer.tell
+        deliver = self._deliver
         # Fast path: runs of in-order frames; unsequenced items pass straight through.
         run_stream: Hashable = None
         run: list[tuple[int, Any]] = []
@@ -231,7 +254,7 @@ class SequenceActor(_LinkActor):
                     run = []
                 self._act(actions)
                 actions = []
-                consumer_tell(item)
+                deliver([item])
                 continue
             if stream != run_stream and run:
                 actions.extend(tracker.receive_many(run_stream, run, now))
@@ -245,9 +268,7 @@ class SequenceActor(_LinkActor):
     def _act(self, actions: list[Any]) -> None:
         for action in actions:
             if isinstance(action, Deliver):
-                tell = self.consumer.tell
-                for item in action.items:
-                    tell(item)
+                self._deliver(action.items)
             elif isinstance(action, RequestRecovery):
                 frames = self.adapter.recover(action.stream, action.first, action.last)
                 if frames is None:
@@ -369,6 +390,8 @@ class ReconnectActor(_LinkActor):
         self.recovering = False
         self.reconnects = 0
         self.closed = False
+        self.protocol_errors = 0
+        self.last_protocol_error: str | None = None
 
     def on_start(self) -> None:
         self._dial("starting")
@@ -388,6 +411,10 @@ class ReconnectActor(_LinkActor):
             if self._current(message.gen):
                 for event in message.events:
                     self._control(event)
+        elif isinstance(message, ProtocolError):
+            if self._current(message.gen):
+                self.protocol_errors += 1
+                self.last_protocol_error = message.reason
         elif isinstance(message, ConnectFailed | Disconnected | _Dead):
             if self._current(message.gen):
                 self._lost(message.reason)
@@ -412,6 +439,7 @@ class ReconnectActor(_LinkActor):
                 "peer": self.peer_name,
                 "reconnects": self.reconnects,
                 "attempts": self.policy.attempts,
+                "last_protocol_error": self.last_protocol_error,
             }
         else:
             super().on_receive(message)

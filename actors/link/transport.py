@@ -31,6 +31,7 @@ __all__ = [
     "FrameCodec",
     "Inbound",
     "LinkStats",
+    "ProtocolError",
     "Send",
     "TcpTransport",
     "Transport",
@@ -74,6 +75,15 @@ class ConnectFailed:
 class Disconnected:
     gen: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolError:
+    """A frame from the peer could not be understood (counted and logged on the loop)."""
+
+    gen: int
+    reason: str
+    fatal: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +312,7 @@ class Transport(Actor):
                         fatal=is_fatal,
                         total=stats.protocol_errors,
                     )
+                    reconnect.tell(ProtocolError(gen, reason, is_fatal))
                     if is_fatal and fatal is None:
                         fatal = reason
                 if fatal is not None:

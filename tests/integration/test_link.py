@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from actorwire.actors import ActorSystem
+from actorwire.actors import Actor, ActorSystem, Mailbox, Overflow
 from actorwire.actors.link import Backoff, Link, LinkState
 from actorwire.adapters.feed import FeedAdapter, FeedServer
 
@@ -306,3 +306,52 @@ def test_send_while_down_is_counted_and_unsubscribe_stops_delivery(
     server.publish("A", 2)
     h.expect(5, "A")
     assert h.rec.seqs("B") == [1, 2, 3]  # resubscribed A only
+
+
+class _Gate(Actor):
+    """A consumer that blocks on its first item until the test opens the gate."""
+
+    def __init__(self, gate: threading.Event, got: list[Any]) -> None:
+        super().__init__()
+        self.gate = gate
+        self.got = got
+
+    def on_receive(self, message: Any) -> None:
+        self.gate.wait(10)
+        self.got.append(message.seq)
+
+
+def test_slow_consumer_with_fail_mailbox_is_counted_not_a_crash(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    gate = threading.Event()
+    got: list[int] = []
+    consumer = system.spawn(
+        _Gate, gate, got, name="gate", mailbox=Mailbox(capacity=5, overflow=Overflow.FAIL)
+    )
+    link = Link(system, FeedAdapter(server.port), consumer, name="slow", **FAST).start()
+    assert link.wait_for(LinkState.CONNECTED, 5)
+    link.subscribe("A", 1)
+    server.wait_for(lambda: server.subscriptions >= 1)
+    server.publish("A", 50)
+    assert _poll(lambda: link.status()["delivered"] == 50, 5)
+    rejected = link.status()["consumer_rejected"]
+    gate.set()
+    assert rejected > 0  # the full FAIL mailbox refused frames...
+    assert _poll(lambda: len(got) == 50 - rejected, 5)  # ...and every other one arrived
+    assert got == sorted(got)
+    assert len(set(got)) == len(got)
+    assert system.metrics()["actors"]["slow.sequence"]["restarts"] == 0
+    assert link.state is LinkState.CONNECTED
+    link.close()
+
+
+def test_protocol_errors_reach_the_link_state_machine(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    h = Harness(system, server).start("A")
+    server.send_garbage(b"\xfe\xfe\n")
+    server.publish("A", 1)
+    h.expect(1)
+    assert _poll(lambda: h.link.status()["last_protocol_error"] is not None, 5)
+    assert "not utf-8" in h.link.status()["last_protocol_error"]
