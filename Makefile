@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint proto clean
 
 # Setup output goes to stderr so that `make bench` prints only JSON on stdout.
 $(STAMP): setup.cfg pyproject.toml
@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 # mypy cannot see setup.cfg's package_dir mapping, so it reads the code through a symlinked
 # actorwire/ tree, module by module (it does not crawl symlinked folders).
-MYPY_MODULES = $(shell find actors adapters pipelines -name '*.py' | sort | sed -e 's|/__init__\.py$$||' -e 's|\.py$$||' -e 's|/|.|g' -e 's|^|-m actorwire.|')
+MYPY_MODULES = $(shell find actors adapters pipelines -name '*.py' ! -name '*_pb2*' | sort | sed -e 's|/__init__\.py$$||' -e 's|\.py$$||' -e 's|/|.|g' -e 's|^|-m actorwire.|')
 
 lint: $(STAMP)
 	$(BIN)/ruff check actors adapters pipelines tests examples bench
@@ -34,6 +34,12 @@ lint: $(STAMP)
 	mkdir -p build/mypy/actorwire
 	for d in actors adapters pipelines; do ln -sfn ../../../$$d build/mypy/actorwire/$$d; done
 	MYPYPATH=build/mypy $(BIN)/mypy $(MYPY_MODULES)
+
+# Regenerate the gRPC code from adapters/keysquare/keysquare.proto (a test checks it is current).
+proto: $(STAMP)
+	cd adapters/keysquare && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. \
+		--pyi_out=. --grpc_python_out=. keysquare.proto
+	sed -i 's/^import keysquare_pb2 as/from . import keysquare_pb2 as/' adapters/keysquare/keysquare_pb2_grpc.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
