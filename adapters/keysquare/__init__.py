@@ -1,0 +1,1 @@
+"""keysquare: the KeySession client over gRPC, and the embedded data platform."""
