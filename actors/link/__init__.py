@@ -6,7 +6,15 @@ passed in, and the thin actors around them (``Transport``, ``HeartbeatActor``,
 """
 
 from ..backoff import Backoff, BackoffPolicy
-from .adapter import Authenticated, AuthFailed, LinkAdapter, PeerError, Routed
+from .adapter import (
+    Authenticated,
+    AuthFailed,
+    AuthRefused,
+    LinkAdapter,
+    Ordering,
+    PeerError,
+    Routed,
+)
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
 from .link import HeartbeatActor, Link, LinkState, ReconnectActor, SequenceActor, StateListener
 from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
@@ -27,6 +35,7 @@ from .transport import (
 
 __all__ = [
     "AuthFailed",
+    "AuthRefused",
     "Authenticated",
     "Backoff",
     "BackoffPolicy",
@@ -46,6 +55,7 @@ __all__ = [
     "LinkAdapter",
     "LinkState",
     "LinkStats",
+    "Ordering",
     "PeerError",
     "ProtocolError",
     "ReconnectActor",

@@ -9,20 +9,38 @@ number, which are control).
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from .transport import Transport
 
 __all__ = [
     "AuthFailed",
+    "AuthRefused",
     "Authenticated",
     "LinkAdapter",
+    "Ordering",
     "PeerError",
     "Routed",
 ]
+
+
+class Ordering(enum.Enum):
+    """How a link orders each stream's data by sequence number."""
+
+    REPLAY = "replay"
+    """Every number in turn: gaps are held and recovered (replay, or resubscribe)."""
+    LATEST = "latest"
+    """Only newer numbers: older and repeated ones are dropped, gaps are accepted. For
+    last-value protocols, where a re-snapshot supersedes the updates it replaces."""
+
+
+class AuthRefused(Exception):
+    """Raised by a transport's ``open()`` when the peer refuses the credentials: the link
+    goes FAILED instead of redialling. The message must not contain the credential."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +80,8 @@ class Routed:
 
 class LinkAdapter(abc.ABC):
     """The protocol-specific half of a Link. Every method is sans-I/O and quick."""
+
+    ordering: ClassVar[Ordering] = Ordering.REPLAY
 
     @abc.abstractmethod
     def make_transport(self) -> Transport:

@@ -31,7 +31,7 @@ from ..backoff import Backoff, BackoffPolicy
 from ..clock import Clock, monotonic
 from ..mailbox import MailboxFull
 from ..supervisor import ChildSpec, Strategy, Supervisor
-from .adapter import Authenticated, AuthFailed, LinkAdapter, PeerError
+from .adapter import Authenticated, AuthFailed, LinkAdapter, Ordering, PeerError
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
 from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
 from .transport import (
@@ -180,6 +180,9 @@ class SequenceActor(_LinkActor):
         self.poll_due: float | None = None
         self.escalations: dict[Hashable, int] = {}
         self.consumer_rejected = 0
+        self.latest = adapter.ordering is Ordering.LATEST
+        self.last_seq: dict[Hashable, Any] = {}  # Ordering.LATEST: newest seq per stream
+        self.stale = 0
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Inbound):
@@ -212,6 +215,7 @@ class SequenceActor(_LinkActor):
         elif isinstance(message, _Status):
             return {
                 "consumer_rejected": self.consumer_rejected,
+                "stale": self.stale,
                 "subscriptions": dict(self.subs),
                 "expected": {s: self.tracker.expected(s) for s in self.subs},
                 **self.tracker.stats(),
@@ -239,7 +243,23 @@ class SequenceActor(_LinkActor):
                 rejected_total=self.consumer_rejected,
             )
 
+    def _inbound_latest(self, data: list[Any]) -> None:
+        last = self.last_seq
+        out: list[Any] = []
+        for stream, seq, item in data:
+            if seq is not None:
+                prev = last.get(stream)
+                if prev is not None and seq <= prev:
+                    self.stale += 1
+                    continue
+                last[stream] = seq
+            out.append(item)
+        self._deliver(out)
+
     def _inbound(self, data: list[Any]) -> None:
+        if self.latest:
+            self._inbound_latest(data)
+            return
         now = self.clock()
         tracker = self.tracker
         deliver = self._deliver

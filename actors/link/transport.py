@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..actor import Actor
 from ..clock import Clock, monotonic
+from .adapter import AuthFailed, AuthRefused
 
 if TYPE_CHECKING:
     from ..address import Address
@@ -256,6 +257,11 @@ class Transport(Actor):
             with contextlib.suppress(Exception):
                 await self.close_connection()
             raise
+        except AuthRefused as exc:
+            with contextlib.suppress(Exception):
+                await self.close_connection()
+            reconnect.tell(ControlEvents(gen, [AuthFailed(str(exc))]))
+            return
         except Exception as exc:  # noqa: BLE001 - any connect failure is reported
             with contextlib.suppress(Exception):
                 await self.close_connection()

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class KeyHeader(_message.Message):
-    __slots__ = ("schema", "data_type", "source", "group", "id", "seq", "timestamp_ns", "voided", "publisher")
+    __slots__ = ("schema", "data_type", "source", "group", "id", "seq", "timestamp_ns", "voided", "publisher", "epoch")
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class KeyHeader(_message.Message):
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
     VOIDED_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
     schema: str
     data_type: str
     source: str
@@ -26,7 +27,8 @@ class KeyHeader(_message.Message):
     timestamp_ns: int
     voided: bool
     publisher: str
-    def __init__(self, schema: _Optional[str] = ..., data_type: _Optional[str] = ..., source: _Optional[str] = ..., group: _Optional[str] = ..., id: _Optional[str] = ..., seq: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., voided: _Optional[bool] = ..., publisher: _Optional[str] = ...) -> None: ...
+    epoch: int
+    def __init__(self, schema: _Optional[str] = ..., data_type: _Optional[str] = ..., source: _Optional[str] = ..., group: _Optional[str] = ..., id: _Optional[str] = ..., seq: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., voided: _Optional[bool] = ..., publisher: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("header", "data")

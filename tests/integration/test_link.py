@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from actorwire.actors import Actor, ActorSystem, Mailbox, Overflow
-from actorwire.actors.link import Backoff, Link, LinkState
+from actorwire.actors.link import Backoff, Link, LinkState, Ordering
 from actorwire.adapters.feed import FeedAdapter, FeedServer
 
 from tests.support.feedlink import RecordingConsumer, Sink
@@ -355,3 +355,26 @@ def test_protocol_errors_reach_the_link_state_machine(
     h.expect(1)
     assert _poll(lambda: h.link.status()["last_protocol_error"] is not None, 5)
     assert "not utf-8" in h.link.status()["last_protocol_error"]
+
+
+class _LatestFeed(FeedAdapter):
+    ordering = Ordering.LATEST
+
+    def recover(self, stream: Any, first: int, last: int) -> list[Any] | None:
+        raise AssertionError("LATEST ordering never asks for a replay")
+
+
+def test_latest_ordering_drops_older_and_accepts_gaps(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    h = Harness(system, server, adapter=_LatestFeed(server.port)).start("A")
+    server.skip_next(2)  # frames 1-2 never sent live: a gap LATEST accepts
+    server.publish("A", 4)
+    server.reorder_next(3)  # 5,6,7 arrive as 7,6,5: 6 and 5 are older than 7
+    server.publish("A", 3)
+    server.repeat_next(1)  # 8 arrives twice
+    server.publish("A", 1)
+    assert _poll(lambda: h.link.status()["stale"] == 3, 5)
+    assert h.rec.wait_for_count(4, 5, stream="A")
+    assert h.rec.seqs("A") == [3, 4, 7, 8]
+    assert server.replay_requests == []
