@@ -82,6 +82,8 @@ class LinkAdapter(abc.ABC):
     """The protocol-specific half of a Link. Every method is sans-I/O and quick."""
 
     ordering: ClassVar[Ordering] = Ordering.REPLAY
+    always_ping: ClassVar[bool] = False
+    """Ping every heartbeat interval even on a busy link (the peer expects pings)."""
 
     @abc.abstractmethod
     def make_transport(self) -> Transport:

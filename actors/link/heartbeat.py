@@ -42,9 +42,13 @@ class HeartbeatPolicy:
     Once DEAD the policy stays DEAD until :meth:`reset` (a new connection).
     """
 
-    __slots__ = ("_dead", "_deadline", "_interval", "_last_inbound", "_last_ping")
+    __slots__ = ("_always", "_dead", "_deadline", "_interval", "_last_inbound", "_last_ping")
 
-    def __init__(self, interval: float, deadline: float, now: float) -> None:
+    def __init__(
+        self, interval: float, deadline: float, now: float, *, always_ping: bool = False
+    ) -> None:
+        """``always_ping=True`` pings every interval even while traffic flows in, for
+        protocols whose peer drops a session that stops pinging."""
         interval = _real("interval", interval)
         deadline = _real("deadline", deadline)
         now = _real("now", now)
@@ -59,6 +63,7 @@ class HeartbeatPolicy:
         self._last_inbound = now
         self._last_ping = now
         self._dead = False
+        self._always = bool(always_ping)
 
     @property
     def interval(self) -> float:
@@ -104,7 +109,7 @@ class HeartbeatPolicy:
         if quiet >= self._deadline:
             self._dead = True
             return HeartbeatAction.DEAD
-        if quiet >= self._interval and now - self._last_ping >= self._interval:
+        if (self._always or quiet >= self._interval) and now - self._last_ping >= self._interval:
             return HeartbeatAction.SEND_PING
         return HeartbeatAction.NONE
 
@@ -117,7 +122,8 @@ class HeartbeatPolicy:
         if self._dead:
             return self._interval
         until_dead = self._last_inbound + self._deadline - now
-        until_ping = max(self._last_inbound, self._last_ping) + self._interval - now
+        since = self._last_ping if self._always else max(self._last_inbound, self._last_ping)
+        until_ping = since + self._interval - now
         return min(max(min(until_dead, until_ping), 0.0), self._interval)
 
     def reset(self, now: float) -> None:

@@ -354,7 +354,9 @@ class HeartbeatActor(_LinkActor):
                 self._tick()
         elif isinstance(message, _Arm):
             self.gen = message.gen
-            self.policy = HeartbeatPolicy(self.interval, self.deadline, self.clock())
+            self.policy = HeartbeatPolicy(
+                self.interval, self.deadline, self.clock(), always_ping=self.adapter.always_ping
+            )
             self._schedule(self.policy.next_check(self.clock()))
         elif isinstance(message, _Disarm):
             self.policy = None

@@ -200,3 +200,26 @@ class TestValidation:
         p = HeartbeatPolicy(interval=1, deadline=3, now=7)
         assert (p.interval, p.deadline, p.last_inbound, p.is_dead) == (1.0, 3.0, 7.0, False)
         assert not hasattr(p, "__dict__")
+
+
+def test_always_ping_pings_every_interval_even_when_busy() -> None:
+    policy = HeartbeatPolicy(interval=1.0, deadline=3.0, now=0.0, always_ping=True)
+    pings = []
+    t = 0.0
+    while t < 5.0:
+        policy.on_traffic(t)  # a busy link: traffic every 0.25 s
+        if policy.poll(t) is HeartbeatAction.SEND_PING:
+            policy.on_ping_sent(t)
+            pings.append(t)
+        assert 0.0 <= policy.next_check(t) <= 1.0
+        t += 0.25
+    assert pings == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_default_policy_sends_no_ping_on_a_busy_link() -> None:
+    policy = HeartbeatPolicy(interval=1.0, deadline=3.0, now=0.0)
+    t = 0.0
+    while t < 5.0:
+        policy.on_traffic(t)
+        assert policy.poll(t) is HeartbeatAction.NONE
+        t += 0.25
