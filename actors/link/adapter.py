@@ -67,13 +67,14 @@ class Routed:
     """One read's frames, sorted by ``LinkAdapter.route``.
 
     ``data`` holds ``(stream, seq, item)``; ``seq`` None means unsequenced (delivered as is).
+    ``seq`` is an int for Ordering.REPLAY, any totally ordered value for Ordering.LATEST.
     ``control`` holds control events (Authenticated, AuthFailed, PeerError, or the
     adapter's own, handed to ``LinkAdapter.on_control``). ``errors`` holds ``(reason,
     fatal)`` for frames that could not be understood: counted and logged; a fatal one
     drops the connection.
     """
 
-    data: list[tuple[Hashable, int | None, Any]] = field(default_factory=list)
+    data: list[tuple[Hashable, Any, Any]] = field(default_factory=list)
     control: list[Any] = field(default_factory=list)
     errors: list[tuple[str, bool]] = field(default_factory=list)
 

@@ -1,1 +1,24 @@
-"""keysquare: the KeySession client over gRPC, and the embedded data platform."""
+"""keysquare: the KeySession client over gRPC, and the embedded data platform.
+
+actorwire defines its own gRPC service (``keysquare.proto``) and ships both ends: the
+``KeySession`` client, matching the KeySession API, and an embedded platform (``serve``).
+"""
+
+from .client import KeySession, Subscription
+from .model import KeyHeader, KeyMessage, KeySessionState, SubscriptionType
+from .protocol import GROUP_WILDCARD, ID_WILDCARD, SOURCE_WILDCARD
+from .server import PlatformServer, serve
+
+__all__ = [
+    "GROUP_WILDCARD",
+    "ID_WILDCARD",
+    "SOURCE_WILDCARD",
+    "KeyHeader",
+    "KeyMessage",
+    "KeySession",
+    "KeySessionState",
+    "PlatformServer",
+    "Subscription",
+    "SubscriptionType",
+    "serve",
+]

@@ -72,8 +72,7 @@ def encode_data(data: Mapping[str, Any]) -> bytes:
     """A record's fields as compact UTF-8 JSON (datetimes as ISO 8601 with timezone)."""
     if not isinstance(data, Mapping):
         raise TypeError(f"record data must be a dict, got {type(data).__name__}")
-    return json.dumps(data, default=_default, separators=(",", ":"),
-                      allow_nan=False).encode()
+    return json.dumps(data, default=_default, separators=(",", ":"), allow_nan=False).encode()
 
 
 def decode_data(raw: bytes) -> dict[str, Any]:
@@ -93,8 +92,11 @@ def _check_value(kind: str, value: Any) -> bool:
     if kind == "string":
         return isinstance(value, str)
     if kind == "float":
-        return isinstance(value, int | float) and not isinstance(value, bool) and (
-            not isinstance(value, float) or math.isfinite(value))
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (not isinstance(value, float) or math.isfinite(value))
+        )
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if kind == "bool":

@@ -1,0 +1,1139 @@
+"""KeySession: the KeySquare client API over actorwire's gRPC service.
+
+The session is a thin blocking facade over actors: a Link (transport, heartbeat,
+reconnect and sequence actors), a router that fans records out to subscriptions, one
+actor per subscription (its callbacks run there, so a slow or failing callback stalls
+nothing else), and a publisher actor that batches publishes and resends the unacknowledged
+ones after a reconnect. Every blocking method has an awaitable twin (``apublish``, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import difflib
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Literal
+
+import structlog
+from actorwire.actors import Actor, ActorSystem, Address, Backoff
+from actorwire.actors.link import Link, LinkState
+
+from . import keysquare_pb2 as pb
+from .model import ERROR_STATES, KeyHeader, KeyMessage, KeySessionState, SubscriptionType
+from .protocol import (
+    GROUP_WILDCARD,
+    ID_WILDCARD,
+    SOURCE_WILDCARD,
+    check_fields,
+    encode_data,
+    topic_key,
+)
+from .transport import (
+    AckEvent,
+    KeySquareAdapter,
+    KeySquareTransport,
+    SnapshotDone,
+    SubscribeResult,
+    SubSpec,
+    pb_topic,
+)
+
+__all__ = [
+    "GROUP_WILDCARD",
+    "ID_WILDCARD",
+    "SOURCE_WILDCARD",
+    "KeySession",
+    "Subscription",
+]
+
+log = structlog.get_logger("actorwire.keysquare")
+
+Topic5 = tuple[str, str, str, str, str]
+
+
+def _default_voided(message: KeyMessage) -> None:
+    log.info("voided message discarded", message=repr(message))
+
+
+@dataclass(frozen=True)
+class _TypeInfo:
+    schema: str
+    name: str
+    fields: dict[str, str]
+    can_read: bool
+    can_publish: bool
+
+
+# -- subscriptions -------------------------------------------------------------------------
+
+
+class Subscription:
+    """A live subscription returned by ``KeySession.subscribe``; pass it to ``unsubscribe``."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        data_type: str,
+        schema: str,
+        source: str,
+        group: str,
+        id: str,
+        subscription_type: SubscriptionType,
+    ) -> None:
+        self.subscription_id = next(Subscription._ids)
+        self.data_type = data_type
+        self.schema = schema
+        self.source = source
+        self.group = group
+        self.id = id
+        self.subscription_type = subscription_type
+        self.active = True
+        self.address: Address | None = None
+
+    @property
+    def topic(self) -> Topic5:
+        return (self.schema, self.data_type, self.source, self.group, self.id)
+
+    def __repr__(self) -> str:
+        return (
+            f"Subscription(#{self.subscription_id} {self.schema}.{self.data_type} "
+            f"source={self.source!r} group={self.group!r} id={self.id!r} "
+            f"{self.subscription_type.name}{'' if self.active else ' inactive'})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Records:
+    records: list[pb.Record]
+
+
+@dataclass(frozen=True, slots=True)
+class _Caught:
+    """The cached records have all been handed to the subscription's callbacks."""
+
+
+class _SubscriptionActor(Actor):
+    """Runs one subscription's callbacks; drops records it has already seen per topic."""
+
+    def __init__(
+        self,
+        sub: Subscription,
+        callback: Callable[[KeyMessage], Any],
+        voided_callback: Callable[[KeyMessage], Any],
+        ready: concurrent.futures.Future[None],
+    ) -> None:
+        super().__init__()
+        self.sub = sub
+        self.callback = callback
+        self.voided_callback = voided_callback
+        self.ready = ready
+        self.last: dict[Topic5, tuple[int, int]] = {}
+        self.delivered = 0
+        self.duplicates = 0
+        self.callback_errors = 0
+
+    def on_batch(self, messages: list[Any]) -> None:
+        for message in messages:
+            if isinstance(message, _Records):
+                self._records(message.records)
+            elif isinstance(message, _Caught):
+                if not self.ready.done():
+                    self.ready.set_result(None)
+            elif message == "stats":
+                pass
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "stats":
+            return {
+                "delivered": self.delivered,
+                "duplicates": self.duplicates,
+                "callback_errors": self.callback_errors,
+            }
+        self.on_batch([message])
+        return None
+
+    def _records(self, records: list[pb.Record]) -> None:
+        last = self.last
+        sub = self.sub
+        for record in records:
+            h = record.header
+            key = topic_key(h)
+            order = (h.epoch, h.seq)
+            prev = last.get(key)
+            if prev is not None and order <= prev:
+                self.duplicates += 1
+                continue
+            last[key] = order
+            if not sub.active:
+                continue
+            message = KeyMessage.from_record(record)
+            try:
+                if h.voided:
+                    self.voided_callback(message)
+                else:
+                    self.callback(message)
+                self.delivered += 1
+            except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
+                self.callback_errors += 1
+                self.log.error(
+                    "subscription callback raised",
+                    error=repr(exc),
+                    subscription=sub.subscription_id,
+                    errors=self.callback_errors,
+                )
+
+
+@dataclass
+class _PlatformSub:
+    spec: SubSpec
+    locals: list[Subscription] = field(default_factory=list)
+    waiting: list[tuple[Subscription, concurrent.futures.Future[None]]] = field(
+        default_factory=list
+    )
+    confirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Add:
+    sub: Subscription
+    ready: concurrent.futures.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Remove:
+    sub: Subscription
+
+
+class _Router(Actor):
+    """The link's consumer: fans records out to the subscriptions of each platform sub.
+
+    Local subscriptions to the same topic share one platform subscription; the platform
+    unsubscribe goes out only when the last of them is removed.
+    """
+
+    def __init__(self, session: KeySession) -> None:
+        super().__init__()
+        self.session = session
+        self.platform: dict[int, _PlatformSub] = {}
+        self.by_topic: dict[tuple[Topic5, bool], int] = {}
+        self.ids = itertools.count(1)
+
+    def on_batch(self, messages: list[Any]) -> None:
+        # Records arrive as (sub_id, record): forward runs per sub_id with one tell.
+        run_id: int | None = None
+        run: list[pb.Record] = []
+        for message in messages:
+            if type(message) is tuple:
+                sub_id, record = message
+                if sub_id != run_id and run:
+                    self._forward(run_id, run)
+                    run = []
+                run_id = sub_id
+                run.append(record)
+                continue
+            if run:
+                self._forward(run_id, run)
+                run = []
+                run_id = None
+            self._control(message)
+        if run:
+            self._forward(run_id, run)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Add | _Remove):
+            return self._control(message)
+        self.on_batch([message])
+        return None
+
+    def _forward(self, sub_id: int | None, records: list[pb.Record]) -> None:
+        psub = self.platform.get(sub_id) if sub_id is not None else None
+        if psub is None:
+            return
+        batch = _Records(records)
+        for local in psub.locals:
+            if local.address is not None:
+                local.address.tell(batch)
+
+    def _control(self, message: Any) -> Any:
+        if isinstance(message, SnapshotDone):
+            psub = self.platform.get(message.sub_id)
+            if psub is not None:
+                psub.confirmed = True
+                for local, _ in psub.waiting:
+                    if local.address is not None:
+                        local.address.tell(_Caught())
+                psub.waiting.clear()
+        elif isinstance(message, SubscribeResult):
+            self._subscribe_result(message)
+        elif isinstance(message, _Add):
+            return self._add(message.sub, message.ready)
+        elif isinstance(message, _Remove):
+            return self._remove(message.sub)
+        return None
+
+    def _subscribe_result(self, result: SubscribeResult) -> None:
+        psub = self.platform.get(result.sub_id)
+        if psub is None:
+            return
+        if result.status == "OK":
+            if not psub.spec.cached:
+                psub.confirmed = True
+                for _, ready in psub.waiting:
+                    if not ready.done():
+                        ready.set_result(None)
+                psub.waiting.clear()
+            return
+        error: Exception
+        if result.code == "PERMISSION_DENIED":
+            error = PermissionError(result.message)
+        elif result.code == "UNKNOWN_TYPE":
+            error = ValueError(result.message)
+        else:
+            error = RuntimeError(f"subscribe refused: {result.code}: {result.message}")
+        for _, ready in psub.waiting:
+            if not ready.done():
+                ready.set_exception(error)
+        for local in psub.locals:
+            local.active = False
+        self._drop(psub)
+
+    def _add(self, sub: Subscription, ready: concurrent.futures.Future[None]) -> None:
+        cached = sub.subscription_type is SubscriptionType.CACHED_AND_LIVE
+        key = (sub.topic, cached)
+        sub_id = self.by_topic.get(key)
+        if sub_id is None:
+            sub_id = next(self.ids)
+            psub = _PlatformSub(SubSpec(sub_id, sub.topic, cached))
+            self.platform[sub_id] = psub
+            self.by_topic[key] = sub_id
+            psub.locals.append(sub)
+            psub.waiting.append((sub, ready))
+            self.session._link_subscribe(psub.spec)
+            return
+        psub = self.platform[sub_id]
+        psub.locals.append(sub)
+        if not psub.confirmed:
+            psub.waiting.append((sub, ready))
+        elif cached:
+            self.session._late_snapshot(sub, ready)
+        else:
+            ready.set_result(None)
+
+    def _remove(self, sub: Subscription) -> bool:
+        cached = sub.subscription_type is SubscriptionType.CACHED_AND_LIVE
+        sub_id = self.by_topic.get((sub.topic, cached))
+        psub = self.platform.get(sub_id) if sub_id is not None else None
+        if psub is None or sub not in psub.locals:
+            return False
+        psub.locals.remove(sub)
+        if not psub.locals:
+            self._drop(psub)
+            self.session._link_unsubscribe(psub.spec)
+        return True
+
+    def _drop(self, psub: _PlatformSub) -> None:
+        self.platform.pop(psub.spec.sub_id, None)
+        self.by_topic.pop((psub.spec.topic, psub.spec.cached), None)
+
+
+# -- publishing ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pub:
+    record: pb.Record | None
+    store: bool
+    future: concurrent.futures.Future[dict[str, Any]]
+    deadline: float
+    edit: tuple[pb.Topic, bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkUp:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkDown:
+    pass
+
+
+class _Publisher(Actor):
+    """Batches publishes into one request, waits for acks, resends after a reconnect."""
+
+    def __init__(self, session: KeySession) -> None:
+        super().__init__()
+        self.session = session
+        self.ids = itertools.count(1)
+        self.pending: dict[int, list[_Pub]] = {}
+        self.waiting: list[_Pub] = []
+        self.connected = False
+
+    def on_batch(self, messages: list[Any]) -> None:
+        fresh: list[_Pub] = []
+        for message in messages:
+            if isinstance(message, _Pub):
+                fresh.append(message)
+            elif isinstance(message, AckEvent):
+                self._ack(message)
+            elif isinstance(message, _LinkUp):
+                self.connected = True
+                resend = [p for pubs in self.pending.values() for p in pubs] + self.waiting
+                self.pending.clear()
+                self.waiting = []
+                fresh = resend + fresh
+            elif isinstance(message, _LinkDown):
+                self.connected = False
+        if fresh:
+            self._send(fresh)
+
+    def _send(self, pubs: list[_Pub]) -> None:
+        now = time.monotonic()
+        live = [p for p in pubs if p.deadline > now and not p.future.done()]
+        if not self.connected:
+            self.waiting.extend(live)
+            return
+        plain = [p for p in live if p.edit is None and not p.store]
+        stored = [p for p in live if p.edit is None and p.store]
+        for group, store in ((plain, False), (stored, True)):
+            if group:
+                rid = next(self.ids)
+                self.pending[rid] = group
+                self.session._link_send(
+                    pb.ClientMessage(
+                        publish=pb.Publish(
+                            request_id=rid,
+                            records=[p.record for p in group if p.record is not None],
+                            store=store,
+                        )
+                    )
+                )
+        for p in live:
+            if p.edit is not None:
+                rid = next(self.ids)
+                self.pending[rid] = [p]
+                key, patch = p.edit
+                self.session._link_send(
+                    pb.ClientMessage(edit=pb.Edit(request_id=rid, key=key, patch=patch))
+                )
+
+    def _ack(self, ack: AckEvent) -> None:
+        pubs = self.pending.pop(ack.request_id, None)
+        if pubs is None:
+            return
+        if ack.status != "OK" and len(pubs) > 1:
+            # One bad record must not fail the others batched with it: resend singly.
+            for p in pubs:
+                rid = next(self.ids)
+                self.pending[rid] = [p]
+                self.session._link_send(
+                    pb.ClientMessage(
+                        publish=pb.Publish(
+                            request_id=rid, records=[p.record] if p.record else [], store=p.store
+                        )
+                    )
+                )
+            return
+        result = {"status": ack.status, "request_id": ack.request_id, "count": ack.count}
+        if ack.status != "OK":
+            result.update(code=ack.code, message=ack.message)
+        for p in pubs:
+            if not p.future.done():
+                p.future.set_result(dict(result))
+
+
+# -- the session ---------------------------------------------------------------------------
+
+
+class KeySession:
+    """A session with a KeySquare-style platform: snapshot, subscribe, publish and more.
+
+    Signatures, defaults and exceptions follow the KeySession API. Differences: the
+    keyword-only ``system`` (share an ActorSystem), ``heartbeat_interval``,
+    ``heartbeat_deadline`` and ``backoff`` tune the link; ``stop()`` is blocking (use
+    ``astop()`` to await it); records carry ``epoch`` and ``seq`` in their header.
+    """
+
+    unlock_experimental_features: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        application_name: str,
+        api_key: str,
+        url: str,
+        auto_start: bool = True,
+        session_state_listener: Callable[[KeySessionState, str], None] | None = None,
+        timeout: int = 10,
+        auto_refresh_schema: bool = True,
+        exit_on_state_error: bool = True,
+        *,
+        system: ActorSystem | None = None,
+        heartbeat_interval: float = 0.5,
+        heartbeat_deadline: float = 5.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if not isinstance(application_name, str) or not application_name:
+            raise ValueError(
+                f"application_name must be a non-empty string, got {application_name!r}"
+            )
+        if not isinstance(api_key, str) or not api_key:
+            raise ValueError("api_key must be a non-empty string")
+        host, sep, port = str(url).rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"url must be 'hostname:port', got {url!r}")
+        if session_state_listener is not None and not callable(session_state_listener):
+            raise TypeError("session_state_listener must be callable")
+        self.application_name = application_name
+        self.url = url
+        self.host, self.port = host, int(port)
+        self.timeout = timeout
+        self.auto_refresh_schema = auto_refresh_schema
+        self.exit_on_state_error = exit_on_state_error
+        self._listener = session_state_listener
+        self._own_system = system is None
+        self._system_arg = system
+        self._heartbeat = (heartbeat_interval, heartbeat_deadline)
+        self._backoff = backoff or Backoff(min=0.1, max=5.0, factor=2.0, jitter=0.2)
+        self._state = KeySessionState.START
+        self._announced = KeySessionState.START
+        self._state_message = "created"
+        self._cond = threading.Condition()
+        self._schema: dict[tuple[str, str], _TypeInfo] = {}
+        self._schema_version = 0
+        self._register: pb.RegisterReply | None = None
+        self._subs: dict[int, Subscription] = {}
+        self._stopped = False
+        self._started = False
+        self._system: ActorSystem | None = None
+        self._link: Link | None = None
+        self._router: Address | None = None
+        self._publisher: Address | None = None
+        self._adapter = KeySquareAdapter(
+            url,
+            application_name,
+            api_key,
+            float(timeout),
+            on_progress=self._set_state,
+            on_registered=self._on_registered,
+            on_schema=self._on_schema,
+        )
+        self._log = log.bind(application=application_name, url=url)
+        if auto_start:
+            self.start()
+
+    def __repr__(self) -> str:
+        return (
+            f"KeySession(application_name={self.application_name!r}, url={self.url!r}, "
+            f"state={self._state.name})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, register, download the schema; block until CONNECTED or timeout.
+
+        Raises RuntimeError if that fails (when ``exit_on_state_error``).
+        """
+        if self._stopped:
+            raise RuntimeError("this KeySession was stopped; create a new one")
+        if self._started:
+            return
+        self._started = True
+        system = self._system_arg or ActorSystem(f"keysession-{self.application_name}")
+        self._system = system
+        name = f"keysession-{self.application_name}-{id(self):x}"
+        self._router = system.spawn(_Router, self, name=f"{name}.router")
+        self._publisher = system.spawn(_Publisher, self, name=f"{name}.publisher")
+        self._adapter.router = self._router
+        self._adapter.publisher = self._publisher
+        interval, deadline = self._heartbeat
+        self._link = Link(
+            system,
+            self._adapter,
+            self._router,
+            name=name,
+            heartbeat_interval=interval,
+            heartbeat_deadline=deadline,
+            backoff=self._backoff,
+            state_listener=self._on_link_state,
+        ).start()
+        with self._cond:
+            self._cond.wait_for(
+                lambda: (
+                    self._announced is KeySessionState.CONNECTED or self._announced in ERROR_STATES
+                ),
+                self.timeout,
+            )
+            state, message = self._state, self._state_message
+        if state is not KeySessionState.CONNECTED:
+            reason = (
+                f"KeySession {self.application_name!r} failed to start: {state.name}: {message}"
+                if state in ERROR_STATES
+                else f"KeySession {self.application_name!r} did not connect to {self.url} "
+                f"within {self.timeout}s (state {state.name}: {message})"
+            )
+            if self.exit_on_state_error:
+                self.stop()
+                raise RuntimeError(reason)
+            self._log.error("start failed", reason=reason)
+
+    def stop(self) -> None:
+        """Unsubscribe everything, disconnect and release every actor and thread."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for sub in list(self._subs.values()):
+            sub.active = False
+        self._subs.clear()
+        if self._link is not None:
+            self._link.close(timeout=self.timeout)
+        if self._system is not None:
+            if self._own_system:
+                self._system.shutdown(timeout=self.timeout)
+            else:
+                for addr in (self._router, self._publisher):
+                    if addr is not None:
+                        addr.stop(timeout=self.timeout)
+        self._set_state(KeySessionState.DISCONNECTED, "stopped")
+
+    def stop_sync(self) -> None:
+        """Stop synchronously (the same as ``stop``, kept for API compatibility)."""
+        self.stop()
+
+    def status(self) -> KeySessionState:
+        return self._state
+
+    def __enter__(self) -> KeySession:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_started", False) and not getattr(self, "_stopped", True):
+            with contextlib.suppress(Exception):  # never raise from a finalizer
+                self.stop()
+
+    # -- state and schema (called from the link's actors and the I/O loop) ---------------
+
+    def _set_state(self, state: KeySessionState, message: str) -> None:
+        with self._cond:
+            if state is self._state and message == self._state_message:
+                return
+            self._state = state
+            self._state_message = message
+        self._log.info("session state", state=state.name, message=message)
+        if self._listener is not None:
+            try:
+                self._listener(state, message)
+            except Exception as exc:  # noqa: BLE001 - a user listener must not break the link
+                self._log.error("session_state_listener raised", error=repr(exc))
+        with self._cond:
+            # Waiters (start) wake only once the listener has heard of the state.
+            self._announced = state
+            self._cond.notify_all()
+
+    def _on_link_state(self, state: LinkState, reason: str) -> None:
+        publisher = self._publisher
+        if state is LinkState.CONNECTED:
+            self._set_state(KeySessionState.CONNECTED, reason)
+            if publisher is not None:
+                publisher.tell(_LinkUp())
+        elif state in (LinkState.RECONNECTING, LinkState.CLOSED):
+            if publisher is not None:
+                publisher.tell(_LinkDown())
+            if not self._stopped or state is LinkState.RECONNECTING:
+                self._set_state(KeySessionState.DISCONNECTED, reason)
+        elif state is LinkState.FAILED:
+            if publisher is not None:
+                publisher.tell(_LinkDown())
+            if self._state is not KeySessionState.REGISTRATION_FAILED:
+                self._set_state(KeySessionState.ERROR, reason)
+
+    def _on_registered(self, reply: pb.RegisterReply) -> None:
+        self._register = reply
+
+    def _on_schema(self, reply: pb.SchemaReply) -> None:
+        schema = {
+            (t.schema, t.name): _TypeInfo(
+                t.schema, t.name, {f.name: f.type for f in t.fields}, t.can_read, t.can_publish
+            )
+            for t in reply.types
+        }
+        with self._cond:
+            changed = reply.version != self._schema_version
+            self._schema = schema
+            self._schema_version = reply.version
+        if changed:
+            self._log.info("schema", version=reply.version, types=len(schema))
+
+    def _resolve(self, data_type: str, schema: str = "") -> _TypeInfo:
+        if not isinstance(data_type, str) or not data_type:
+            raise ValueError(f"data_type must be a non-empty string, got {data_type!r}")
+        types = self._schema
+        if schema:
+            info = types.get((schema, data_type))
+            if info is not None:
+                return info
+        else:
+            found = [info for (_, name), info in types.items() if name == data_type]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                schemas = ", ".join(sorted(i.schema for i in found))
+                raise ValueError(
+                    f"data type {data_type!r} is defined in several schemas "
+                    f"({schemas}); pass schema="
+                )
+        names = sorted({name for _, name in types} | {f"{s}.{n}" for s, n in types})
+        close = difflib.get_close_matches(data_type, names, n=3, cutoff=0.5)
+        where = f" in schema {schema!r}" if schema else ""
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        raise ValueError(
+            f"no schema definition for data type {data_type!r}{where} on the platform{hint}"
+        )
+
+    def _check_started(self) -> None:
+        if not self._started or self._stopped or self._system is None:
+            raise RuntimeError("the KeySession is not started: call start() first")
+
+    # -- plumbing used by the actors ---------------------------------------------------
+
+    def _link_subscribe(self, spec: SubSpec) -> None:
+        if self._link is not None:
+            self._link.subscribe(spec)
+
+    def _link_unsubscribe(self, spec: SubSpec) -> None:
+        if self._link is not None:
+            self._link.unsubscribe(spec)
+
+    def _link_send(self, message: pb.ClientMessage) -> None:
+        if self._link is not None:
+            self._link.send(message)
+
+    def _transport(self) -> KeySquareTransport:
+        transport = self._adapter.transport
+        if transport is None:
+            raise RuntimeError("the KeySession has no connection yet")
+        return transport
+
+    def _late_snapshot(self, sub: Subscription, ready: concurrent.futures.Future[None]) -> None:
+        """Cached records for a subscription that joins a live platform subscription."""
+        assert self._system is not None
+        topic = pb_topic(sub.topic)
+        fut = self._system.io.submit(
+            self._transport().snapshot(self._adapter.session_id, topic, float(self.timeout))
+        )
+
+        def done(f: concurrent.futures.Future[list[pb.Record]]) -> None:
+            if sub.address is None:
+                return
+            if f.exception() is not None:
+                if not ready.done():
+                    ready.set_exception(RuntimeError(f"snapshot failed: {f.exception()!r}"))
+                return
+            sub.address.tell(_Records(f.result()))
+            sub.address.tell(_Caught())
+
+        fut.add_done_callback(done)
+
+    # -- data operations ---------------------------------------------------------------
+
+    def snapshot(
+        self,
+        data_type: str,
+        schema: str = "",
+        source: str = "",
+        group: str = "",
+        id: str = "",
+        return_type: Literal["pd", "list"] = "pd",
+        timeout: float = 10,
+    ) -> Any:
+        """The platform's cached records of a type, as a DataFrame or a list of KeyMessage."""
+        self._check_started()
+        if return_type not in ("pd", "list"):
+            raise ValueError(f"return_type must be 'pd' or 'list', got {return_type!r}")
+        info = self._resolve(data_type, schema)
+        if not info.can_read:
+            raise PermissionError(
+                f"application {self.application_name!r} may not read {info.schema}.{info.name}"
+            )
+        topic = pb.Topic(schema=info.schema, data_type=info.name, source=source, group=group, id=id)
+        assert self._system is not None
+        try:
+            records = self._system.io.run(
+                self._transport().snapshot(self._adapter.session_id, topic, timeout), timeout + 1
+            )
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"snapshot of {data_type!r} took longer than {timeout}s") from None
+        except ConnectionError as exc:
+            raise RuntimeError(f"snapshot failed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - mapped to the documented exceptions
+            raise _rpc_error(exc, f"snapshot of {data_type!r}") from None
+        if return_type == "list":
+            return [KeyMessage.from_record(r) for r in records]
+        return _to_frame(records, info)
+
+    def subscribe(
+        self,
+        data_type: str,
+        callback: Callable[[KeyMessage], None],
+        voided_callback: Callable[[KeyMessage], None] = _default_voided,
+        schema: str = "",
+        source: str = SOURCE_WILDCARD,
+        group: str = GROUP_WILDCARD,
+        id: str = ID_WILDCARD,
+        subscription_type: SubscriptionType = SubscriptionType.CACHED_AND_LIVE,
+        timeout: float = 10,
+    ) -> Subscription:
+        """Call ``callback`` with each record, in its own actor; blocks until the cached
+        records (CACHED_AND_LIVE) have been delivered."""
+        self._check_started()
+        if callback is None or not callable(callback):
+            raise ValueError(f"subscribe needs a callback function, got {callback!r}")
+        if not callable(voided_callback):
+            raise ValueError(f"voided_callback must be callable, got {voided_callback!r}")
+        if not isinstance(subscription_type, SubscriptionType):
+            raise ValueError(
+                f"subscription_type must be a SubscriptionType, got {subscription_type!r}"
+            )
+        info = self._resolve(data_type, schema)
+        if not info.can_read:
+            raise PermissionError(
+                f"application {self.application_name!r} may not read {info.schema}.{info.name}"
+            )
+        sub = Subscription(info.name, info.schema, source, group, id, subscription_type)
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        assert self._system is not None and self._router is not None
+        sub.address = self._system.spawn(
+            _SubscriptionActor,
+            sub,
+            callback,
+            voided_callback,
+            ready,
+            name=f"{self._link.name if self._link else 'ks'}.sub-{sub.subscription_id}",
+        )
+        self._subs[sub.subscription_id] = sub
+        self._router.ask(_Add(sub, ready), timeout=timeout)
+        try:
+            ready.result(timeout)
+        except concurrent.futures.TimeoutError:
+            self._log.warning(
+                "subscribe: cached records not complete in time",
+                data_type=data_type,
+                timeout=timeout,
+            )
+            raise TimeoutError(
+                f"subscribe to {data_type!r}: the cached records did not arrive within {timeout}s"
+            ) from None
+        except Exception:
+            self._discard(sub)
+            raise
+        return sub
+
+    def unsubscribe(self, unsub: Subscription) -> None:
+        """Remove a subscription's callbacks at once; the platform unsubscribe goes out only
+        for the last subscription on its topic. RuntimeError if it is not active here."""
+        self._check_started()
+        if not isinstance(unsub, Subscription) or unsub.subscription_id not in self._subs:
+            raise RuntimeError(f"unknown subscription {unsub!r}: not active in this session")
+        unsub.active = False
+        assert self._router is not None
+        self._router.ask(_Remove(unsub), timeout=self.timeout)
+        self._discard(unsub)
+
+    def _discard(self, sub: Subscription) -> None:
+        sub.active = False
+        self._subs.pop(sub.subscription_id, None)
+        if sub.address is not None and self._system is not None:
+            sub.address.stop(timeout=self.timeout)
+
+    def _record(
+        self,
+        info: _TypeInfo,
+        id: str,
+        data: dict[str, Any],
+        source: str,
+        group: str,
+        key_header: KeyHeader | None,
+    ) -> pb.Record:
+        if not isinstance(id, str) or not id:
+            raise ValueError(f"id must be a non-empty string, got {id!r}")
+        if not isinstance(data, dict):
+            raise ValueError(f"data must be a dict, got {type(data).__name__}")
+        check_fields(info.name, info.fields, data)
+        header = pb.KeyHeader(
+            schema=info.schema,
+            data_type=info.name,
+            source=source or self.application_name,
+            group=group,
+            id=id,
+        )
+        if key_header is not None:
+            if not isinstance(key_header, KeyHeader):
+                raise TypeError(f"key_header must be a KeyHeader, got {key_header!r}")
+            for name in ("source", "group", "id"):
+                value = getattr(key_header, name)
+                if value:
+                    setattr(header, name, value)
+            header.voided = key_header.voided
+        return pb.Record(header=header, data=encode_data(data))
+
+    def _submit(
+        self, pub: _Pub, what: str, timeout: float, raise_error_on_failure: bool
+    ) -> dict[str, Any]:
+        assert self._publisher is not None
+        self._publisher.tell(pub)
+        try:
+            ack = pub.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(
+                f"{what}: no acknowledgement from the platform within {timeout}s"
+            ) from None
+        if ack["status"] == "OK":
+            return ack
+        code, message = ack.get("code", ""), ack.get("message", "")
+        if code == "PERMISSION_DENIED":
+            raise PermissionError(message)
+        if code == "UNKNOWN_TYPE":
+            raise ValueError(message)
+        if raise_error_on_failure:
+            raise RuntimeError(f"{what} failed: {code}: {message}")
+        self._log.error("publish failed", what=what, code=code, message=message)
+        return ack
+
+    def publish(
+        self,
+        data_type: str,
+        id: str,
+        data: dict[str, Any],
+        schema: str = "",
+        source: str = "",
+        group: str = "NONE",
+        timeout: float = 10,
+        raise_error_on_failure: bool = True,
+        key_header: KeyHeader | None = None,
+    ) -> dict[str, Any]:
+        """Publish one record and block until the platform acknowledges it."""
+        return self._publish(
+            data_type,
+            id,
+            data,
+            schema,
+            source,
+            group,
+            timeout,
+            raise_error_on_failure,
+            key_header,
+            store=False,
+        )
+
+    def _publish(
+        self,
+        data_type: str,
+        id: str,
+        data: dict[str, Any],
+        schema: str,
+        source: str,
+        group: str,
+        timeout: float,
+        raise_error_on_failure: bool,
+        key_header: KeyHeader | None,
+        store: bool,
+    ) -> dict[str, Any]:
+        self._check_started()
+        info = self._resolve(data_type, schema)
+        if not info.can_publish:
+            raise PermissionError(
+                f"application {self.application_name!r} may not publish {info.schema}.{info.name}"
+            )
+        record = self._record(info, id, data, source, group, key_header)
+        pub = _Pub(record, store, concurrent.futures.Future(), time.monotonic() + timeout)
+        verb = "store" if store else "publish"
+        return self._submit(pub, f"{verb} {info.name}/{id}", timeout, raise_error_on_failure)
+
+    def edit(
+        self,
+        data_type: str,
+        id: str,
+        patch: dict[str, Any],
+        schema: str = "",
+        source: str = "",
+        group: str = "NONE",
+        timeout: float = 10,
+        raise_error_on_failure: bool = True,
+    ) -> dict[str, Any]:
+        """Patch fields of a published record; subscribers receive the patched record."""
+        self._check_started()
+        info = self._resolve(data_type, schema)
+        if not info.can_publish:
+            raise PermissionError(
+                f"application {self.application_name!r} may not edit {info.schema}.{info.name}"
+            )
+        if not isinstance(patch, dict) or not patch:
+            raise ValueError(f"patch must be a non-empty dict, got {patch!r}")
+        check_fields(info.name, info.fields, patch)
+        key = pb.Topic(
+            schema=info.schema,
+            data_type=info.name,
+            source=source or self.application_name,
+            group=group,
+            id=id,
+        )
+        pub = _Pub(
+            None,
+            False,
+            concurrent.futures.Future(),
+            time.monotonic() + timeout,
+            edit=(key, encode_data(patch)),
+        )
+        return self._submit(pub, f"edit {info.name}/{id}", timeout, raise_error_on_failure)
+
+    def store(
+        self,
+        data_type: str,
+        id: str,
+        data: dict[str, Any],
+        schema: str = "",
+        source: str = "",
+        group: str = "NONE",
+        timeout: float = 10,
+    ) -> dict[str, Any]:
+        """[EXPERIMENTAL] Publish and persist in the platform's message store."""
+        if not type(self).unlock_experimental_features:
+            raise RuntimeError(
+                "store() is experimental: set "
+                "KeySession.unlock_experimental_features = True to use it"
+            )
+        return self._publish(
+            data_type, id, data, schema, source, group, timeout, True, None, store=True
+        )
+
+    # -- schema and discovery ----------------------------------------------------------
+
+    def catalog(self) -> list[tuple[str, str]]:
+        """Every (schema_name, data_type_name) on the platform."""
+        self._check_started()
+        return sorted(self._schema)
+
+    def sample(self, data_type: str, schema: str = "") -> KeyMessage:
+        """A KeyMessage showing a type's header and its fields with their field types."""
+        self._check_started()
+        info = self._resolve(data_type, schema)
+        header = KeyHeader(
+            schema=info.schema,
+            data_type=info.name,
+            source=self.application_name,
+            group="NONE",
+            id="",
+        )
+        return KeyMessage(header=header.as_dict(), data=dict(info.fields))
+
+    def set_up_schema_refresh(self) -> None:
+        """Follow the platform's schema changes (done by start() when auto_refresh_schema)."""
+        transport = self._adapter.transport
+        if transport is not None:
+            transport.auto_refresh = True
+        self.auto_refresh_schema = True
+
+    def get_session_data(self) -> dict[str, Any]:
+        """Connection details: application, url, host, port, session, platform, state."""
+        reply = self._register
+        return {
+            "application_name": self.application_name,
+            "url": self.url,
+            "hostname": self.host,
+            "port": self.port,
+            "session_id": reply.session_id if reply else None,
+            "platform": reply.platform if reply else None,
+            "status": self._state.name,
+            "schema_version": self._schema_version,
+            "subscriptions": len(self._subs),
+            "link": self._link.state.name if self._link and self._link.state else None,
+        }
+
+    # -- awaitable forms -----------------------------------------------------------------
+
+    async def astart(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    async def asnapshot(self, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self.snapshot, *args, **kwargs)
+
+    async def asubscribe(self, *args: Any, **kwargs: Any) -> Subscription:
+        return await asyncio.to_thread(self.subscribe, *args, **kwargs)
+
+    async def aunsubscribe(self, unsub: Subscription) -> None:
+        await asyncio.to_thread(self.unsubscribe, unsub)
+
+    async def apublish(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.publish, *args, **kwargs)
+
+    async def aedit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.edit, *args, **kwargs)
+
+    async def astore(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return await asyncio.to_thread(self.store, *args, **kwargs)
+
+
+def _rpc_error(exc: Exception, what: str) -> Exception:
+    import grpc  # noqa: PLC0415 - only on the error path
+
+    if isinstance(exc, grpc.aio.AioRpcError):
+        code, details = exc.code(), exc.details() or ""
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            return PermissionError(details)
+        if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+            return ValueError(details)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return TimeoutError(f"{what}: {details}")
+        return RuntimeError(f"{what} failed: {code.name}: {details}")
+    return RuntimeError(f"{what} failed: {exc!r}")
+
+
+def _to_frame(records: list[pb.Record], info: _TypeInfo) -> Any:
+    """One row per record: header fields, then data fields (``data_<name>`` on a clash)."""
+    import json  # noqa: PLC0415
+
+    import pandas as pd  # noqa: PLC0415 - pandas loads only when a DataFrame is asked for
+
+    headers = [r.header for r in records]
+    columns: dict[str, list[Any]] = {
+        "schema": [h.schema for h in headers],
+        "data_type": [h.data_type for h in headers],
+        "source": [h.source for h in headers],
+        "group": [h.group for h in headers],
+        "id": [h.id for h in headers],
+        "seq": [h.seq for h in headers],
+        "timestamp_ns": [h.timestamp_ns for h in headers],
+        "publisher": [h.publisher for h in headers],
+    }
+    loads = json.loads
+    rows = [loads(r.data) if r.data else {} for r in records]
+    names = list(info.fields)
+    for row in rows:
+        for name in row:
+            if name not in info.fields and name not in names:
+                names.append(name)
+    for name in names:
+        column = f"data_{name}" if name in columns else name
+        columns[column] = [row.get(name) for row in rows]
+    return pd.DataFrame(columns)

@@ -1,0 +1,266 @@
+"""The embedded platform's configuration: applications, permissions and schemas from TOML.
+
+``load_config`` checks the whole file before anything starts and names the file and the key
+path of the first error (``schemas[0].types[1].fields.bid: unknown field type ...``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from .protocol import FIELD_TYPES
+
+__all__ = ["AppConfig", "PlatformConfig", "TypeDef", "load_config", "permits"]
+
+_PLATFORM_DEFAULTS: dict[str, Any] = {
+    "name": "actorwire keysquare platform",
+    "heartbeat_interval": 1.0,
+    "heartbeat_deadline": 5.0,
+    "max_record_bytes": 65536,
+    "store_path": "",
+}
+
+
+def permits(patterns: tuple[str, ...], schema: str, name: str) -> bool:
+    """True when one of the permission patterns ("*", "Type", "schema.Type") covers the type."""
+    return any(pattern in ("*", name, f"{schema}.{name}") for pattern in patterns)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """An application allowed to register, with its read and publish permissions."""
+
+    name: str
+    api_key: str
+    read: tuple[str, ...] = ()
+    publish: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return (
+            f"AppConfig(name={self.name!r}, api_key='[redacted]', read={self.read!r}, "
+            f"publish={self.publish!r})"
+        )
+
+    def can_read(self, schema: str, name: str) -> bool:
+        """True when this application may snapshot and subscribe to ``schema.name``."""
+        return permits(self.read, schema, name)
+
+    def can_publish(self, schema: str, name: str) -> bool:
+        """True when this application may publish and edit ``schema.name``."""
+        return permits(self.publish, schema, name)
+
+
+@dataclass(frozen=True)
+class TypeDef:
+    """A data type: its schema, its name and its fields (field name -> field type)."""
+
+    schema: str
+    name: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def qualified(self) -> str:
+        """``schema.name``."""
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    """The whole platform configuration (see default_config.toml for the shape)."""
+
+    name: str
+    heartbeat_interval: float
+    heartbeat_deadline: float
+    max_record_bytes: int
+    store_path: str | None
+    applications: dict[str, AppConfig]
+    types: list[TypeDef]
+
+
+class _Checker:
+    """Reads values out of the parsed TOML, raising ValueError with file and key path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, message: str) -> ValueError:
+        return ValueError(f"{self.source}: {path}: {message}")
+
+    def table(self, value: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a table, got {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                expected = ", ".join(allowed)
+                raise self.fail(_join(path, key), f"unknown key (expected one of {expected})")
+        return value
+
+    def array(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"must be an array, got {_kind(value)}")
+        return value
+
+    def name(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(path, f"must be a non-empty string, got {value!r}")
+        if value != value.strip() or "." in value:
+            raise self.fail(path, f"must not contain dots or surrounding spaces, got {value!r}")
+        return value
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(path, f"must be a string, got {_kind(value)}")
+        return value
+
+    def positive(self, value: Any, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"must be a number, got {_kind(value)} {value!r}")
+        if not value > 0:
+            raise self.fail(path, f"must be greater than 0, got {value!r}")
+        return float(value)
+
+    def positive_int(self, value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"must be an integer, got {_kind(value)} {value!r}")
+        if value <= 0:
+            raise self.fail(path, f"must be greater than 0, got {value!r}")
+        return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _permissions(check: _Checker, value: Any, path: str) -> tuple[str, ...]:
+    patterns = []
+    for i, item in enumerate(check.array(value, path)):
+        where = f"{path}[{i}]"
+        text = check.string(item, where)
+        parts = text.split(".")
+        if text != "*" and (len(parts) > 2 or not all(p.strip() == p and p for p in parts)):
+            raise check.fail(
+                where, f"bad permission pattern {text!r} (expected '*', 'Type' or 'schema.Type')"
+            )
+        patterns.append(text)
+    return tuple(patterns)
+
+
+def _parse(check: _Checker, doc: Mapping[str, Any]) -> PlatformConfig:
+    check.table(doc, "", ("platform", "applications", "schemas"))
+    raw_platform = check.table(doc.get("platform", {}), "platform", tuple(_PLATFORM_DEFAULTS))
+    platform = {**_PLATFORM_DEFAULTS, **raw_platform}
+    name = check.string(platform["name"], "platform.name")
+    if not name.strip():
+        raise check.fail("platform.name", "must be a non-empty string")
+    interval = check.positive(platform["heartbeat_interval"], "platform.heartbeat_interval")
+    deadline = check.positive(platform["heartbeat_deadline"], "platform.heartbeat_deadline")
+    if deadline <= interval:
+        raise check.fail(
+            "platform.heartbeat_deadline",
+            f"must be greater than heartbeat_interval ({deadline!r} <= {interval!r})",
+        )
+    max_bytes = check.positive_int(platform["max_record_bytes"], "platform.max_record_bytes")
+    store_path = check.string(platform["store_path"], "platform.store_path")
+
+    applications: dict[str, AppConfig] = {}
+    for i, raw in enumerate(check.array(doc.get("applications", []), "applications")):
+        where = f"applications[{i}]"
+        app = check.table(raw, where, ("name", "api_key", "read", "publish"))
+        if "name" not in app:
+            raise check.fail(f"{where}.name", "missing (every application needs a name)")
+        app_name = check.name(app["name"], f"{where}.name")
+        if app_name in applications:
+            raise check.fail(f"{where}.name", f"duplicate application {app_name!r}")
+        if "api_key" not in app:
+            raise check.fail(f"{where}.api_key", f"missing for application {app_name!r}")
+        api_key = check.string(app["api_key"], f"{where}.api_key")
+        if not api_key:
+            raise check.fail(f"{where}.api_key", f"empty for application {app_name!r}")
+        applications[app_name] = AppConfig(
+            name=app_name,
+            api_key=api_key,
+            read=_permissions(check, app.get("read", []), f"{where}.read"),
+            publish=_permissions(check, app.get("publish", []), f"{where}.publish"),
+        )
+
+    types: list[TypeDef] = []
+    schema_names: set[str] = set()
+    for i, raw in enumerate(check.array(doc.get("schemas", []), "schemas")):
+        where = f"schemas[{i}]"
+        schema = check.table(raw, where, ("name", "types"))
+        if "name" not in schema:
+            raise check.fail(f"{where}.name", "missing (every schema needs a name)")
+        schema_name = check.name(schema["name"], f"{where}.name")
+        if schema_name in schema_names:
+            raise check.fail(f"{where}.name", f"duplicate schema {schema_name!r}")
+        schema_names.add(schema_name)
+        type_names: set[str] = set()
+        for j, raw_type in enumerate(check.array(schema.get("types", []), f"{where}.types")):
+            twhere = f"{where}.types[{j}]"
+            typ = check.table(raw_type, twhere, ("name", "fields"))
+            if "name" not in typ:
+                raise check.fail(f"{twhere}.name", "missing (every type needs a name)")
+            type_name = check.name(typ["name"], f"{twhere}.name")
+            if type_name in type_names:
+                raise check.fail(f"{twhere}.name", f"duplicate type '{schema_name}.{type_name}'")
+            type_names.add(type_name)
+            raw_fields = typ.get("fields", {})
+            if not isinstance(raw_fields, dict):
+                raise check.fail(f"{twhere}.fields", f"must be a table, got {_kind(raw_fields)}")
+            fields: dict[str, str] = {}
+            for fname, ftype in raw_fields.items():
+                fwhere = f"{twhere}.fields.{fname}"
+                if not fname.strip():
+                    raise check.fail(fwhere, "field names must not be empty")
+                if ftype not in FIELD_TYPES:
+                    raise check.fail(
+                        fwhere,
+                        f"unknown field type {ftype!r} (expected one of {', '.join(FIELD_TYPES)})",
+                    )
+                fields[fname] = ftype
+            types.append(TypeDef(schema_name, type_name, fields))
+
+    return PlatformConfig(
+        name=name,
+        heartbeat_interval=interval,
+        heartbeat_deadline=deadline,
+        max_record_bytes=max_bytes,
+        store_path=store_path or None,
+        applications=applications,
+        types=types,
+    )
+
+
+def load_config(path: str | Path | None = None) -> PlatformConfig:
+    """Read and check a platform config; ``None`` means the packaged default_config.toml.
+
+    Raises ValueError naming the file and the key path of the first problem.
+    """
+    if path is None:
+        resource = files("actorwire.adapters.keysquare") / "default_config.toml"
+        source, text = "default_config.toml", resource.read_text(encoding="utf-8")
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(f"{source}: cannot read config: {reason}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: invalid TOML: {exc}") from None
+    return _parse(_Checker(source), doc)

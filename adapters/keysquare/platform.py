@@ -1,0 +1,491 @@
+"""The embedded data platform's state, sans-I/O: sessions, schema, last-value cache,
+permissions, publish/edit validation, snapshots, subscriptions and fan-out.
+
+No sockets, threads or locks: the server calls it from one thread (its asyncio loop), so a
+subscription's cached snapshot and its registration for live updates happen atomically.
+Time comes from the ``clock`` given to the constructor. Errors are ``PlatformError`` with a
+code the wire carries (``UNKNOWN_TYPE``, ``PERMISSION_DENIED``, ``INVALID``, ...).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hmac
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Literal
+
+from . import keysquare_pb2 as pb
+from .config import AppConfig, PlatformConfig, TypeDef
+from .protocol import FIELD_TYPES, TopicKey, check_fields, decode_data, encode_data, matches
+
+__all__ = [
+    "INVALID",
+    "NOT_FOUND",
+    "PERMISSION_DENIED",
+    "TOO_LARGE",
+    "UNAUTHENTICATED",
+    "UNKNOWN_TYPE",
+    "Fanout",
+    "Platform",
+    "PlatformError",
+    "Published",
+]
+
+UNAUTHENTICATED = "UNAUTHENTICATED"
+UNKNOWN_TYPE = "UNKNOWN_TYPE"
+PERMISSION_DENIED = "PERMISSION_DENIED"
+INVALID = "INVALID"
+TOO_LARGE = "TOO_LARGE"
+NOT_FOUND = "NOT_FOUND"
+
+Fanout = dict[str, dict[int, list[pb.Record]]]
+"""session_id -> sub_id -> the records that subscription receives, in publish order."""
+
+_TypeId = tuple[str, str]
+
+
+class PlatformError(Exception):
+    """A refused request: ``code`` for the wire (Ack.code, a gRPC status), ``message`` for
+    people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Published:
+    """Accepted records, stamped by the platform, and the ones to persist in the store."""
+
+    records: list[pb.Record]
+    to_store: list[pb.Record] = field(default_factory=list)
+
+
+def _key_text(key: TopicKey) -> str:
+    schema, data_type, source, group, id_ = key
+    return f"{schema}.{data_type} source={source!r} group={group!r} id={id_!r}"
+
+
+class Platform:
+    """The platform's state; every method is synchronous and runs to completion."""
+
+    def __init__(
+        self,
+        config: PlatformConfig,
+        clock: Callable[[], int] = time.time_ns,
+        new_session_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        epoch: int | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        # This run of the platform: (epoch, seq) orders a topic's records across restarts,
+        # since a restarted platform without a store numbers its topics from 1 again.
+        self.epoch = time.time_ns() if epoch is None else epoch
+        self._new_session_id = new_session_id
+        self._types: dict[_TypeId, TypeDef] = {}
+        self._schemas_of: dict[str, list[str]] = {}  # type name -> schemas defining it
+        self.version = 0
+        for typedef in config.types:
+            self._put_type(typedef)
+        self.version = 1
+        self._cache: dict[_TypeId, dict[TopicKey, pb.Record]] = {}
+        self._accepted: dict[TopicKey, int] = {}  # acceptance order of each cached record
+        self._tick = 0
+        self._stored: set[TopicKey] = set()
+        self._sessions: dict[str, AppConfig] = {}
+        self._subs: dict[str, dict[int, pb.Topic]] = {}
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def register(self, application_name: str, api_key: str) -> str:
+        """A new session id for a known application with the right key."""
+        app = self.config.applications.get(application_name)
+        if app is None or not hmac.compare_digest(app.api_key.encode(), api_key.encode()):
+            raise PlatformError(
+                UNAUTHENTICATED, f"registration refused for application '{application_name}'"
+            )
+        session_id = self._new_session_id()
+        self._sessions[session_id] = app
+        return session_id
+
+    def app_for(self, session_id: str) -> AppConfig:
+        """The application of a registered session (UNAUTHENTICATED if unknown)."""
+        app = self._sessions.get(session_id)
+        if app is None:
+            raise PlatformError(UNAUTHENTICATED, f"unknown session {session_id!r} (register first)")
+        return app
+
+    def has_session(self, session_id: str) -> bool:
+        """True while the session is registered."""
+        return session_id in self._sessions
+
+    def drop_session(self, session_id: str) -> bool:
+        """Forget a session and its subscriptions; False if it was not registered."""
+        self._subs.pop(session_id, None)
+        return self._sessions.pop(session_id, None) is not None
+
+    @property
+    def session_count(self) -> int:
+        """How many sessions are registered."""
+        return len(self._sessions)
+
+    def session_ids(self) -> list[str]:
+        """The registered session ids."""
+        return list(self._sessions)
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _put_type(self, typedef: TypeDef) -> None:
+        tid = (typedef.schema, typedef.name)
+        if tid not in self._types:
+            self._schemas_of.setdefault(typedef.name, []).append(typedef.schema)
+        self._types[tid] = typedef
+
+    def define_type(self, schema: str, name: str, fields: Mapping[str, str]) -> int:
+        """Add or change a data type and return the schema version (bumped on a change).
+
+        Raises ValueError for a bad schema/type name or an unknown field type.
+        """
+        for what, value in (("schema", schema), ("type name", name)):
+            if not value or value != value.strip() or "." in value:
+                raise ValueError(f"bad {what} {value!r}: must be non-empty without dots")
+        checked: dict[str, str] = {}
+        for fname, ftype in fields.items():
+            if not fname or not fname.strip():
+                raise ValueError(f"{schema}.{name}: field names must not be empty")
+            if ftype not in FIELD_TYPES:
+                raise ValueError(
+                    f"{schema}.{name}.{fname}: unknown field type {ftype!r} "
+                    f"(expected one of {', '.join(FIELD_TYPES)})"
+                )
+            checked[fname] = ftype
+        typedef = TypeDef(schema, name, checked)
+        if self._types.get((schema, name)) != typedef:
+            self._put_type(typedef)
+            self.version += 1
+        return self.version
+
+    def types(self) -> list[TypeDef]:
+        """Every defined type, sorted by schema and name."""
+        return [self._types[tid] for tid in sorted(self._types)]
+
+    def schema_reply(self, app: AppConfig) -> pb.SchemaReply:
+        """The schema as one application sees it (with its permissions per type)."""
+        return pb.SchemaReply(
+            version=self.version,
+            types=[
+                pb.DataTypeDef(
+                    schema=t.schema,
+                    name=t.name,
+                    fields=[pb.FieldDef(name=n, type=k) for n, k in t.fields.items()],
+                    can_read=app.can_read(t.schema, t.name),
+                    can_publish=app.can_publish(t.schema, t.name),
+                )
+                for t in self.types()
+            ],
+        )
+
+    def _unknown_type(self, schema: str, data_type: str) -> PlatformError:
+        if schema and not any(s == schema for s, _ in self._types):
+            wanted, what = schema, f"unknown schema {schema!r}"
+            candidates = sorted({s for s, _ in self._types})
+        else:
+            wanted = f"{schema}.{data_type}" if schema else data_type
+            what = f"unknown data type {wanted!r}"
+            candidates = sorted({f"{s}.{n}" for s, n in self._types})
+            if not schema:
+                candidates += sorted({n for _, n in self._types})
+        close = difflib.get_close_matches(wanted, candidates, n=3)
+        if close:
+            return PlatformError(UNKNOWN_TYPE, f"{what}; close matches: {', '.join(close)}")
+        known = [f"{s}.{n}" for s, n in sorted(self._types)]
+        listed = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+        return PlatformError(UNKNOWN_TYPE, f"{what}; defined types: {listed or 'none'}")
+
+    def find_type(self, schema: str, data_type: str) -> TypeDef:
+        """The one type a record names; an empty schema is fine when the name is unique."""
+        if not data_type:
+            raise PlatformError(INVALID, "data_type is required")
+        if schema:
+            typedef = self._types.get((schema, data_type))
+            if typedef is None:
+                raise self._unknown_type(schema, data_type)
+            return typedef
+        schemas = self._schemas_of.get(data_type, [])
+        if not schemas:
+            raise self._unknown_type(schema, data_type)
+        if len(schemas) > 1:
+            raise PlatformError(
+                INVALID,
+                f"data type {data_type!r} is defined in schemas {', '.join(sorted(schemas))}: "
+                "set the schema",
+            )
+        return self._types[(schemas[0], data_type)]
+
+    def _check_pattern(self, app: AppConfig, pattern: pb.Topic) -> None:
+        """Refuse a subscribe/snapshot pattern naming an unknown type or an unreadable one."""
+        if pattern.data_type:
+            candidates = [
+                (s, n)
+                for (s, n) in self._types
+                if n == pattern.data_type and (not pattern.schema or s == pattern.schema)
+            ]
+            if not candidates:
+                raise self._unknown_type(pattern.schema, pattern.data_type)
+        elif pattern.schema:
+            candidates = [(s, n) for (s, n) in self._types if s == pattern.schema]
+            if not candidates:
+                raise self._unknown_type(pattern.schema, "")
+        else:
+            if not app.read:
+                raise PlatformError(
+                    PERMISSION_DENIED, f"application '{app.name}' may not read any type"
+                )
+            return
+        if not any(app.can_read(s, n) for s, n in candidates):
+            names = ", ".join(f"{s}.{n}" for s, n in sorted(candidates))
+            raise PlatformError(PERMISSION_DENIED, f"application '{app.name}' may not read {names}")
+
+    # -- data -------------------------------------------------------------------------------
+
+    def load(self, records: Iterable[pb.Record]) -> int:
+        """Seed the cache from the message store (at startup); returns how many were loaded."""
+        count = 0
+        for record in sorted(records, key=lambda r: r.header.timestamp_ns):
+            h = record.header
+            bucket = self._cache.setdefault((h.schema, h.data_type), {})
+            key = (h.schema, h.data_type, h.source, h.group, h.id)
+            old = bucket.get(key)
+            if old is None or old.header.seq < h.seq:
+                bucket[key] = record
+                self._tick += 1
+                self._accepted[key] = self._tick
+            self._stored.add(key)
+            count += 1
+        return count
+
+    def _check_size(self, record: pb.Record, where: str) -> None:
+        size = record.ByteSize()
+        if size > self.config.max_record_bytes:
+            raise PlatformError(
+                TOO_LARGE,
+                f"{where} is {size} bytes, over the platform limit of "
+                f"{self.config.max_record_bytes}",
+            )
+
+    def _cached(self, key: TopicKey) -> pb.Record | None:
+        return self._cache.get((key[0], key[1]), {}).get(key)
+
+    def _commit(self, records: list[pb.Record], store: bool) -> Published:
+        to_store = []
+        for record in records:
+            h = record.header
+            key = (h.schema, h.data_type, h.source, h.group, h.id)
+            self._cache.setdefault((h.schema, h.data_type), {})[key] = record
+            self._tick += 1
+            self._accepted[key] = self._tick
+            if store:
+                self._stored.add(key)
+            if key in self._stored:
+                to_store.append(record)
+        return Published(records, to_store)
+
+    def _publishable(self, app: AppConfig, schema: str, data_type: str, where: str) -> TypeDef:
+        """The type a record names, if the application may publish it."""
+        try:
+            typedef = self.find_type(schema, data_type)
+        except PlatformError as exc:
+            raise PlatformError(exc.code, f"{where}: {exc.message}") from None
+        if not app.can_publish(typedef.schema, typedef.name):
+            raise PlatformError(
+                PERMISSION_DENIED, f"application '{app.name}' may not publish {typedef.qualified}"
+            )
+        return typedef
+
+    def publish(
+        self, app: AppConfig, records: Iterable[pb.Record], store: bool = False
+    ) -> Published:
+        """Validate every record, then stamp (seq per topic, timestamp, publisher) and cache
+        them all; one bad record refuses the whole publish with a PlatformError.
+
+        An empty source defaults to the application name. A record with ``voided`` set and no
+        data withdraws the cached record (keeping its data). Records of a stored topic stay
+        stored, so the store never falls behind the cache.
+        """
+        now = self._clock()
+        limit = self.config.max_record_bytes
+        resolved: dict[_TypeId, TypeDef] = {}
+        staged: dict[TopicKey, pb.Record] = {}
+        accepted: list[pb.Record] = []
+        for i, record in enumerate(records):
+            stamped = pb.Record()
+            stamped.CopyFrom(record)
+            h = stamped.header
+            typedef = resolved.get((h.schema, h.data_type))
+            if typedef is None:
+                typedef = self._publishable(app, h.schema, h.data_type, f"record {i}")
+                resolved[(h.schema, h.data_type)] = typedef
+            if not h.id:
+                raise PlatformError(INVALID, f"record {i} ({typedef.qualified}): id is required")
+            if record.ByteSize() > limit:
+                self._check_size(record, f"record {i} ({typedef.qualified} id={h.id!r})")
+            h.schema = typedef.schema
+            if not h.source:
+                h.source = app.name
+            key = (typedef.schema, typedef.name, h.source, h.group, h.id)
+            previous = staged.get(key) or self._cached(key)
+            if h.voided and not stamped.data:
+                stamped.data = previous.data if previous is not None else b"{}"
+            else:
+                try:
+                    check_fields(typedef.name, typedef.fields, decode_data(stamped.data))
+                except ValueError as exc:
+                    where = f"record {i} ({typedef.qualified} id={h.id!r})"
+                    raise PlatformError(INVALID, f"{where}: {exc}") from None
+            h.seq = (previous.header.seq if previous is not None else 0) + 1
+            h.timestamp_ns = now
+            h.publisher = app.name
+            h.epoch = self.epoch
+            staged[key] = stamped
+            accepted.append(stamped)
+        return self._commit(accepted, store)
+
+    def edit(self, app: AppConfig, key: pb.Topic, patch: bytes) -> Published:
+        """Apply a JSON patch to a cached (not voided) record; returns the new record."""
+        typedef = self.find_type(key.schema, key.data_type)
+        if not app.can_publish(typedef.schema, typedef.name):
+            raise PlatformError(
+                PERMISSION_DENIED, f"application '{app.name}' may not edit {typedef.qualified}"
+            )
+        if not key.id:
+            raise PlatformError(INVALID, f"edit of {typedef.qualified}: the key needs an id")
+        tkey = (typedef.schema, typedef.name, key.source or app.name, key.group, key.id)
+        previous = self._cached(tkey)
+        if previous is None or previous.header.voided:
+            state = "no record" if previous is None else "only a voided record"
+            raise PlatformError(NOT_FOUND, f"{state} to edit at {_key_text(tkey)}")
+        try:
+            changes = decode_data(patch)
+            check_fields(typedef.name, typedef.fields, changes)
+        except ValueError as exc:
+            raise PlatformError(INVALID, f"edit of {_key_text(tkey)}: {exc}") from None
+        merged = decode_data(previous.data)
+        merged.update(changes)
+        edited = pb.Record(header=pb.KeyHeader(), data=encode_data(merged))
+        edited.header.CopyFrom(previous.header)
+        edited.header.seq += 1
+        edited.header.timestamp_ns = self._clock()
+        edited.header.publisher = app.name
+        edited.header.epoch = self.epoch
+        self._check_size(edited, f"edited record {_key_text(tkey)}")
+        return self._commit([edited], store=False)
+
+    def snapshot(
+        self, app: AppConfig, pattern: pb.Topic, order: Literal["key", "accepted"] = "key"
+    ) -> list[pb.Record]:
+        """Cached, not voided, readable records under ``pattern``, sorted by topic key (or in
+        the order the platform accepted their latest versions)."""
+        self._check_pattern(app, pattern)
+        fine = bool(pattern.source or pattern.group or pattern.id)
+        found: list[tuple[TopicKey, pb.Record]] = []
+        for (schema, name), bucket in self._cache.items():
+            if (pattern.schema and schema != pattern.schema) or (
+                pattern.data_type and name != pattern.data_type
+            ):
+                continue
+            if not app.can_read(schema, name):
+                continue
+            found.extend(
+                (key, r)
+                for key, r in bucket.items()
+                if not r.header.voided and (not fine or matches(pattern, r.header))
+            )
+        if order == "key":
+            found.sort(key=itemgetter(0))
+        else:
+            accepted = self._accepted
+            found.sort(key=lambda pair: accepted[pair[0]])
+        return [r for _, r in found]
+
+    def record_count(self) -> int:
+        """How many topics are cached (voided ones included)."""
+        return sum(len(bucket) for bucket in self._cache.values())
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(
+        self, session_id: str, sub_id: int, pattern: pb.Topic, cached: bool = True
+    ) -> list[pb.Record]:
+        """Register a subscription and return its cached records (``[]`` unless ``cached``),
+        in acceptance order, so the cached part reads like the live updates that follow.
+
+        Call ``fanout`` only after this returns: the snapshot and the registration are one
+        step, so no live update is lost or delivered before the snapshot.
+        """
+        app = self.app_for(session_id)
+        subs = self._subs.setdefault(session_id, {})
+        if sub_id in subs:
+            raise PlatformError(INVALID, f"sub_id {sub_id} is already in use in this session")
+        snapshot = self.snapshot(app, pattern, order="accepted") if cached else []
+        if not cached:
+            self._check_pattern(app, pattern)
+        saved = pb.Topic()
+        saved.CopyFrom(pattern)
+        subs[sub_id] = saved
+        return snapshot
+
+    def unsubscribe(self, session_id: str, sub_id: int) -> bool:
+        """Stop a subscription; False if there was none with that id."""
+        return self._subs.get(session_id, {}).pop(sub_id, None) is not None
+
+    def clear_subscriptions(self, session_id: str) -> int:
+        """Remove every subscription of a session (its stream ended); returns how many."""
+        return len(self._subs.pop(session_id, {}))
+
+    @property
+    def subscription_count(self) -> int:
+        """How many subscriptions all sessions hold."""
+        return sum(len(subs) for subs in self._subs.values())
+
+    def subscriptions(self, session_id: str) -> dict[int, pb.Topic]:
+        """The session's subscriptions: sub_id -> pattern."""
+        return dict(self._subs.get(session_id, {}))
+
+    def fanout(self, records: list[pb.Record]) -> Fanout:
+        """Who receives what: every matching subscription whose application may read the
+        record's type gets the records in their original order (voided ones included)."""
+        kinds = {(r.header.schema, r.header.data_type) for r in records}
+        result: Fanout = {}
+        for session_id, subs in self._subs.items():
+            app = self._sessions.get(session_id)
+            if app is None:
+                continue
+            readable = {tid for tid in kinds if app.can_read(*tid)}
+            if not readable:
+                continue
+            for sub_id, pattern in subs.items():
+                ok = {
+                    (s, n)
+                    for (s, n) in readable
+                    if (not pattern.schema or s == pattern.schema)
+                    and (not pattern.data_type or n == pattern.data_type)
+                }
+                if not ok:
+                    continue
+                if ok == kinds and not (pattern.source or pattern.group or pattern.id):
+                    got = list(records)
+                else:
+                    got = [
+                        r
+                        for r in records
+                        if (r.header.schema, r.header.data_type) in ok
+                        and matches(pattern, r.header)
+                    ]
+                if got:
+                    result.setdefault(session_id, {})[sub_id] = got
+        return result

@@ -1,0 +1,299 @@
+"""The keysquare link: a gRPC transport on the system's I/O loop and its Link adapter.
+
+Opening a connection is the whole handshake: Register (REGISTERING, REGISTERED), the
+Session stream with Hello/Welcome (CONNECTING), then GetSchema (DOWNLOADING_SCHEMA,
+SCHEMA_DOWNLOADED). The link reports CONNECTED once the subscriptions are replayed.
+Records are sequenced per (subscription, topic) by ``(epoch, seq)`` with LATEST ordering:
+after a reconnect the re-snapshot supersedes what was missed, and nothing is seen twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+from actorwire.actors.link import (
+    AuthRefused,
+    LinkAdapter,
+    Ordering,
+    Routed,
+    Transport,
+)
+
+from . import keysquare_pb2 as pb
+from . import keysquare_pb2_grpc as pb_grpc
+from .model import KeySessionState
+from .protocol import topic_key
+
+if TYPE_CHECKING:
+    from actorwire.actors import Address
+
+__all__ = ["KeySquareAdapter", "KeySquareTransport", "SnapshotDone", "SubSpec"]
+
+MAX_MESSAGE = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SubSpec:
+    """One platform subscription (what the link replays after each reconnect)."""
+
+    sub_id: int
+    topic: tuple[str, str, str, str, str]
+    cached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDone:
+    """Every cached record of platform subscription ``sub_id`` has been delivered."""
+
+    sub_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    sub_id: int
+    status: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckEvent:
+    request_id: int
+    status: str
+    code: str
+    message: str
+    count: int
+
+
+def pb_topic(topic: tuple[str, str, str, str, str]) -> pb.Topic:
+    schema, data_type, source, group, id_ = topic
+    return pb.Topic(schema=schema, data_type=data_type, source=source, group=group, id=id_)
+
+
+class KeySquareAdapter(LinkAdapter):
+    """Hooks a Link needs for the keysquare gRPC service; the api key stays private."""
+
+    ordering = Ordering.LATEST
+    always_ping = True
+
+    def __init__(
+        self,
+        url: str,
+        application_name: str,
+        api_key: str,
+        timeout: float,
+        on_progress: Callable[[KeySessionState, str], None],
+        on_registered: Callable[[pb.RegisterReply], None],
+        on_schema: Callable[[pb.SchemaReply], None],
+    ) -> None:
+        self.url = url
+        self.application_name = application_name
+        self._api_key = api_key
+        self.timeout = timeout
+        self.on_progress = on_progress
+        self.on_registered = on_registered
+        self.on_schema = on_schema
+        self.session_id = ""
+        self.publisher: Address | None = None
+        self.router: Address | None = None
+        self.transport: KeySquareTransport | None = None
+
+    def __repr__(self) -> str:
+        return f"KeySquareAdapter({self.application_name!r} at {self.url})"
+
+    def make_transport(self) -> Transport:
+        transport = KeySquareTransport(self)
+        self.transport = transport
+        return transport
+
+    def route(self, frames: list[Any]) -> Routed:
+        out = Routed()
+        data = out.data
+        for msg in frames:
+            kind = msg.WhichOneof("body")
+            if kind == "delivery":
+                d = msg.delivery
+                sub_id = d.sub_id
+                for record in d.records:
+                    h = record.header
+                    data.append(((sub_id, topic_key(h)), (h.epoch, h.seq), (sub_id, record)))
+                if d.snapshot_done:
+                    data.append((None, None, SnapshotDone(sub_id)))
+            elif kind == "ack":
+                a = msg.ack
+                if self.publisher is not None:
+                    self.publisher.tell(
+                        AckEvent(a.request_id, a.status, a.code, a.message, a.count)
+                    )
+            elif kind == "subscribed":
+                s = msg.subscribed
+                if self.router is not None:
+                    self.router.tell(SubscribeResult(s.sub_id, s.status, s.code, s.message))
+            elif kind == "schema_changed":
+                out.control.append(msg.schema_changed)
+            elif kind in ("pong", "welcome"):
+                continue
+            else:
+                out.errors.append((f"unexpected server message {kind!r}", False))
+        return out
+
+    def subscribe(self, stream: Hashable, from_seq: int | None) -> list[Any]:
+        assert isinstance(stream, SubSpec)
+        return [
+            pb.ClientMessage(
+                subscribe=pb.Subscribe(
+                    sub_id=stream.sub_id, topic=pb_topic(stream.topic), cached=stream.cached
+                )
+            )
+        ]
+
+    def unsubscribe(self, stream: Hashable) -> list[Any]:
+        assert isinstance(stream, SubSpec)
+        return [pb.ClientMessage(unsubscribe=pb.Unsubscribe(sub_id=stream.sub_id))]
+
+    def ping(self, n: int) -> Any:
+        return pb.ClientMessage(ping=pb.Ping(n=n))
+
+    def on_control(self, event: Any) -> list[Any]:
+        if isinstance(event, pb.SchemaChanged) and self.transport is not None:
+            self.transport.schedule_schema_refresh(event.version)
+        return []
+
+    def credentials(self) -> pb.RegisterRequest:
+        return pb.RegisterRequest(application_name=self.application_name, api_key=self._api_key)
+
+
+class KeySquareTransport(Transport):
+    """One gRPC channel and Session stream; unary calls share the channel."""
+
+    def __init__(self, adapter: KeySquareAdapter) -> None:
+        super().__init__(adapter)
+        self.ks = adapter
+        self.peer = adapter.url
+        self.connect_timeout = adapter.timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.KeyAccessStub | None = None
+        self._call: Any = None
+        self.auto_refresh = True
+
+    async def open(self) -> None:
+        ks = self.ks
+        self._channel = grpc.aio.insecure_channel(ks.url, options=CHANNEL_OPTIONS)
+        stub = pb_grpc.KeyAccessStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = stub
+        ks.on_progress(KeySessionState.REGISTERING, f"registering with {ks.url}")
+        try:
+            reply = await stub.Register(ks.credentials(), timeout=ks.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                ks.on_progress(KeySessionState.REGISTRATION_FAILED, exc.details() or "refused")
+                raise AuthRefused(exc.details() or "registration refused") from None
+            raise ConnectionError(f"{exc.code().name}: {exc.details()}") from None
+        ks.session_id = reply.session_id
+        ks.on_registered(reply)
+        ks.on_progress(KeySessionState.REGISTERED, f"session {reply.session_id[:8]}")
+        ks.on_progress(KeySessionState.CONNECTING, "opening the session stream")
+        call = stub.Session()
+        self._call = call
+        await call.write(pb.ClientMessage(hello=pb.Hello(session_id=reply.session_id)))
+        first = await call.read()
+        if first is grpc.aio.EOF or first.WhichOneof("body") != "welcome":
+            raise ConnectionError("the platform did not welcome the session")
+        await self._download_schema(stub, reply.session_id)
+
+    async def _download_schema(self, stub: pb_grpc.KeyAccessStub, session_id: str) -> None:
+        ks = self.ks
+        ks.on_progress(KeySessionState.DOWNLOADING_SCHEMA, "downloading schema")
+        try:
+            schema = await stub.GetSchema(
+                pb.SchemaRequest(session_id=session_id), timeout=ks.timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            ks.on_progress(
+                KeySessionState.SCHEMA_DOWNLOAD_FAILED, f"{exc.code().name}: {exc.details()}"
+            )
+            raise ConnectionError(f"schema download failed: {exc.details()}") from None
+        ks.on_schema(schema)
+        ks.on_progress(
+            KeySessionState.SCHEMA_DOWNLOADED,
+            f"schema version {schema.version}: {len(schema.types)} types",
+        )
+
+    def schedule_schema_refresh(self, version: int) -> None:
+        """The platform announced a new schema version: download it (from any thread)."""
+        if not self.auto_refresh or self._stub is None:
+            return
+        stub, session_id = self._stub, self.ks.session_id
+
+        async def refresh() -> None:
+            try:
+                schema = await stub.GetSchema(
+                    pb.SchemaRequest(session_id=session_id), timeout=self.ks.timeout
+                )
+            except grpc.aio.AioRpcError as exc:
+                self.log.warning(
+                    "schema refresh failed",
+                    version=version,
+                    error=f"{exc.code().name}: {exc.details()}",
+                )
+                return
+            self.ks.on_schema(schema)
+
+        self.system.io.submit(refresh())
+
+    async def read(self) -> list[Any]:
+        call = self._call
+        try:
+            msg = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise ConnectionError(f"{exc.code().name}: {exc.details()}") from None
+        if msg is grpc.aio.EOF:
+            raise EOFError("the platform closed the session stream")
+        return [msg]
+
+    async def write(self, frames: list[Any]) -> None:
+        call = self._call
+        if call is None:
+            raise ConnectionError("not connected")
+        for frame in frames:
+            await call.write(frame)
+
+    async def close_connection(self) -> None:
+        call, channel = self._call, self._channel
+        self._call = self._channel = self._stub = None
+        if call is not None:
+            call.cancel()
+        if channel is not None:
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+    async def snapshot(self, session_id: str, topic: pb.Topic, timeout: float) -> list[pb.Record]:
+        """Unary-stream Snapshot on the current channel (raises ConnectionError if down)."""
+        stub = self._stub
+        if stub is None:
+            raise ConnectionError("not connected to the platform")
+        records: list[pb.Record] = []
+        call = stub.Snapshot(
+            pb.SnapshotRequest(session_id=session_id, topic=topic), timeout=timeout
+        )
+        async for batch in call:
+            records.extend(batch.records)
+        return records
+
+    async def get_schema(self, timeout: float) -> pb.SchemaReply:
+        stub = self._stub
+        if stub is None:
+            raise ConnectionError("not connected to the platform")
+        reply: pb.SchemaReply = await stub.GetSchema(
+            pb.SchemaRequest(session_id=self.ks.session_id), timeout=timeout
+        )
+        return reply

@@ -1,0 +1,131 @@
+"""The ``actorwire`` command line.
+
+``actorwire serve ADAPTER`` runs an adapter's embedded server until SIGINT or SIGTERM. Only
+``keysquare`` has one so far; each adapter registers a runner in ``SERVERS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+__all__ = ["SERVERS", "build_parser", "main"]
+
+Runner = Callable[[argparse.Namespace, threading.Event], int]
+
+
+def _serve_keysquare(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Run the KeySquare-style data platform until ``stop`` is set."""
+    from actorwire.adapters.keysquare.config import load_config  # noqa: PLC0415
+    from actorwire.adapters.keysquare.server import serve  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ValueError as exc:
+        return _fail(f"actorwire serve keysquare: bad config: {exc}", 2)
+    port = 6800 if args.port is None else args.port
+    try:
+        server = serve(host=args.host, port=port, config=config, store_path=args.store)
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        return _fail(f"actorwire serve keysquare: cannot start: {exc}", 1)
+    try:
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        print(f"keysquare platform listening on {host}:{server.port}", flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+SERVERS: dict[str, Runner] = {"keysquare": _serve_keysquare}
+"""Adapters with an embedded server: name -> runner(args, stop_event) -> exit code."""
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr, flush=True)
+    return code
+
+
+def _configure_logging(args: argparse.Namespace) -> int | None:
+    """Logs go to stderr (stdout carries only the ready line); an exit code on bad options."""
+    from actorwire.actors.log import configure_logging  # noqa: PLC0415
+
+    try:
+        configure_logging(args.log_format, args.log_level, stream=sys.stderr)
+    except ValueError as exc:
+        return _fail(f"actorwire: {exc}", 2)
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="actorwire", description="Actor-based event processing: servers and pipelines."
+    )
+    parser.add_argument(
+        "--log-format", choices=("console", "json"), default="console", help="log output format"
+    )
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run an adapter's embedded server",
+        description=f"Run an embedded server until SIGINT/SIGTERM. Adapters: {', '.join(SERVERS)}.",
+    )
+    serve.add_argument("adapter", metavar="ADAPTER", help=f"one of: {', '.join(SERVERS)}")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (keysquare: 6800; 0: any)")
+    serve.add_argument("--config", metavar="FILE", help="platform config (TOML)")
+    serve.add_argument("--store", metavar="FILE", help="message store (SQLite file)")
+    serve.set_defaults(handler=_cmd_serve)
+    return parser
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    runner = SERVERS.get(args.adapter)
+    if runner is None:
+        return _fail(
+            f"actorwire serve: unknown adapter {args.adapter!r} "
+            f"(available: {', '.join(sorted(SERVERS))})",
+            2,
+        )
+    if args.port is not None and not 0 <= args.port <= 65535:
+        return _fail(f"actorwire serve: --port must be 0..65535, got {args.port}", 2)
+    if (code := _configure_logging(args)) is not None:
+        return code
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        return runner(args, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``actorwire`` command; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return exc.code if isinstance(exc.code, int) else 2
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
