@@ -16,7 +16,7 @@ import difflib
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal
@@ -525,6 +525,7 @@ class KeySession:
             on_registered=self._on_registered,
             on_schema=self._on_schema,
         )
+        self._adapter.auto_refresh = auto_refresh_schema
         self._log = log.bind(application=application_name, url=url)
         if auto_start:
             self.start()
@@ -943,6 +944,66 @@ class KeySession:
             store=False,
         )
 
+    def publish_many(
+        self,
+        data_type: str,
+        records: Iterable[tuple[str, dict[str, Any]]],
+        schema: str = "",
+        source: str = "",
+        group: str = "NONE",
+        timeout: float = 10,
+        raise_error_on_failure: bool = True,
+    ) -> dict[str, Any]:
+        """Publish many ``(id, data)`` records at once (an actorwire extension).
+
+        They travel as one request and reach subscribers as one delivery; blocks until
+        every record is acknowledged. Returns ``{"status", "count"}`` (and the first error).
+        """
+        self._check_started()
+        info = self._resolve(data_type, schema)
+        if not info.can_publish:
+            raise PermissionError(
+                f"application {self.application_name!r} may not publish {info.schema}.{info.name}"
+            )
+        deadline = time.monotonic() + timeout
+        pubs = [
+            _Pub(
+                self._record(info, id, data, source, group, None),
+                False,
+                concurrent.futures.Future(),
+                deadline,
+            )
+            for id, data in records
+        ]
+        assert self._publisher is not None
+        for pub in pubs:
+            self._publisher.tell(pub)
+        acks = []
+        for pub in pubs:
+            try:
+                acks.append(pub.future.result(max(deadline - time.monotonic(), 0.0)))
+            except concurrent.futures.TimeoutError:
+                raise TimeoutError(
+                    f"publish_many {info.name}: {len(pubs) - len(acks)} of "
+                    f"{len(pubs)} records unacknowledged after {timeout}s"
+                ) from None
+        failed = [a for a in acks if a["status"] != "OK"]
+        if not failed:
+            return {"status": "OK", "count": len(acks)}
+        first = failed[0]
+        if raise_error_on_failure:
+            raise RuntimeError(
+                f"publish_many {info.name}: {len(failed)} of {len(acks)} "
+                f"failed; first: {first.get('code')}: {first.get('message')}"
+            )
+        return {
+            "status": "ERROR",
+            "count": len(acks) - len(failed),
+            "failed": len(failed),
+            "code": first.get("code"),
+            "message": first.get("message"),
+        }
+
     def _publish(
         self,
         data_type: str,
@@ -1045,10 +1106,8 @@ class KeySession:
         return KeyMessage(header=header.as_dict(), data=dict(info.fields))
 
     def set_up_schema_refresh(self) -> None:
-        """Follow the platform's schema changes (done by start() when auto_refresh_schema)."""
-        transport = self._adapter.transport
-        if transport is not None:
-            transport.auto_refresh = True
+        """Follow the platform's schema changes (on from the start when auto_refresh_schema)."""
+        self._adapter.auto_refresh = True
         self.auto_refresh_schema = True
 
     def get_session_data(self) -> dict[str, Any]:

@@ -196,6 +196,7 @@ class PlatformServer:
                 "sessions_dropped_overflow",
                 "bad_messages",
                 "records_published",
+                "publish_requests",
                 "publish_errors",
                 "store_errors",
             ),
@@ -638,6 +639,7 @@ class PlatformServer:
                     count=len(published.records),
                 )
         self._counters["records_published"] += len(published.records)
+        self._counters["publish_requests"] += 1
         for session_id, subs in self._platform.fanout(published.records).items():
             target = self._streams.get(session_id)
             if target is None:

@@ -103,6 +103,7 @@ class KeySquareAdapter(LinkAdapter):
         self.on_registered = on_registered
         self.on_schema = on_schema
         self.session_id = ""
+        self.auto_refresh = True  # follow SchemaChanged notices (auto_refresh_schema)
         self.publisher: Address | None = None
         self.router: Address | None = None
         self.transport: KeySquareTransport | None = None
@@ -183,7 +184,6 @@ class KeySquareTransport(Transport):
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.KeyAccessStub | None = None
         self._call: Any = None
-        self.auto_refresh = True
 
     async def open(self) -> None:
         ks = self.ks
@@ -230,7 +230,7 @@ class KeySquareTransport(Transport):
 
     def schedule_schema_refresh(self, version: int) -> None:
         """The platform announced a new schema version: download it (from any thread)."""
-        if not self.auto_refresh or self._stub is None:
+        if not self.ks.auto_refresh or self._stub is None:
             return
         stub, session_id = self._stub, self.ks.session_id
 

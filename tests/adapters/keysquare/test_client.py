@@ -410,6 +410,9 @@ def test_slow_or_failing_callback_does_not_stall_others(ks: KeySession) -> None:
     fast.wait(20)  # while the slow callback is still blocked
     assert not gate.is_set()
     gate.set()
+    subs = list(ks._subs.values())
+    failing_stats = subs[1].address.ask("stats")  # the failing one carried on, counting
+    assert failing_stats["callback_errors"] == 20
 
 
 def test_subscribe_errors(ks: KeySession) -> None:
@@ -463,6 +466,24 @@ def test_schema_refresh_picks_up_a_new_type(ks: KeySession, platform: Any) -> No
     assert ks._link is not None and ks._link.status()["reconnects"] == 0
     restarts = [row["restarts"] for row in ks._system.metrics()["actors"].values()]
     assert sum(restarts) == 0
+
+
+def test_without_auto_refresh_the_schema_stays_until_set_up(platform: Any) -> None:
+    session = session_for(platform, auto_refresh_schema=False)
+    watcher = session_for(platform)  # refreshes: tells us when the change has gone out
+    try:
+        platform.define_type("markets", "Quote", {"symbol": "string"})
+        wait_until(lambda: ("markets", "Quote") in watcher.catalog())
+        assert ("markets", "Quote") not in session.catalog()
+        with pytest.raises(ValueError, match="Quote"):
+            session.publish("Quote", "Q", {"symbol": "Q"})
+        session.set_up_schema_refresh()
+        platform.define_type("markets", "Quote2", {"symbol": "string"})
+        wait_until(lambda: ("markets", "Quote2") in session.catalog())
+    finally:
+        session.stop_sync()
+        watcher.stop()
+    assert session.status() is KeySessionState.DISCONNECTED
 
 
 def test_awaitable_forms(ks: KeySession) -> None:
@@ -535,3 +556,15 @@ def test_updates_to_one_topic_after_a_restart_are_not_taken_for_repeats() -> Non
         sub_session.stop()
         pub_session.stop()
         server.stop()
+
+
+def test_publish_many_travels_in_few_requests(ks: KeySession, platform: Any) -> None:
+    got = Collector()
+    ks.subscribe("Price", callback=got, subscription_type=SubscriptionType.LIVE_ONLY)
+    before = platform.stats()["publish_requests"]
+    ack = ks.publish_many("Price", [(f"S{i}", price(f"S{i}")) for i in range(500)])
+    assert ack == {"status": "OK", "count": 500}
+    assert platform.stats()["publish_requests"] - before <= 5  # batched, not 500 requests
+    assert [m.header.id for m in got.wait(500)] == [f"S{i}" for i in range(500)]
+    with pytest.raises(ValueError, match="bid"):
+        ks.publish_many("Price", [("X", {"bid": "x"})])
