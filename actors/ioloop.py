@@ -23,6 +23,9 @@ class IOLoop:
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._on_loop_error)
         self._started = threading.Event()
+        # asyncio keeps only weak references to tasks: a submitted task whose future the
+        # caller drops could be garbage-collected while pending. Hold each until done.
+        self._inflight: set[concurrent.futures.Future[Any]] = set()
         self._thread = threading.Thread(target=self._run, name=f"{name}-io", daemon=True)
         self._thread.start()
         self._started.wait()
@@ -52,7 +55,10 @@ class IOLoop:
         if self._loop.is_closed():
             coro.close()
             raise RuntimeError("the I/O loop is shut down")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return future
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the loop and wait for its result (not from the loop thread)."""

@@ -254,3 +254,25 @@ def test_spawn_waits_for_on_start(system: ActorSystem) -> None:
     # spawn returned, so on_start has already run on the actor's thread.
     assert journal.kinds("start")[0][:3] == ("start", "p", 1)
     assert isinstance(system.lookup("Probe-1"), Address)
+
+
+def test_a_submitted_task_whose_future_is_dropped_is_not_garbage_collected() -> None:
+    import gc
+
+    system = ActorSystem("io-keep")
+    started = threading.Event()
+    cancelled = threading.Event()
+
+    async def pending() -> None:
+        started.set()
+        try:
+            await asyncio.get_running_loop().create_future()  # only this frame holds it
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    system.io.submit(pending())  # the concurrent future is dropped at once
+    assert started.wait(5.0)
+    gc.collect()
+    system.shutdown(timeout=5.0)
+    assert cancelled.is_set()  # the task was still alive to be cancelled
