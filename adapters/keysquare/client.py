@@ -349,7 +349,9 @@ class _Router(Actor):
 
 @dataclass(slots=True)
 class _Pub:
-    record: pb.Record | None
+    """One publish call: its records travel together and share one future."""
+
+    records: list[pb.Record]
     store: bool
     future: concurrent.futures.Future[dict[str, Any]]
     deadline: float
@@ -411,7 +413,7 @@ class _Publisher(Actor):
                     pb.ClientMessage(
                         publish=pb.Publish(
                             request_id=rid,
-                            records=[p.record for p in group if p.record is not None],
+                            records=[r for p in group for r in p.records],
                             store=store,
                         )
                     )
@@ -430,24 +432,28 @@ class _Publisher(Actor):
         if pubs is None:
             return
         if ack.status != "OK" and len(pubs) > 1:
-            # One bad record must not fail the others batched with it: resend singly.
+            # One call's bad record must not fail other calls batched with it: resend each
+            # call as a request of its own.
             for p in pubs:
                 rid = next(self.ids)
                 self.pending[rid] = [p]
                 self.session._link_send(
                     pb.ClientMessage(
-                        publish=pb.Publish(
-                            request_id=rid, records=[p.record] if p.record else [], store=p.store
-                        )
+                        publish=pb.Publish(request_id=rid, records=p.records, store=p.store)
                     )
                 )
             return
-        result = {"status": ack.status, "request_id": ack.request_id, "count": ack.count}
-        if ack.status != "OK":
-            result.update(code=ack.code, message=ack.message)
         for p in pubs:
-            if not p.future.done():
-                p.future.set_result(dict(result))
+            if p.future.done():
+                continue
+            result: dict[str, Any] = {
+                "status": ack.status,
+                "request_id": ack.request_id,
+                "count": len(p.records) if ack.status == "OK" else 0,
+            }
+            if ack.status != "OK":
+                result.update(code=ack.code, message=ack.message)
+            p.future.set_result(result)
 
 
 # -- the session ---------------------------------------------------------------------------
@@ -956,8 +962,9 @@ class KeySession:
     ) -> dict[str, Any]:
         """Publish many ``(id, data)`` records at once (an actorwire extension).
 
-        They travel as one request and reach subscribers as one delivery; blocks until
-        every record is acknowledged. Returns ``{"status", "count"}`` (and the first error).
+        They travel as one request and reach subscribers as one delivery, and are accepted
+        or refused together; blocks until the platform acknowledges. Returns the ack
+        (``{"status": "OK", "count": n}``); errors as ``publish``.
         """
         self._check_started()
         info = self._resolve(data_type, schema)
@@ -965,44 +972,14 @@ class KeySession:
             raise PermissionError(
                 f"application {self.application_name!r} may not publish {info.schema}.{info.name}"
             )
-        deadline = time.monotonic() + timeout
-        pubs = [
-            _Pub(
-                self._record(info, id, data, source, group, None),
-                False,
-                concurrent.futures.Future(),
-                deadline,
-            )
-            for id, data in records
-        ]
-        assert self._publisher is not None
-        for pub in pubs:
-            self._publisher.tell(pub)
-        acks = []
-        for pub in pubs:
-            try:
-                acks.append(pub.future.result(max(deadline - time.monotonic(), 0.0)))
-            except concurrent.futures.TimeoutError:
-                raise TimeoutError(
-                    f"publish_many {info.name}: {len(pubs) - len(acks)} of "
-                    f"{len(pubs)} records unacknowledged after {timeout}s"
-                ) from None
-        failed = [a for a in acks if a["status"] != "OK"]
-        if not failed:
-            return {"status": "OK", "count": len(acks)}
-        first = failed[0]
-        if raise_error_on_failure:
-            raise RuntimeError(
-                f"publish_many {info.name}: {len(failed)} of {len(acks)} "
-                f"failed; first: {first.get('code')}: {first.get('message')}"
-            )
-        return {
-            "status": "ERROR",
-            "count": len(acks) - len(failed),
-            "failed": len(failed),
-            "code": first.get("code"),
-            "message": first.get("message"),
-        }
+        built = [self._record(info, id, data, source, group, None) for id, data in records]
+        if not built:
+            return {"status": "OK", "count": 0}
+        pub = _Pub(built, False, concurrent.futures.Future(), time.monotonic() + timeout)
+        ack = self._submit(
+            pub, f"publish_many {info.name} ({len(built)} records)", timeout, raise_error_on_failure
+        )
+        return {k: v for k, v in ack.items() if k != "request_id"}
 
     def _publish(
         self,
@@ -1024,7 +1001,7 @@ class KeySession:
                 f"application {self.application_name!r} may not publish {info.schema}.{info.name}"
             )
         record = self._record(info, id, data, source, group, key_header)
-        pub = _Pub(record, store, concurrent.futures.Future(), time.monotonic() + timeout)
+        pub = _Pub([record], store, concurrent.futures.Future(), time.monotonic() + timeout)
         verb = "store" if store else "publish"
         return self._submit(pub, f"{verb} {info.name}/{id}", timeout, raise_error_on_failure)
 
@@ -1057,7 +1034,7 @@ class KeySession:
             id=id,
         )
         pub = _Pub(
-            None,
+            [],
             False,
             concurrent.futures.Future(),
             time.monotonic() + timeout,

@@ -323,8 +323,9 @@ class Platform:
         staged: dict[TopicKey, pb.Record] = {}
         accepted: list[pb.Record] = []
         for i, record in enumerate(records):
-            stamped = pb.Record()
-            stamped.CopyFrom(record)
+            # Stamped in place: the request is the platform's own, and a refused publish
+            # discards it whole.
+            stamped = record
             h = stamped.header
             typedef = resolved.get((h.schema, h.data_type))
             if typedef is None:
