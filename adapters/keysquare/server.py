@@ -380,7 +380,7 @@ class PlatformServer:
     def _drop_session(self, session_id: str, reason: str) -> None:
         self._platform.drop_session(session_id)
         self._last_seen.pop(session_id, None)
-        log.debug("session ended", session=session_id, reason=reason)
+        log.debug("session ended", session=session_id[:8], reason=reason)
 
     def _send(self, stream: _Stream, message: pb.ServerMessage) -> None:
         if stream.send(message) or not stream.overflowed or stream.done.is_set():
@@ -388,7 +388,7 @@ class PlatformServer:
         self._counters["sessions_dropped_overflow"] += 1
         log.error(
             "session dropped: outbound queue overflow (slow consumer)",
-            session=stream.session_id,
+            session=stream.session_id[:8],
             peer=stream.peer,
             app=stream.app.name,
             limit=stream.limit,
@@ -414,7 +414,7 @@ class PlatformServer:
                 stream = self._streams.get(session_id)
                 log.warning(
                     "session dropped: heartbeat deadline passed",
-                    session=session_id,
+                    session=session_id[:8],
                     app=stream.app.name if stream else None,
                     deadline=deadline,
                 )
@@ -436,7 +436,7 @@ class PlatformServer:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
         self._counters["registered"] += 1
         self._touch(session_id)
-        log.info("session registered", app=request.application_name, session=session_id)
+        log.info("session registered", app=request.application_name, session=session_id[:8])
         return pb.RegisterReply(
             session_id=session_id,
             heartbeat_interval=self.config.heartbeat_interval,
@@ -533,13 +533,13 @@ class PlatformServer:
                 except Exception:
                     self._counters["bad_messages"] += 1
                     log.exception(
-                        "session message failed", session=stream.session_id, peer=stream.peer
+                        "session message failed", session=stream.session_id[:8], peer=stream.peer
                     )
                     self._send(stream, _ack_error(0, "INTERNAL", "the platform failed"))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the call broke (client vanished)
-            log.debug("session read ended", session=stream.session_id, error=repr(exc))
+            log.debug("session read ended", session=stream.session_id[:8], error=repr(exc))
             stream.kill(None)
 
     async def _write_loop(
@@ -554,7 +554,7 @@ class PlatformServer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the call broke (client vanished)
-            log.debug("session write ended", session=stream.session_id, error=repr(exc))
+            log.debug("session write ended", session=stream.session_id[:8], error=repr(exc))
         stream.kill(None)
 
     def _handle(self, stream: _Stream, message: pb.ClientMessage) -> None:
@@ -588,7 +588,7 @@ class PlatformServer:
                 else f"client message has no body (expected one of {', '.join(_BODIES)})"
             )
             log.warning(
-                "bad session message", session=stream.session_id, peer=stream.peer, error=what
+                "bad session message", session=stream.session_id[:8], peer=stream.peer, error=what
             )
             self._send(stream, _ack_error(0, INVALID, what))
 

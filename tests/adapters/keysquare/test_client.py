@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import actorwire.actors.log as aw_log
 import pandas as pd
 import pytest
 import structlog
@@ -126,6 +127,22 @@ def restricted(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Every log event as JSON in a buffer; logging is restored afterwards."""
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    configure_logging(format="json", level="debug", stream=out)
+    try:
+        yield out
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+        structlog.reset_defaults()
+        aw_log._install_default_redaction()
+
+
 def session_for(server: Any, app: str = "demo", key: str = "demo-key", **kw: Any) -> KeySession:
     return KeySession(app, key, f"127.0.0.1:{server.port}", timeout=5, **kw)
 
@@ -210,26 +227,14 @@ def test_bad_arguments_raise_at_once() -> None:
         KeySession("", "demo-key", "localhost:1", auto_start=False)
 
 
-def test_api_key_never_in_repr_or_logs(platform: Any) -> None:
-    out = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    configure_logging(format="json", level="debug", stream=out)
-    try:
-        session = session_for(platform)
-        session.publish("Price", "AAPL", price("AAPL"))
-        text = repr(session) + repr(session._adapter) + json.dumps(session.get_session_data())
-        session.stop()
-    finally:
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
-        structlog.reset_defaults()
-        import actorwire.actors.log as aw_log
-
-        aw_log._install_default_redaction()
+def test_api_key_never_in_repr_or_logs(platform: Any, json_log: io.StringIO) -> None:
+    session = session_for(platform)
+    session.publish("Price", "AAPL", price("AAPL"))
+    text = repr(session) + repr(session._adapter) + json.dumps(session.get_session_data())
+    session.stop()
     assert "demo-key" not in text
-    assert "demo-key" not in out.getvalue()
-    assert "session state" in out.getvalue()
+    assert "demo-key" not in json_log.getvalue()
+    assert "session state" in json_log.getvalue()
 
 
 # -- publish and snapshot ------------------------------------------------------------------
@@ -568,3 +573,11 @@ def test_publish_many_travels_in_few_requests(ks: KeySession, platform: Any) -> 
     assert [m.header.id for m in got.wait(500)] == [f"S{i}" for i in range(500)]
     with pytest.raises(ValueError, match="bid"):
         ks.publish_many("Price", [("X", {"bid": "x"})])
+
+
+def test_session_id_is_not_logged_in_full(platform: Any, json_log: io.StringIO) -> None:
+    session = session_for(platform)
+    session_id = session.get_session_data()["session_id"]
+    session.stop()
+    assert session_id[:8] in json_log.getvalue()
+    assert session_id not in json_log.getvalue()
