@@ -103,6 +103,19 @@ class Inbox:
     def put_system(self, envelope: Envelope[Any]) -> None:
         raise NotImplementedError
 
+    def put_many(self, messages: list[Any]) -> int:
+        """Tell each message in order; returns how many a bounded mailbox refused (each
+        counted as dropped) instead of raising MailboxFull part-way through."""
+        put = self.put
+        refused = 0
+        for message in messages:
+            try:
+                put(Envelope(message))
+            except MailboxFull:
+                refused += 1
+                self.dropped += 1
+        return refused
+
     def drain(self, limit: int) -> list[Envelope[Any]]:
         raise NotImplementedError
 
@@ -163,6 +176,16 @@ class FastInbox(Inbox):
         self._q.put(envelope)
         if self._closed:
             self._flush_closed()
+
+    def put_many(self, messages: list[Any]) -> int:
+        if self._closed or self._hold is not None:
+            return super().put_many(messages)  # the checked path, message by message
+        put = self._q.put
+        for message in messages:
+            put(Envelope(message))
+        if self._closed:
+            self._flush_closed()
+        return 0
 
     def drain(self, limit: int) -> list[Envelope[Any]]:
         q = self._q

@@ -13,6 +13,7 @@ from typing import Any
 from actorwire.actors import configure_logging
 
 from ._harness import Config, emit, progress
+from .keysquare import keysquare_publish_to_callback, keysquare_snapshot_dataframe
 from .latency import ask_latency
 from .throughput import chain3, tell_throughput
 
@@ -20,6 +21,8 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "tell_throughput": tell_throughput,
     "chain3": chain3,
     "ask_latency": ask_latency,
+    "keysquare_publish_to_callback": keysquare_publish_to_callback,
+    "keysquare_snapshot_dataframe": keysquare_snapshot_dataframe,
 }
 # Rows a benchmark prints besides its own name: naming a row runs its benchmark and prints
 # only the rows named.

@@ -29,7 +29,6 @@ import structlog
 from ..actor import Actor
 from ..backoff import Backoff, BackoffPolicy
 from ..clock import Clock, monotonic
-from ..mailbox import MailboxFull
 from ..supervisor import ChildSpec, Strategy, Supervisor
 from .adapter import Authenticated, AuthFailed, LinkAdapter, Ordering, PeerError
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
@@ -225,16 +224,12 @@ class SequenceActor(_LinkActor):
         return None
 
     def _deliver(self, items: list[Any]) -> None:
-        tell = self.consumer.tell
-        rejected = 0
-        for item in items:
-            try:
-                tell(item)
-            except MailboxFull:
-                # A consumer whose bounded mailbox refuses (FAIL, or BACKPRESSURE timed
-                # out): counted and logged; it never crashes the sequence actor.
-                rejected += 1
+        if not items:
+            return
+        rejected = self.consumer.tell_many(items)
         if rejected:
+            # A consumer whose bounded mailbox refuses (FAIL, or BACKPRESSURE timed out):
+            # counted and logged; it never crashes the sequence actor.
             self.consumer_rejected += rejected
             self.log.error(
                 "consumer mailbox refused data",

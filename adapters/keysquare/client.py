@@ -32,6 +32,7 @@ from .protocol import (
     ID_WILDCARD,
     SOURCE_WILDCARD,
     check_fields,
+    decode_data,
     encode_data,
     topic_key,
 )
@@ -97,6 +98,9 @@ class Subscription:
         self.subscription_type = subscription_type
         self.active = True
         self.address: Address | None = None
+        # Set by the router when this subscription joins a live platform subscription and
+        # fetches the cached records separately: only then can it see a record twice.
+        self.dedupe = False
 
     @property
     def topic(self) -> Topic5:
@@ -161,8 +165,13 @@ class _SubscriptionActor(Actor):
         return None
 
     def _records(self, records: list[pb.Record]) -> None:
-        last = self.last
         sub = self.sub
+        if not sub.dedupe:  # the link's sequence actor has already dropped repeats
+            for record in records:
+                if sub.active:
+                    self._call(record)
+            return
+        last = self.last
         for record in records:
             h = record.header
             key = topic_key(h)
@@ -172,23 +181,25 @@ class _SubscriptionActor(Actor):
                 self.duplicates += 1
                 continue
             last[key] = order
-            if not sub.active:
-                continue
-            message = KeyMessage.from_record(record)
-            try:
-                if h.voided:
-                    self.voided_callback(message)
-                else:
-                    self.callback(message)
-                self.delivered += 1
-            except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
-                self.callback_errors += 1
-                self.log.error(
-                    "subscription callback raised",
-                    error=repr(exc),
-                    subscription=sub.subscription_id,
-                    errors=self.callback_errors,
-                )
+            if sub.active:
+                self._call(record)
+
+    def _call(self, record: pb.Record) -> None:
+        message = KeyMessage.from_record(record)
+        try:
+            if record.header.voided:
+                self.voided_callback(message)
+            else:
+                self.callback(message)
+            self.delivered += 1
+        except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
+            self.callback_errors += 1
+            self.log.error(
+                "subscription callback raised",
+                error=repr(exc),
+                subscription=self.sub.subscription_id,
+                errors=self.callback_errors,
+            )
 
 
 @dataclass
@@ -319,13 +330,18 @@ class _Router(Actor):
             self.session._link_subscribe(psub.spec)
             return
         psub = self.platform[sub_id]
-        psub.locals.append(sub)
-        if not psub.confirmed:
-            psub.waiting.append((sub, ready))
-        elif cached:
+        if cached:
+            # Joining a platform subscription whose cached records have gone (or are going)
+            # to the others: fetch them separately; live ones may arrive first, so dedupe.
+            sub.dedupe = True  # before any record is forwarded to it
+            psub.locals.append(sub)
             self.session._late_snapshot(sub, ready)
-        else:
+            return
+        psub.locals.append(sub)
+        if psub.confirmed:
             ready.set_result(None)
+        else:
+            psub.waiting.append((sub, ready))
 
     def _remove(self, sub: Subscription) -> bool:
         cached = sub.subscription_type is SubscriptionType.CACHED_AND_LIVE
@@ -884,13 +900,14 @@ class KeySession:
         if not isinstance(data, dict):
             raise ValueError(f"data must be a dict, got {type(data).__name__}")
         check_fields(info.name, info.fields, data)
-        header = pb.KeyHeader(
-            schema=info.schema,
-            data_type=info.name,
-            source=source or self.application_name,
-            group=group,
-            id=id,
-        )
+        # Filled in place: cheaper than building a KeyHeader and copying it in.
+        record = pb.Record(data=encode_data(data))
+        header = record.header
+        header.schema = info.schema
+        header.data_type = info.name
+        header.source = source or self.application_name
+        header.group = group
+        header.id = id
         if key_header is not None:
             if not isinstance(key_header, KeyHeader):
                 raise TypeError(f"key_header must be a KeyHeader, got {key_header!r}")
@@ -899,7 +916,7 @@ class KeySession:
                 if value:
                     setattr(header, name, value)
             header.voided = key_header.voided
-        return pb.Record(header=header, data=encode_data(data))
+        return record
 
     def _submit(
         self, pub: _Pub, what: str, timeout: float, raise_error_on_failure: bool
@@ -1147,8 +1164,6 @@ def _rpc_error(exc: Exception, what: str) -> Exception:
 
 def _to_frame(records: list[pb.Record], info: _TypeInfo) -> Any:
     """One row per record: header fields, then data fields (``data_<name>`` on a clash)."""
-    import json  # noqa: PLC0415
-
     import pandas as pd  # noqa: PLC0415 - pandas loads only when a DataFrame is asked for
 
     headers = [r.header for r in records]
@@ -1162,8 +1177,7 @@ def _to_frame(records: list[pb.Record], info: _TypeInfo) -> Any:
         "timestamp_ns": [h.timestamp_ns for h in headers],
         "publisher": [h.publisher for h in headers],
     }
-    loads = json.loads
-    rows = [loads(r.data) if r.data else {} for r in records]
+    rows = [decode_data(r.data) if r.data else {} for r in records]
     names = list(info.fields)
     for row in rows:
         for name in row:

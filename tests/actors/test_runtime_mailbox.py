@@ -255,3 +255,31 @@ def test_a_non_callable_conflation_key_raises_type_error() -> None:
 
 def test_overflow_may_be_given_by_name() -> None:
     assert Mailbox(5, "drop_oldest").overflow is Overflow.DROP_OLDEST  # type: ignore[arg-type]
+
+
+def test_tell_many_delivers_in_order_and_counts_refusals(system: ActorSystem) -> None:
+    from actorwire.actors import Actor
+
+    gate = threading.Event()
+    seen: dict[str, list[int]] = {"fast": [], "bounded": []}
+    done = threading.Event()
+
+    class Slow(Actor):
+        def on_receive(self, message: int) -> None:
+            gate.wait(5)
+            seen[self.address.name].append(message)
+            if message == -1:
+                done.set()
+
+    fast = system.spawn(Slow, name="fast")
+    assert fast.tell_many([1, 2, 3]) == 0
+    bounded = system.spawn(
+        Slow, name="bounded", mailbox=Mailbox(capacity=3, overflow=Overflow.FAIL)
+    )
+    refused = bounded.tell_many(list(range(10, 20)))
+    assert 0 < refused <= 7  # some were taken in hand or queued, the rest refused...
+    assert system.metrics()["actors"]["bounded"]["dropped"] == refused  # ...the rest counted
+    gate.set()
+    fast.tell(-1)
+    assert done.wait(5)
+    assert seen["fast"] == [1, 2, 3, -1]

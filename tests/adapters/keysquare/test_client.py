@@ -581,3 +581,27 @@ def test_session_id_is_not_logged_in_full(platform: Any, json_log: io.StringIO) 
     session.stop()
     assert session_id[:8] in json_log.getvalue()
     assert session_id not in json_log.getvalue()
+
+
+def test_cached_subscribers_racing_each_get_the_whole_cache_once(ks: KeySession) -> None:
+    ids = [f"C{i:04d}" for i in range(3000)]
+    ks.publish_many("Price", [(i, price(i)) for i in ids])
+    collectors = [Collector() for _ in range(3)]
+    start = threading.Barrier(len(collectors))
+    errors: list[BaseException] = []
+
+    def subscribe(got: Collector) -> None:
+        try:
+            start.wait(5)  # all at once: the later ones join mid-snapshot
+            ks.subscribe("Price", callback=got)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=subscribe, args=(c,)) for c in collectors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert not errors
+    for got in collectors:  # each complete when its subscribe returned, nothing twice
+        assert sorted(m.header.id for m in got.messages) == ids

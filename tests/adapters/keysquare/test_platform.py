@@ -263,3 +263,25 @@ def test_message_store_round_trip(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         again.load_all()
     assert not MessageStore().persistent
+
+
+def test_record_codec_round_trips_datetimes_bytes_and_refuses_non_objects() -> None:
+    import datetime as dt
+
+    from actorwire.adapters.keysquare.protocol import decode_data, encode_data
+
+    naive = dt.datetime(2024, 1, 15, 10, 30)
+    aware = dt.datetime(2024, 1, 15, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    out = decode_data(encode_data({"a": naive, "b": aware, "c": b"raw", "d": 1.5}))
+    assert out == {
+        "a": "2024-01-15T10:30:00+00:00",
+        "b": "2024-01-15T10:30:00+02:00",
+        "c": "raw",
+        "d": 1.5,
+    }
+    with pytest.raises(ValueError, match="JSON object"):
+        decode_data(b"[1, 2]")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        decode_data(b"\xff{")
+    with pytest.raises(TypeError, match="cannot be encoded"):
+        encode_data({"x": object()})
