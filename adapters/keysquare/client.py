@@ -731,6 +731,16 @@ class KeySession:
             f"no schema definition for data type {data_type!r}{where} on the platform{hint}"
         )
 
+    def _allowed(self, data_type: str, schema: str, verb: str) -> _TypeInfo:
+        """The type to read, publish or edit, once started and if the application may."""
+        self._check_started()
+        info = self._resolve(data_type, schema)
+        if not (info.can_read if verb == "read" else info.can_publish):
+            raise PermissionError(
+                f"application {self.application_name!r} may not {verb} {info.schema}.{info.name}"
+            )
+        return info
+
     def _check_started(self) -> None:
         if not self._started or self._stopped or self._system is None:
             raise RuntimeError("the KeySession is not started: call start() first")
@@ -791,11 +801,7 @@ class KeySession:
         self._check_started()
         if return_type not in ("pd", "list"):
             raise ValueError(f"return_type must be 'pd' or 'list', got {return_type!r}")
-        info = self._resolve(data_type, schema)
-        if not info.can_read:
-            raise PermissionError(
-                f"application {self.application_name!r} may not read {info.schema}.{info.name}"
-            )
+        info = self._allowed(data_type, schema, "read")
         topic = pb.Topic(schema=info.schema, data_type=info.name, source=source, group=group, id=id)
         assert self._system is not None
         try:
@@ -835,11 +841,7 @@ class KeySession:
             raise ValueError(
                 f"subscription_type must be a SubscriptionType, got {subscription_type!r}"
             )
-        info = self._resolve(data_type, schema)
-        if not info.can_read:
-            raise PermissionError(
-                f"application {self.application_name!r} may not read {info.schema}.{info.name}"
-            )
+        info = self._allowed(data_type, schema, "read")
         sub = Subscription(info.name, info.schema, source, group, id, subscription_type)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         assert self._system is not None and self._router is not None
@@ -983,12 +985,7 @@ class KeySession:
         or refused together; blocks until the platform acknowledges. Returns the ack
         (``{"status": "OK", "count": n}``); errors as ``publish``.
         """
-        self._check_started()
-        info = self._resolve(data_type, schema)
-        if not info.can_publish:
-            raise PermissionError(
-                f"application {self.application_name!r} may not publish {info.schema}.{info.name}"
-            )
+        info = self._allowed(data_type, schema, "publish")
         built = [self._record(info, id, data, source, group, None) for id, data in records]
         if not built:
             return {"status": "OK", "count": 0}
@@ -1011,12 +1008,7 @@ class KeySession:
         key_header: KeyHeader | None,
         store: bool,
     ) -> dict[str, Any]:
-        self._check_started()
-        info = self._resolve(data_type, schema)
-        if not info.can_publish:
-            raise PermissionError(
-                f"application {self.application_name!r} may not publish {info.schema}.{info.name}"
-            )
+        info = self._allowed(data_type, schema, "publish")
         record = self._record(info, id, data, source, group, key_header)
         pub = _Pub([record], store, concurrent.futures.Future(), time.monotonic() + timeout)
         verb = "store" if store else "publish"
@@ -1034,12 +1026,7 @@ class KeySession:
         raise_error_on_failure: bool = True,
     ) -> dict[str, Any]:
         """Patch fields of a published record; subscribers receive the patched record."""
-        self._check_started()
-        info = self._resolve(data_type, schema)
-        if not info.can_publish:
-            raise PermissionError(
-                f"application {self.application_name!r} may not edit {info.schema}.{info.name}"
-            )
+        info = self._allowed(data_type, schema, "edit")
         if not isinstance(patch, dict) or not patch:
             raise ValueError(f"patch must be a non-empty dict, got {patch!r}")
         check_fields(info.name, info.fields, patch)
