@@ -15,21 +15,6 @@ THREAD_GRACE = 2.0
 """Seconds a test's threads get to finish after the test before the leak guard fails it."""
 
 
-def wait_until(
-    predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.002, what: str = ""
-) -> Any:
-    """Poll ``predicate`` until it returns a truthy value (returned) or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        # A polling interval, not a wait for a condition: the condition is re-checked.
-        time.sleep(interval)
-
-
 def blocked_waiters(condition: threading.Condition) -> int:
     """How many threads wait on ``condition`` (CPython keeps them in ``_waiters``)."""
     return len(condition._waiters)  # type: ignore[attr-defined]

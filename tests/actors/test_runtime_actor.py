@@ -16,7 +16,8 @@ from actorwire.actors import (
     Terminated,
 )
 
-from tests.actors.conftest import QUIT, Block, Boom, Journal, Probe, wait_until
+from tests.actors.conftest import QUIT, Block, Boom, Journal, Probe
+from tests.support.waiting import wait_until
 
 
 class Batcher(Actor):

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from actorwire.actors import ActorSystem, Address, Mailbox, MailboxFull, Overflow
 
-from tests.actors.conftest import Block, Journal, Probe, blocked_waiters, wait_until
+from tests.actors.conftest import Block, Journal, Probe, blocked_waiters
+from tests.support.waiting import wait_until
 
 
 def spawn_blocked(

@@ -23,7 +23,8 @@ from actorwire.actors import (
 )
 from actorwire.actors.log import REDACTED
 
-from tests.actors.conftest import Block, Boom, Journal, Probe, probe_factory, wait_until
+from tests.actors.conftest import Block, Boom, Journal, Probe, probe_factory
+from tests.support.waiting import wait_until
 
 # -- metrics ----------------------------------------------------------------------------
 

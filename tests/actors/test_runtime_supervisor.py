@@ -25,7 +25,8 @@ from actorwire.actors import (
     WhichChildren,
 )
 
-from tests.actors.conftest import QUIT, Block, Boom, Journal, Probe, probe_factory, wait_until
+from tests.actors.conftest import QUIT, Block, Boom, Journal, Probe, probe_factory
+from tests.support.waiting import wait_until
 
 FAST = Backoff(min=0.001, max=0.005, factor=2.0, jitter=0.0)
 """Restart backoff short enough not to slow tests down."""

@@ -19,7 +19,8 @@ from actorwire.actors import (
     Terminated,
 )
 
-from tests.actors.conftest import Block, Boom, Journal, Probe, probe_factory, wait_until
+from tests.actors.conftest import Block, Boom, Journal, Probe, probe_factory
+from tests.support.waiting import wait_until
 
 
 class Inbox(Actor):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from actorwire.actors.link import Backoff, Link, LinkState, Ordering
 from actorwire.adapters.feed import FeedAdapter, FeedServer
 
 from tests.support.feedlink import RecordingConsumer, Sink
+from tests.support.waiting import wait_until
 
 FAST = {
     "heartbeat_interval": 0.05,
@@ -72,16 +72,6 @@ class Harness:
     def seen_states(self) -> set[LinkState]:
         with self.lock:
             return {s for s, _ in self.states}
-
-
-def _poll(predicate: Any, timeout: float) -> bool:
-    """Poll a counter with a deadline (no event exists for it)."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_in_order_once_across_five_server_restarts(system: ActorSystem, server: FeedServer) -> None:
@@ -298,7 +288,7 @@ def test_send_while_down_is_counted_and_unsubscribe_stops_delivery(
     server.kill()
     assert h.link.wait_for(LinkState.RECONNECTING, 5)
     h.link.send(b"PING 99\n")
-    assert _poll(lambda: h.link.status()["frames_unsent"] >= 1, 5)
+    wait_until(lambda: h.link.status()["frames_unsent"] >= 1, 5)
     assert h.link.status()["frames_unsent"] == 1
     server.restart()
     assert h.link.wait_for(LinkState.CONNECTED, 5)
@@ -334,11 +324,11 @@ def test_slow_consumer_with_fail_mailbox_is_counted_not_a_crash(
     link.subscribe("A", 1)
     server.wait_for(lambda: server.subscriptions >= 1)
     server.publish("A", 50)
-    assert _poll(lambda: link.status()["delivered"] == 50, 5)
+    wait_until(lambda: link.status()["delivered"] == 50, 5)
     rejected = link.status()["consumer_rejected"]
     gate.set()
     assert rejected > 0  # the full FAIL mailbox refused frames...
-    assert _poll(lambda: len(got) == 50 - rejected, 5)  # ...and every other one arrived
+    wait_until(lambda: len(got) == 50 - rejected, 5)  # ...and every other one arrived
     assert got == sorted(got)
     assert len(set(got)) == len(got)
     assert system.metrics()["actors"]["slow.sequence"]["restarts"] == 0
@@ -353,7 +343,7 @@ def test_protocol_errors_reach_the_link_state_machine(
     server.send_garbage(b"\xfe\xfe\n")
     server.publish("A", 1)
     h.expect(1)
-    assert _poll(lambda: h.link.status()["last_protocol_error"] is not None, 5)
+    wait_until(lambda: h.link.status()["last_protocol_error"] is not None, 5)
     assert "not utf-8" in h.link.status()["last_protocol_error"]
 
 
@@ -374,7 +364,7 @@ def test_latest_ordering_drops_older_and_accepts_gaps(
     server.publish("A", 3)
     server.repeat_next(1)  # 8 arrives twice
     server.publish("A", 1)
-    assert _poll(lambda: h.link.status()["stale"] == 3, 5)
+    wait_until(lambda: h.link.status()["stale"] == 3, 5)
     assert h.rec.wait_for_count(4, 5, stream="A")
     assert h.rec.seqs("A") == [3, 4, 7, 8]
     assert server.replay_requests == []

@@ -7,8 +7,7 @@ import io
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ from actorwire.adapters.keysquare import (
     SubscriptionType,
 )
 from actorwire.adapters.keysquare.server import serve
+
+from tests.support.waiting import wait_until
 
 RESTRICTED = """
 [platform]
@@ -69,18 +70,6 @@ quantity = "int"
 side = "string"
 timestamp = "timestamp"
 """
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll with a deadline (for state that has no event to wait on)."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 class Collector:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -14,16 +12,11 @@ from actorwire.adapters.keysquare import keysquare_pb2 as pb
 from actorwire.adapters.keysquare.config import PlatformConfig, load_config
 from actorwire.adapters.keysquare.server import PlatformServer, serve
 
+from tests.support.waiting import wait_until
+
 from .conftest import RESTRICTED_TOML, WAIT, Client, record, topic, write_config
 
 DEFAULT_KEY = "demo-key"  # the packaged default_config.toml
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def client(
@@ -307,7 +300,7 @@ def test_client_closing_its_stream_ends_the_session(
     assert server.sessions() == 1
     demo.half_close()
     assert demo.ended.wait(WAIT) and demo.error is None
-    wait_until(lambda: server.sessions() == 0)
+    wait_until(lambda: server.sessions() == 0, timeout=WAIT)
 
 
 # -- liveness, slow consumers, restart ----------------------------------------------------------
@@ -354,7 +347,7 @@ def test_slow_consumer_is_dropped_without_blocking_publishers(clients: list[Clie
             assert fast.expect("delivery").records[0].header.id == f"P{sent}"
         pub.publish_ok(record(id="after"))
         assert fast.expect("delivery").records[0].header.id == "after"
-        wait_until(lambda: srv.sessions() == 2)
+        wait_until(lambda: srv.sessions() == 2, timeout=WAIT)
 
 
 def test_store_survives_restart_and_seqs_continue(tmp_path: Path, clients: list[Client]) -> None:
