@@ -1,0 +1,1 @@
+"""actorwire.adapters.jupyter: signed ZMQ messaging and supervised kernel clients."""
