@@ -16,7 +16,7 @@ import difflib
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal
@@ -34,7 +34,7 @@ from .protocol import (
     check_fields,
     decode_data,
     encode_data,
-    topic_key,
+    field_checker,
 )
 from .transport import (
     AckEvent,
@@ -70,6 +70,10 @@ class _TypeInfo:
     fields: dict[str, str]
     can_read: bool
     can_publish: bool
+    check: Callable[[Mapping[str, Any]], None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", field_checker(self.name, self.fields))
 
 
 # -- subscriptions -------------------------------------------------------------------------
@@ -98,9 +102,6 @@ class Subscription:
         self.subscription_type = subscription_type
         self.active = True
         self.address: Address | None = None
-        # Set by the router when this subscription joins a live platform subscription and
-        # fetches the cached records separately: only then can it see a record twice.
-        self.dedupe = False
 
     @property
     def topic(self) -> Topic5:
@@ -116,7 +117,7 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class _Records:
-    records: list[pb.Record]
+    records: Sequence[pb.Record]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,42 +165,54 @@ class _SubscriptionActor(Actor):
         self.on_batch([message])
         return None
 
-    def _records(self, records: list[pb.Record]) -> None:
+    def _records(self, records: Sequence[pb.Record]) -> None:
+        # Hot path: each header field is read once, for both the dedupe key and the
+        # message. A record at or below the topic's last (epoch, seq) was seen already
+        # (a re-snapshot after a reconnect, or a late joiner's own snapshot).
         sub = self.sub
-        if not sub.dedupe:  # the link's sequence actor has already dropped repeats
-            for record in records:
-                if sub.active:
-                    self._call(record)
-            return
         last = self.last
         for record in records:
+            if not sub.active:
+                return
             h = record.header
-            key = topic_key(h)
+            schema, data_type, source, group, id_ = h.schema, h.data_type, h.source, h.group, h.id
+            key = (schema, data_type, source, group, id_)
             order = (h.epoch, h.seq)
             prev = last.get(key)
             if prev is not None and order <= prev:
                 self.duplicates += 1
                 continue
             last[key] = order
-            if sub.active:
-                self._call(record)
-
-    def _call(self, record: pb.Record) -> None:
-        message = KeyMessage.from_record(record)
-        try:
-            if record.header.voided:
-                self.voided_callback(message)
-            else:
-                self.callback(message)
-            self.delivered += 1
-        except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
-            self.callback_errors += 1
-            self.log.error(
-                "subscription callback raised",
-                error=repr(exc),
-                subscription=self.sub.subscription_id,
-                errors=self.callback_errors,
+            voided = h.voided
+            message = KeyMessage(
+                header={
+                    "schema": schema,
+                    "data_type": data_type,
+                    "source": source,
+                    "group": group,
+                    "id": id_,
+                    "seq": order[1],
+                    "epoch": order[0],
+                    "timestamp_ns": h.timestamp_ns,
+                    "voided": voided,
+                    "publisher": h.publisher,
+                },
+                data=decode_data(record.data) if record.data else {},
             )
+            try:
+                if voided:
+                    self.voided_callback(message)
+                else:
+                    self.callback(message)
+                self.delivered += 1
+            except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
+                self.callback_errors += 1
+                self.log.error(
+                    "subscription callback raised",
+                    error=repr(exc),
+                    subscription=self.sub.subscription_id,
+                    errors=self.callback_errors,
+                )
 
 
 @dataclass
@@ -238,25 +251,11 @@ class _Router(Actor):
         self.ids = itertools.count(1)
 
     def on_batch(self, messages: list[Any]) -> None:
-        # Records arrive as (sub_id, record): forward runs per sub_id with one tell.
-        run_id: int | None = None
-        run: list[pb.Record] = []
         for message in messages:
-            if type(message) is tuple:
-                sub_id, record = message
-                if sub_id != run_id and run:
-                    self._forward(run_id, run)
-                    run = []
-                run_id = sub_id
-                run.append(record)
-                continue
-            if run:
-                self._forward(run_id, run)
-                run = []
-                run_id = None
-            self._control(message)
-        if run:
-            self._forward(run_id, run)
+            if type(message) is tuple:  # (sub_id, records): one platform delivery
+                self._forward(*message)
+            else:
+                self._control(message)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Add | _Remove):
@@ -264,8 +263,8 @@ class _Router(Actor):
         self.on_batch([message])
         return None
 
-    def _forward(self, sub_id: int | None, records: list[pb.Record]) -> None:
-        psub = self.platform.get(sub_id) if sub_id is not None else None
+    def _forward(self, sub_id: int, records: Sequence[pb.Record]) -> None:
+        psub = self.platform.get(sub_id)
         if psub is None:
             return
         batch = _Records(records)
@@ -332,8 +331,8 @@ class _Router(Actor):
         psub = self.platform[sub_id]
         if cached:
             # Joining a platform subscription whose cached records have gone (or are going)
-            # to the others: fetch them separately; live ones may arrive first, so dedupe.
-            sub.dedupe = True  # before any record is forwarded to it
+            # to the others: fetch them separately; live ones may arrive first (the
+            # subscription actor drops whichever copy comes second).
             psub.locals.append(sub)
             self.session._late_snapshot(sub, ready)
             return
@@ -901,7 +900,7 @@ class KeySession:
             raise ValueError(f"id must be a non-empty string, got {id!r}")
         if not isinstance(data, dict):
             raise ValueError(f"data must be a dict, got {type(data).__name__}")
-        check_fields(info.name, info.fields, data)
+        info.check(data)
         # Filled in place: cheaper than building a KeyHeader and copying it in.
         record = pb.Record(data=encode_data(data))
         header = record.header

@@ -16,11 +16,19 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Literal
+from typing import Any, Literal
 
 from . import keysquare_pb2 as pb
 from .config import AppConfig, PlatformConfig, TypeDef
-from .protocol import FIELD_TYPES, TopicKey, check_fields, decode_data, encode_data, matches
+from .protocol import (
+    FIELD_TYPES,
+    TopicKey,
+    check_fields,
+    decode_data,
+    encode_data,
+    field_checker,
+    matches,
+)
 
 __all__ = [
     "INVALID",
@@ -46,6 +54,7 @@ Fanout = dict[str, dict[int, list[pb.Record]]]
 """session_id -> sub_id -> the records that subscription receives, in publish order."""
 
 _TypeId = tuple[str, str]
+_Checker = Callable[[Mapping[str, Any]], None]
 
 
 class PlatformError(Exception):
@@ -64,6 +73,7 @@ class Published:
 
     records: list[pb.Record]
     to_store: list[pb.Record] = field(default_factory=list)
+    kinds: frozenset[tuple[str, str]] | None = None  # (schema, type) of the records, if known
 
 
 def _key_text(key: TopicKey) -> str:
@@ -97,6 +107,7 @@ class Platform:
         self._accepted: dict[TopicKey, int] = {}  # acceptance order of each cached record
         self._tick = 0
         self._stored: set[TopicKey] = set()
+        self._checkers: dict[_TypeId, tuple[TypeDef, _Checker]] = {}
         self._sessions: dict[str, AppConfig] = {}
         self._subs: dict[str, dict[int, pb.Topic]] = {}
 
@@ -282,18 +293,43 @@ class Platform:
         return self._cache.get((key[0], key[1]), {}).get(key)
 
     def _commit(self, records: list[pb.Record], store: bool) -> Published:
-        to_store = []
+        """Cache records already stamped (edit, store): keyed by their headers."""
+        staged = {}
+        keys = []
         for record in records:
             h = record.header
             key = (h.schema, h.data_type, h.source, h.group, h.id)
-            self._cache.setdefault((h.schema, h.data_type), {})[key] = record
-            self._tick += 1
-            self._accepted[key] = self._tick
-            if store:
-                self._stored.add(key)
-            if key in self._stored:
-                to_store.append(record)
-        return Published(records, to_store)
+            staged[key] = (self._cache.setdefault((h.schema, h.data_type), {}), record)
+            keys.append(key)
+        return self._commit_staged(records, keys, staged, store)
+
+    def _commit_staged(
+        self,
+        records: list[pb.Record],
+        keys: list[TopicKey],
+        staged: dict[TopicKey, tuple[dict[TopicKey, pb.Record], pb.Record]],
+        store: bool,
+        kinds: frozenset[_TypeId] | None = None,
+    ) -> Published:
+        """Cache each topic's newest record (in ``staged``: its cache bucket and record).
+        ``records`` are all of them in order, for the fan-out and the store, with their
+        topic ``keys``. Records of a stored topic stay stored."""
+        accepted = self._accepted
+        stored = self._stored
+        tick = self._tick
+        for key, (bucket, record) in staged.items():
+            bucket[key] = record
+            tick += 1
+            accepted[key] = tick
+        self._tick = tick
+        if store:
+            stored.update(staged)
+            return Published(records, list(records), kinds)
+        if not stored:
+            return Published(records, kinds=kinds)
+        return Published(
+            records, [r for k, r in zip(keys, records, strict=True) if k in stored], kinds
+        )
 
     def _publishable(self, app: AppConfig, schema: str, data_type: str, where: str) -> TypeDef:
         """The type a record names, if the application may publish it."""
@@ -308,53 +344,86 @@ class Platform:
         return typedef
 
     def publish(
-        self, app: AppConfig, records: Iterable[pb.Record], store: bool = False
+        self,
+        app: AppConfig,
+        records: Iterable[pb.Record],
+        store: bool = False,
+        total_bytes: int | None = None,
     ) -> Published:
         """Validate every record, then stamp (seq per topic, timestamp, publisher) and cache
         them all; one bad record refuses the whole publish with a PlatformError.
 
         An empty source defaults to the application name. A record with ``voided`` set and no
         data withdraws the cached record (keeping its data). Records of a stored topic stay
-        stored, so the store never falls behind the cache.
+        stored, so the store never falls behind the cache. ``total_bytes``, the request's
+        serialized size when the caller knows it, spares the per-record size check when the
+        whole request is within the record limit.
         """
         now = self._clock()
         limit = self.config.max_record_bytes
-        resolved: dict[_TypeId, TypeDef] = {}
-        staged: dict[TopicKey, pb.Record] = {}
+        epoch = self.epoch
+        publisher = app.name
+        # Per type named in this publish: its definition, cache bucket and field checker.
+        resolved: dict[_TypeId, tuple[TypeDef, dict[TopicKey, pb.Record], _Checker]] = {}
+        staged: dict[TopicKey, tuple[dict[TopicKey, pb.Record], pb.Record]] = {}
         accepted: list[pb.Record] = []
+        keys: list[TopicKey] = []
+        # No record can be over the limit when the whole request is not.
+        check_sizes = total_bytes is None or total_bytes > limit
         for i, record in enumerate(records):
             # Stamped in place: the request is the platform's own, and a refused publish
             # discards it whole.
-            stamped = record
-            h = stamped.header
-            typedef = resolved.get((h.schema, h.data_type))
-            if typedef is None:
+            h = record.header
+            tid = (h.schema, h.data_type)
+            entry = resolved.get(tid)
+            if entry is None:
                 typedef = self._publishable(app, h.schema, h.data_type, f"record {i}")
-                resolved[(h.schema, h.data_type)] = typedef
-            if not h.id:
+                entry = (
+                    typedef,
+                    self._cache.setdefault((typedef.schema, typedef.name), {}),
+                    self._checker(typedef),
+                )
+                resolved[tid] = entry
+            typedef, bucket, check = entry
+            id_ = h.id
+            if not id_:
                 raise PlatformError(INVALID, f"record {i} ({typedef.qualified}): id is required")
-            if record.ByteSize() > limit:
-                self._check_size(record, f"record {i} ({typedef.qualified} id={h.id!r})")
-            h.schema = typedef.schema
-            if not h.source:
-                h.source = app.name
-            key = (typedef.schema, typedef.name, h.source, h.group, h.id)
-            previous = staged.get(key) or self._cached(key)
-            if h.voided and not stamped.data:
-                stamped.data = previous.data if previous is not None else b"{}"
+            if check_sizes and record.ByteSize() > limit:
+                self._check_size(record, f"record {i} ({typedef.qualified} id={id_!r})")
+            schema = typedef.schema
+            h.schema = schema
+            source = h.source
+            if not source:
+                source = h.source = publisher
+            key = (schema, typedef.name, source, h.group, id_)
+            held = staged.get(key)
+            previous = held[1] if held is not None else bucket.get(key)
+            data = record.data
+            if h.voided and not data:
+                record.data = previous.data if previous is not None else b"{}"
             else:
                 try:
-                    check_fields(typedef.name, typedef.fields, decode_data(stamped.data))
+                    check(decode_data(data))
                 except ValueError as exc:
-                    where = f"record {i} ({typedef.qualified} id={h.id!r})"
+                    where = f"record {i} ({typedef.qualified} id={id_!r})"
                     raise PlatformError(INVALID, f"{where}: {exc}") from None
             h.seq = (previous.header.seq if previous is not None else 0) + 1
             h.timestamp_ns = now
-            h.publisher = app.name
-            h.epoch = self.epoch
-            staged[key] = stamped
-            accepted.append(stamped)
-        return self._commit(accepted, store)
+            h.publisher = publisher
+            h.epoch = epoch
+            staged[key] = (bucket, record)
+            accepted.append(record)
+            keys.append(key)
+        kinds = frozenset((t.schema, t.name) for t, _, _ in resolved.values())
+        return self._commit_staged(accepted, keys, staged, store, kinds)
+
+    def _checker(self, typedef: TypeDef) -> _Checker:
+        tid = (typedef.schema, typedef.name)
+        cached = self._checkers.get(tid)
+        if cached is None or cached[0] is not typedef:
+            cached = (typedef, field_checker(typedef.name, typedef.fields, decoded=True))
+            self._checkers[tid] = cached
+        return cached[1]
 
     def edit(self, app: AppConfig, key: pb.Topic, patch: bytes) -> Published:
         """Apply a JSON patch to a cached (not voided) record; returns the new record."""
@@ -457,10 +526,13 @@ class Platform:
         """The session's subscriptions: sub_id -> pattern."""
         return dict(self._subs.get(session_id, {}))
 
-    def fanout(self, records: list[pb.Record]) -> Fanout:
+    def fanout(self, records: list[pb.Record], kinds: frozenset[_TypeId] | None = None) -> Fanout:
         """Who receives what: every matching subscription whose application may read the
-        record's type gets the records in their original order (voided ones included)."""
-        kinds = {(r.header.schema, r.header.data_type) for r in records}
+        record's type gets the records in their original order (voided ones included).
+        ``kinds``, the records' (schema, type) pairs when the caller knows them
+        (``Published.kinds``), spares a pass over the records."""
+        if kinds is None:
+            kinds = frozenset((r.header.schema, r.header.data_type) for r in records)
         result: Fanout = {}
         for session_id, subs in self._subs.items():
             app = self._sessions.get(session_id)

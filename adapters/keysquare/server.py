@@ -568,10 +568,12 @@ class PlatformServer:
                 log.debug("unsubscribe of an unknown sub_id", sub_id=message.unsubscribe.sub_id)
         elif kind == "publish":
             request = message.publish
+            size = request.ByteSize()
             self._apply(
                 stream,
                 request.request_id,
-                lambda: self._platform.publish(stream.app, request.records, request.store),
+                lambda: self._platform.publish(stream.app, request.records, request.store, size),
+                size,
             )
         elif kind == "edit":
             edit = message.edit
@@ -616,8 +618,15 @@ class PlatformServer:
             )
             self._send(stream, pb.ServerMessage(delivery=delivery))
 
-    def _apply(self, stream: _Stream, request_id: int, change: Callable[[], Published]) -> None:
-        """Publish or edit: validate and cache, store, fan out, then ack the requester."""
+    def _apply(
+        self,
+        stream: _Stream,
+        request_id: int,
+        change: Callable[[], Published],
+        size: int | None = None,
+    ) -> None:
+        """Publish or edit: validate and cache, store, fan out, then ack the requester.
+        ``size`` is the request's serialized size, when known."""
         try:
             published = change()
         except PlatformError as exc:
@@ -640,12 +649,18 @@ class PlatformServer:
                 )
         self._counters["records_published"] += len(published.records)
         self._counters["publish_requests"] += 1
-        for session_id, subs in self._platform.fanout(published.records).items():
+        fanout = self._platform.fanout(published.records, published.kinds)
+        # A delivery holds at most what the request held plus the stamps (seq, epoch,
+        # timestamp, the publisher and a defaulted source: the application's name twice):
+        # when that fits one delivery, no per-record sizing is needed.
+        stamps = 48 + 2 * len(stream.app.name.encode())
+        small = size is not None and size + stamps * len(published.records) <= BATCH_BYTES
+        for session_id, subs in fanout.items():
             target = self._streams.get(session_id)
             if target is None:
                 continue
             for sub_id, records in subs.items():
-                for batch in _batches(records, len(records)):
+                for batch in [records] if small else _batches(records, len(records)):
                     self._send(
                         target, pb.ServerMessage(delivery=pb.Delivery(sub_id=sub_id, records=batch))
                     )

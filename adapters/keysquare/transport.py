@@ -3,8 +3,10 @@
 Opening a connection is the whole handshake: Register (REGISTERING, REGISTERED), the
 Session stream with Hello/Welcome (CONNECTING), then GetSchema (DOWNLOADING_SCHEMA,
 SCHEMA_DOWNLOADED). The link reports CONNECTED once the subscriptions are replayed.
-Records are sequenced per (subscription, topic) by ``(epoch, seq)`` with LATEST ordering:
-after a reconnect the re-snapshot supersedes what was missed, and nothing is seen twice.
+Records carry ``(epoch, seq)`` per topic. A delivery travels as one item (its records are
+not unpacked on the I/O thread); each subscription actor drops what it has already seen per
+topic, so after a reconnect the re-snapshot supersedes what was missed and nothing is seen
+twice.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from actorwire.actors.link import (
 from . import keysquare_pb2 as pb
 from . import keysquare_pb2_grpc as pb_grpc
 from .model import KeySessionState
-from .protocol import topic_key
 
 if TYPE_CHECKING:
     from actorwire.actors import Address
@@ -124,9 +125,8 @@ class KeySquareAdapter(LinkAdapter):
             if kind == "delivery":
                 d = msg.delivery
                 sub_id = d.sub_id
-                for record in d.records:
-                    h = record.header
-                    data.append(((sub_id, topic_key(h)), (h.epoch, h.seq), (sub_id, record)))
+                if d.records:
+                    data.append((None, None, (sub_id, d.records)))
                 if d.snapshot_done:
                     data.append((None, None, SnapshotDone(sub_id)))
             elif kind == "ack":
