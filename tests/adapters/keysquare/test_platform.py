@@ -285,3 +285,14 @@ def test_record_codec_round_trips_datetimes_bytes_and_refuses_non_objects() -> N
         decode_data(b"\xff{")
     with pytest.raises(TypeError, match="cannot be encoded"):
         encode_data({"x": object()})
+
+
+def test_oversize_record_refused_when_request_size_is_given(platform: Platform) -> None:
+    # The server passes the request's size: under the limit it skips per-record sizing,
+    # over it every record is still checked.
+    demo = app(platform)
+    records = [record(id="OK"), record(id="BIG", data={"symbol": "x" * 5000})]
+    total = sum(r.ByteSize() for r in records)
+    message = refused("TOO_LARGE", platform.publish, demo, records, False, total)
+    assert "record 1" in message and "'BIG'" in message
+    assert platform.snapshot(demo, topic("Price")) == []
