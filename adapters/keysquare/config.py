@@ -13,9 +13,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from ...actors.tomlcheck import TomlChecker, kind_of
 from .protocol import FIELD_TYPES
 
-__all__ = ["AppConfig", "PlatformConfig", "TypeDef", "load_config", "permits"]
+__all__ = ["AppConfig", "PlatformConfig", "TypeDef", "load_config", "parse_config", "permits"]
 
 _PLATFORM_DEFAULTS: dict[str, Any] = {
     "name": "actorwire keysquare platform",
@@ -82,69 +83,7 @@ class PlatformConfig:
     types: list[TypeDef]
 
 
-class _Checker:
-    """Reads values out of the parsed TOML, raising ValueError with file and key path."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, path: str, message: str) -> ValueError:
-        return ValueError(f"{self.source}: {path}: {message}")
-
-    def table(self, value: Any, path: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"must be a table, got {_kind(value)}")
-        for key in value:
-            if key not in allowed:
-                expected = ", ".join(allowed)
-                raise self.fail(_join(path, key), f"unknown key (expected one of {expected})")
-        return value
-
-    def array(self, value: Any, path: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(path, f"must be an array, got {_kind(value)}")
-        return value
-
-    def name(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(path, f"must be a non-empty string, got {value!r}")
-        if value != value.strip() or "." in value:
-            raise self.fail(path, f"must not contain dots or surrounding spaces, got {value!r}")
-        return value
-
-    def string(self, value: Any, path: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(path, f"must be a string, got {_kind(value)}")
-        return value
-
-    def positive(self, value: Any, path: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(path, f"must be a number, got {_kind(value)} {value!r}")
-        if not value > 0:
-            raise self.fail(path, f"must be greater than 0, got {value!r}")
-        return float(value)
-
-    def positive_int(self, value: Any, path: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(path, f"must be an integer, got {_kind(value)} {value!r}")
-        if value <= 0:
-            raise self.fail(path, f"must be greater than 0, got {value!r}")
-        return value
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _permissions(check: _Checker, value: Any, path: str) -> tuple[str, ...]:
+def _permissions(check: TomlChecker, value: Any, path: str) -> tuple[str, ...]:
     patterns = []
     for i, item in enumerate(check.array(value, path)):
         where = f"{path}[{i}]"
@@ -158,7 +97,7 @@ def _permissions(check: _Checker, value: Any, path: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def _parse(check: _Checker, doc: Mapping[str, Any]) -> PlatformConfig:
+def _parse(check: TomlChecker, doc: Mapping[str, Any]) -> PlatformConfig:
     check.table(doc, "", ("platform", "applications", "schemas"))
     raw_platform = check.table(doc.get("platform", {}), "platform", tuple(_PLATFORM_DEFAULTS))
     platform = {**_PLATFORM_DEFAULTS, **raw_platform}
@@ -219,7 +158,7 @@ def _parse(check: _Checker, doc: Mapping[str, Any]) -> PlatformConfig:
             type_names.add(type_name)
             raw_fields = typ.get("fields", {})
             if not isinstance(raw_fields, dict):
-                raise check.fail(f"{twhere}.fields", f"must be a table, got {_kind(raw_fields)}")
+                raise check.fail(f"{twhere}.fields", f"must be a table, got {kind_of(raw_fields)}")
             fields: dict[str, str] = {}
             for fname, ftype in raw_fields.items():
                 fwhere = f"{twhere}.fields.{fname}"
@@ -263,4 +202,10 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{source}: invalid TOML: {exc}") from None
-    return _parse(_Checker(source), doc)
+    return _parse(TomlChecker(source), doc)
+
+
+def parse_config(doc: Mapping[str, Any], source: str = "<config>") -> PlatformConfig:
+    """Check an already-parsed config table (one inline in a pipeline definition, say);
+    errors name ``source`` and the key path as ``load_config``'s do."""
+    return _parse(TomlChecker(source), doc)
