@@ -1,0 +1,160 @@
+"""Prometheus ``/metrics`` and ``/healthz`` for a running pipeline.
+
+Nothing is counted per record here: the stages keep their own counters, and a custom
+collector reads them when Prometheus scrapes (prometheus-client renders the text format).
+``/healthz`` answers 200 when every link is CONNECTED and no supervisor has failed, else
+503 with a JSON body giving the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+__all__ = ["Health", "MetricsServer", "Snapshot"]
+
+log = structlog.get_logger("actorwire.metrics")
+
+STAGE_COUNTERS = ("received", "processed", "dropped", "failed", "restarts")
+LINK_STATES = ("CONNECTING", "CONNECTED", "RECOVERING", "RECONNECTING", "FAILED", "CLOSED")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a scrape reads: per-stage counters, link states, and a failure if any."""
+
+    pipeline: str
+    stages: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    links: Mapping[str, str] = field(default_factory=dict)  # link name -> LinkState name
+    failure: str | None = None  # why the pipeline failed (a supervisor gave up), if it did
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    body: dict[str, Any]
+
+
+def health(snapshot: Snapshot) -> Health:
+    """200-worthy when every link is CONNECTED and nothing has failed."""
+    down = {name: state for name, state in snapshot.links.items() if state != "CONNECTED"}
+    reasons = []
+    if snapshot.failure:
+        reasons.append(f"pipeline failed: {snapshot.failure}")
+    reasons.extend(f"link {name} is {state}" for name, state in sorted(down.items()))
+    body: dict[str, Any] = {
+        "status": "ok" if not reasons else "unhealthy",
+        "pipeline": snapshot.pipeline,
+        "links": dict(snapshot.links),
+    }
+    if reasons:
+        body["reason"] = "; ".join(reasons)
+    return Health(not reasons, body)
+
+
+class _PipelineCollector(Collector):
+    def __init__(self, read: Callable[[], Snapshot]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Any]:
+        snap = self._read()
+        counters = {
+            name: CounterMetricFamily(
+                f"actorwire_stage_{name}",
+                f"Records {name} per stage" if name != "restarts" else "Restarts per stage",
+                labels=["pipeline", "stage"],
+            )
+            for name in STAGE_COUNTERS
+        }
+        depth = GaugeMetricFamily(
+            "actorwire_stage_mailbox_depth",
+            "Messages waiting in each stage's mailbox",
+            labels=["pipeline", "stage"],
+        )
+        for stage, stats in sorted(snap.stages.items()):
+            for name, family in counters.items():
+                family.add_metric([snap.pipeline, stage], float(stats.get(name, 0)))
+            depth.add_metric([snap.pipeline, stage], float(stats.get("mailbox_depth", 0)))
+        yield from counters.values()
+        yield depth
+        links = GaugeMetricFamily(
+            "actorwire_link_state",
+            "1 for each link's current state",
+            labels=["pipeline", "link", "state"],
+        )
+        for link, state in sorted(snap.links.items()):
+            for candidate in LINK_STATES:
+                links.add_metric([snap.pipeline, link, candidate], float(candidate == state))
+        yield links
+        up = GaugeMetricFamily(
+            "actorwire_pipeline_healthy", "1 when /healthz answers 200", labels=["pipeline"]
+        )
+        up.add_metric([snap.pipeline], float(health(snap).ok))
+        yield up
+
+
+class MetricsServer:
+    """``/metrics`` and ``/healthz`` over HTTP on a thread; ``port=0`` picks a free port."""
+
+    def __init__(self, read: Callable[[], Snapshot], host: str = "127.0.0.1", port: int = 0):
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_PipelineCollector(read))
+        registry = self.registry
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._reply(200, CONTENT_TYPE_LATEST, generate_latest(registry))
+                elif path == "/healthz":
+                    result = health(read())
+                    body = json.dumps(result.body).encode()
+                    self._reply(200 if result.ok else 503, "application/json", body)
+                else:
+                    body = b'{"error": "not found: try /metrics or /healthz"}'
+                    self._reply(404, "application/json", body)
+
+            def _reply(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("metrics request", request=format % args)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        host, port = self._server.server_address[:2]
+        self.host: str = bytes(host).decode() if isinstance(host, bytes | bytearray) else host
+        self.port: int = port
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="actorwire-metrics", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5.0)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
