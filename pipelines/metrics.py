@@ -137,7 +137,7 @@ class MetricsServer:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
-        self.host: str = bytes(host).decode() if isinstance(host, bytes | bytearray) else host
+        self.host: str = host if isinstance(host, str) else bytes(host).decode()
         self.port: int = port
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="actorwire-metrics", daemon=True
