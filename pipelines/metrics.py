@@ -136,9 +136,9 @@ class MetricsServer:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
-        self.host: str = host if isinstance(host, str) else bytes(host).decode()
-        self.port: int = port
+        bound_host, bound_port = self._server.server_address[:2]
+        self.host = bound_host if isinstance(bound_host, str) else bytes(bound_host).decode()
+        self.port: int = bound_port
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="actorwire-metrics", daemon=True
         )
