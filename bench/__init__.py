@@ -19,6 +19,19 @@ Benchmarks (``python -m bench NAME ...`` runs a subset; ``--quick`` is a short s
 ``ask_latency``
     Sequential ask round trips to an echo actor after a warm-up; p50/p99/mean in
     microseconds. Target: actorwire p99 <= 1.5x raw pykka p99.
+``keysquare_publish_to_callback`` / ``keysquare_snapshot_dataframe``
+    Records published through one KeySession reaching another session's callback via
+    the platform, each in its own process, against raw gRPC server streaming (target
+    >= 5x); and a 100k-record snapshot into a DataFrame (report only). See
+    ``bench/keysquare.py``.
+``jupyter_session_roundtrip``
+    Messages through serialize + sign + send -> recv + verify + deserialize between two
+    actorwire Sessions over ZMQ tcp on 127.0.0.1, against ``jupyter_client.Session``
+    doing the same in the same run (target >= 1.5x); the ``_buffer`` row adds a 1 KiB
+    buffer. See ``bench/jupyter.py``.
+
+Baselines other than pykka are the raw libraries (gRPC, pyzmq, jupyter_client), measured
+in the same run so the ratio holds on a noisy machine.
 """
 
 from __future__ import annotations
