@@ -13,6 +13,7 @@ from typing import Any
 from actorwire.actors import configure_logging
 
 from ._harness import Config, emit, progress
+from .jupyter import jupyter_session_roundtrip
 from .keysquare import keysquare_publish_to_callback, keysquare_snapshot_dataframe
 from .latency import ask_latency
 from .throughput import chain3, tell_throughput
@@ -23,6 +24,7 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "ask_latency": ask_latency,
     "keysquare_publish_to_callback": keysquare_publish_to_callback,
     "keysquare_snapshot_dataframe": keysquare_snapshot_dataframe,
+    "jupyter_session_roundtrip": jupyter_session_roundtrip,
 }
 # Rows a benchmark prints besides its own name: naming a row runs its benchmark and prints
 # only the rows named.
@@ -30,6 +32,7 @@ ALIASES = {
     "tell_throughput_on_batch": "tell_throughput",
     "chain3_on_receive": "chain3",
     "chain3_on_batch": "chain3",
+    "jupyter_session_roundtrip_buffer": "jupyter_session_roundtrip",
 }
 
 
