@@ -5,10 +5,12 @@
     client's shell channel). The sender thread builds, signs, serializes and sends N
     ``execute_request`` messages with ``Session.send(dealer, "execute_request", content)``;
     the main thread receives, verifies (HMAC-SHA256, replay history on) and deserializes
-    them with ``Session.recv(router, mode=0)``, routing identity included. Timed from the
-    first send to the N-th message received. Both ends are actorwire ``Session``s; the
-    baseline is the same code with ``jupyter_client.session.Session`` on both ends,
-    measured in the same run. Target: actorwire >= 1.5x jupyter_client.
+    them with a blocking ``Session.recv(router)``, routing identity included (actorwire
+    returns the message with ``msg["idents"]``; jupyter_client's ``recv(router, mode=0)``
+    returns ``(idents, msg)``). Timed from the first send to the N-th message received.
+    Both ends are actorwire ``Session``s; the baseline is the same code with
+    ``jupyter_client.session.Session`` on both ends, measured in the same run.
+    Target: actorwire >= 1.5x jupyter_client.
 ``jupyter_session_roundtrip_buffer``
     The same with one 1 KiB binary buffer per message (informational, same target).
 
@@ -81,7 +83,20 @@ def roundtrip(impl: str, n: int, timeout: float, *, buffers: bool) -> Run:
         port = router.bind_to_random_port("tcp://127.0.0.1")
         dealer.connect(f"tcp://127.0.0.1:{port}")
 
-        def receive(count: int) -> None:
+        # The same loop for both; only the recv call differs (its result and how it
+        # reports the socket's rcvtimeo).
+        def receive_actorwire(count: int) -> None:
+            for _ in range(count):
+                try:
+                    msg = receiver.recv(router)
+                except zmq.Again:
+                    raise BenchError(f"{impl}: no message within {timeout}s") from None
+                if msg["msg_type"] != "execute_request" or not msg["idents"]:
+                    raise BenchError(f"{impl}: unexpected message {msg['msg_type']!r}")
+                if buffers and len(msg["buffers"][0]) != BUFFER_BYTES:
+                    raise BenchError(f"{impl}: buffer lost")
+
+        def receive_jupyter_client(count: int) -> None:
             for _ in range(count):
                 idents, msg = receiver.recv(router, mode=0)
                 if msg is None:
@@ -90,6 +105,8 @@ def roundtrip(impl: str, n: int, timeout: float, *, buffers: bool) -> Run:
                     raise BenchError(f"{impl}: unexpected message {msg['msg_type']!r}")
                 if buffers and len(msg["buffers"][0]) != BUFFER_BYTES:
                     raise BenchError(f"{impl}: buffer lost")
+
+        receive = receive_actorwire if impl == "actorwire" else receive_jupyter_client
 
         send = sender.send
         for _ in range(WARM_MESSAGES):
@@ -150,7 +167,7 @@ def _row(bench: str, aw: list[Run], base: list[Run], n: int, variant: str) -> di
         "n": n,
         "variant": variant,
         "path": "Session.send (msg + serialize + HMAC-SHA256 sign + send) on a DEALER "
-        "thread -> Session.recv(mode=0) (recv + verify + replay check + deserialize) "
+        "thread -> blocking Session.recv (recv + verify + replay check + deserialize) "
         "on a ROUTER, tcp 127.0.0.1, one process",
         "baseline_impl": "jupyter_client.session.Session on both ends (orjson packer)",
         "actorwire_runs_msg_s": [round(r.rate) for r in aw],

@@ -463,7 +463,13 @@ class _Parser:
             ):
                 self.errors.append(check.fail(f"{where}.{pname}", f"missing (required by {kind})"))
         for key, value in given.items():
-            if isinstance(value, str) and _looks_callable(value):
+            parameter = signature.parameters.get(key)
+            if (
+                parameter is not None
+                and _takes_callable(parameter)
+                and isinstance(value, str)
+                and _looks_callable(value)
+            ):
                 self.callable_param(f"{where}.{key}", value)
 
     def callable_param(self, where: str, spec: str) -> None:
@@ -616,6 +622,13 @@ class _Parser:
 
 
 _CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+def _takes_callable(parameter: inspect.Parameter) -> bool:
+    """A parameter annotated with a callable (``Callable``, ``FnSpec``...): a string for it
+    is a ``module:function`` reference, checked by importing it."""
+    annotation = str(parameter.annotation)
+    return "Callable" in annotation or "Fn" in annotation
 
 
 def _looks_callable(value: str) -> bool:

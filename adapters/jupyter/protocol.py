@@ -230,12 +230,14 @@ class Signer:
     can leak; each signature copies that object (cheaper than keying a new one).
     """
 
-    __slots__ = ("_auth", "signature_scheme")
+    __slots__ = ("_auth", "signature_length", "signature_scheme")
 
     def __init__(self, key: bytes, signature_scheme: str = DEFAULT_SIGNATURE_SCHEME) -> None:
         name = digest_name(signature_scheme)
         self.signature_scheme = signature_scheme
         self._auth = hmac.new(key, digestmod=name) if key else None
+        # The length of the signatures it writes: hex digits, none without a key.
+        self.signature_length = 0 if self._auth is None else 2 * self._auth.digest_size
 
     @property
     def enabled(self) -> bool:
@@ -415,8 +417,9 @@ class Codec:
     def serialize(
         self, msg: Mapping[str, Any], ident: list[bytes] | bytes | None = None
     ) -> list[bytes]:
-        """The frames of ``msg``: ``[*ident, DELIM, signature, header, parent_header,
-        metadata, content]`` (buffers are appended by the sender, unsigned)."""
+        """The signed frames of ``msg``: ``[*ident, DELIM, signature, header,
+        parent_header, metadata, content]``. Buffers are not among them: they go after
+        these frames, unsigned (``Session.serialize`` and ``Session.send`` add them)."""
         pack = self.pack
         content = msg.get("content", {})
         if content is None:
@@ -445,6 +448,33 @@ class Codec:
             to_send = [ident, DELIM, self.signer.sign(parts)]
         to_send.extend(parts)
         return to_send
+
+    def strip_identities(self, msg_list: Sequence[Any]) -> tuple[list[bytes] | None, Sequence[Any]]:
+        """``(idents, frames after the delimiter)`` of a whole multipart message, or
+        ``(None, msg_list)`` when ``msg_list`` already starts after the delimiter.
+
+        Cheap for the frames after the delimiter: their first frame is a signature, of
+        ``signer.signature_length`` bytes, so only a first frame of another length (the
+        delimiter, a routing identity, a signature of another scheme) is looked into.
+        When no delimiter is found, the frames are taken as they are and
+        ``deserialize`` reports what is wrong with them.
+        """
+        if not msg_list:
+            return None, msg_list
+        first = msg_list[0]
+        if first.__class__ is bytes:
+            n = len(first)
+        else:
+            try:
+                n = memoryview(first).nbytes
+            except TypeError:
+                return None, msg_list
+        if n == self.signer.signature_length:
+            return None, msg_list
+        try:
+            return split_identities(msg_list)
+        except MessageError:
+            return None, msg_list
 
     def deserialize(
         self, msg_list: Sequence[Any], content: bool = True, copy: bool = True

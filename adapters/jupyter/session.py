@@ -1,10 +1,10 @@
-"""The Session facade: jupyter_client's ``Session`` API over the sans-I/O ``Codec``.
+"""The Session facade: the Jupyter ``Session`` API over the sans-I/O ``Codec``.
 
 ``Session`` builds message dicts (``msg``), turns them into signed frames and back
 (``serialize``, ``deserialize``, ``feed_identities``) and moves them over ZMQ sockets
-(``send``, ``recv``; ``asend``, ``arecv`` for zmq.asyncio sockets). Names, arguments,
-defaults and results are jupyter_client's, so code written for it runs unchanged; what
-differs is listed in the class docstring.
+(``send``, ``recv``; ``asend``, ``arecv`` for zmq.asyncio sockets). Names and arguments
+are those of jupyter_client's Session, and the frames on the wire are the same, so either
+end can be jupyter_client; what differs in behaviour is listed in the class docstring.
 """
 
 from __future__ import annotations
@@ -60,6 +60,9 @@ _PACKERS: dict[str, tuple[Packer, Unpacker]] = {
 
 # What ``send`` returns as the tracker when nothing is sent zero-copy: already done.
 DONE = zmq.MessageTracker()
+
+# What the ROUTER/DEALER/... routing identities of a received message are stored under.
+IDENTS = "idents"
 
 
 def new_id() -> str:
@@ -234,16 +237,34 @@ def _frame_writer(stream: Any) -> Any:
     return stream
 
 
+def _buffer_error(i: int, buf: Any) -> TypeError:
+    return TypeError(
+        f"buffer {i} is a {type(buf).__name__}; buffers must support the buffer "
+        f"protocol (bytes, memoryview, numpy array, ...)"
+    )
+
+
+def _buffer_frames(buffers: Sequence[Any]) -> list[bytes]:
+    """The buffers of a message as bytes frames (bytes as they are, others copied)."""
+    frames = []
+    for i, buf in enumerate(buffers):
+        if buf.__class__ is bytes:
+            frames.append(buf)
+            continue
+        try:
+            frames.append(memoryview(buf).tobytes())
+        except TypeError:
+            raise _buffer_error(i, buf) from None
+    return frames
+
+
 def _check_buffers(buffers: Sequence[Any]) -> list[memoryview]:
     views = []
     for i, buf in enumerate(buffers):
         try:
             view = buf if isinstance(buf, memoryview) else memoryview(buf)
         except TypeError:
-            raise TypeError(
-                f"buffer {i} is a {type(buf).__name__}; buffers must support the buffer "
-                f"protocol (bytes, memoryview, numpy array, ...)"
-            ) from None
+            raise _buffer_error(i, buf) from None
         if not view.contiguous:
             raise ValueError(f"buffer {i} is not contiguous (zmq sends contiguous memory)")
         views.append(view)
@@ -251,7 +272,7 @@ def _check_buffers(buffers: Sequence[Any]) -> list[memoryview]:
 
 
 class Session:
-    """Builds, signs, sends, receives and checks Jupyter messages: jupyter_client's Session.
+    """Builds, signs, sends, receives and checks Jupyter messages.
 
     Keyword arguments are jupyter_client's: ``session`` (id, default a new one),
     ``username`` (default ``$USER``), ``key`` (bytes; default a fresh random key like
@@ -260,11 +281,22 @@ class Session:
     import path), ``pack``/``unpack`` (callables), ``metadata`` (default metadata of every
     message), ``digest_history_size``, ``check_pid`` and ``copy_threshold``.
 
-    Differences from jupyter_client: errors in received messages are ``MessageError`` /
-    ``SignatureError`` / ``ReplayError`` (all ValueError; jupyter_client raises ValueError
-    or TypeError), an unknown scheme raises ValueError, protocol 4 messages are not
-    adapted, and ``asend``/``arecv`` are added for zmq.asyncio sockets. There is no
-    traitlets configuration. The key never appears in a repr, log line or error.
+    Behaviour (where it is not jupyter_client's, the frames on the wire still are):
+
+    - ``recv(socket)`` blocks by default and returns the message dict; with
+      ``mode=zmq.NOBLOCK`` and nothing waiting it raises ``zmq.Again``. The routing
+      identities are in the dict under ``"idents"`` (an actorwire addition; ``[]`` on
+      DEALER, SUB, PULL), so a ROUTER replies with ``ident=msg["idents"]``.
+    - ``send`` returns a ``zmq.MessageTracker`` (None when nothing was sent); a message
+      dict passed in also gets it as ``msg["tracker"]``.
+    - ``msg(..., buffers=[...])`` puts the buffers in the message (``msg["buffers"]``);
+      ``serialize`` appends a message's buffers after the signed frames.
+    - ``deserialize`` takes the frames after the ``<IDS|MSG>`` delimiter or a whole
+      message with the delimiter (and routing identities) in front.
+    - Errors in received messages are ``MessageError`` / ``SignatureError`` /
+      ``ReplayError`` (all ValueError), an unknown scheme raises ValueError, protocol 4
+      messages are not adapted, and ``asend``/``arecv`` serve zmq.asyncio sockets. There
+      is no traitlets configuration. The key never appears in a repr, log line or error.
     """
 
     def __init__(
@@ -455,9 +487,14 @@ class Session:
         parent: Mapping[str, Any] | Message | None = None,
         header: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        buffers: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
         """A message dict (``header``, ``msg_id``, ``msg_type``, ``parent_header``,
-        ``content``, ``metadata``); ``parent`` is a message or header it replies to."""
+        ``content``, ``metadata``; ``buffers``, a list, when buffers are given).
+
+        ``parent`` is a message or header it replies to; ``metadata`` is merged over the
+        session's. Buffers are anything with the buffer protocol (bytes, numpy arrays).
+        """
         if header is None:
             n = self.message_count
             self.message_count = n + 1
@@ -472,7 +509,7 @@ class Session:
         md = self.metadata.copy()
         if metadata is not None:
             md.update(metadata)
-        return {
+        msg: dict[str, Any] = {
             "header": header,
             "msg_id": header["msg_id"],
             "msg_type": header["msg_type"],
@@ -480,6 +517,9 @@ class Session:
             "content": {} if content is None else content,
             "metadata": md,
         }
+        if buffers is not None:
+            msg["buffers"] = list(buffers)
+        return msg
 
     def sign(self, msg_list: Sequence[Any]) -> bytes:
         """Hex HMAC of the four packed dict frames (``b""`` when unsigned)."""
@@ -490,23 +530,43 @@ class Session:
     def serialize(
         self, msg: Mapping[str, Any] | Message, ident: list[bytes] | bytes | None = None
     ) -> list[bytes]:
-        """``[*ident, DELIM, signature, header, parent_header, metadata, content]``.
+        """``[*ident, DELIM, signature, header, parent_header, metadata, content,
+        *buffers]``: the frames of a multipart message.
 
-        Buffers are not included: ``send`` appends them after these frames.
+        The message's ``buffers`` (if any) come last, unsigned, as bytes: the frames
+        ``send`` writes for it.
         """
         if isinstance(msg, Message):
             msg = msg.to_dict()
-        return self._codec.serialize(msg, ident)
+        frames = self._codec.serialize(msg, ident)
+        buffers = msg.get("buffers")
+        if buffers:
+            frames.extend(_buffer_frames(buffers))
+        return frames
 
     def deserialize(
         self, msg_list: Sequence[Any], content: bool = True, copy: bool = True
     ) -> dict[str, Any]:
-        """The message dict of the frames after the delimiter (``feed_identities``' rest).
+        """The message dict of a multipart message's frames.
+
+        ``msg_list`` is either the frames after the ``<IDS|MSG>`` delimiter (what
+        ``feed_identities`` returns) or the whole message, delimiter and routing
+        identities included (what ``serialize`` returns); in the second form the
+        identities are returned under ``"idents"``. The forms are told apart by the first
+        frame's length, so a first routing identity exactly as long as a signature (64
+        bytes for hmac-sha256) is taken for one: split such messages with
+        ``feed_identities`` first.
 
         Verifies the signature and rejects a replay; raises MessageError, SignatureError
-        or ReplayError (all ValueError) for anything wrong. Buffers are memoryviews.
+        or ReplayError (all ValueError) for anything wrong. Buffers are memoryviews, under
+        ``"buffers"``.
         """
-        return self._codec.deserialize(msg_list, content, copy)
+        codec = self._codec
+        idents, rest = codec.strip_identities(msg_list)
+        msg = codec.deserialize(rest, content, copy)
+        if idents is not None:
+            msg[IDENTS] = idents
+        return msg
 
     def feed_identities(
         self, msg_list: Sequence[Any], copy: bool = True
@@ -546,7 +606,7 @@ class Session:
 
     def send(
         self,
-        stream: Any,
+        socket: Any,
         msg_or_type: Mapping[str, Any] | Message | str,
         content: dict[str, Any] | None = None,
         parent: Mapping[str, Any] | Message | None = None,
@@ -555,28 +615,37 @@ class Session:
         track: bool = False,
         header: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> zmq.MessageTracker | None:
         """Build (unless given a message), sign and send a message on a zmq socket.
 
-        ``stream`` is a zmq.Socket (a zmq.asyncio socket is written through a sync
-        shadow; ``asend`` awaits instead), anything with ``send_multipart``, or None to only
-        build. Buffers go as extra frames, those of ``copy_threshold`` bytes or more
-        without a copy. Returns the message with ``msg["tracker"]``: a MessageTracker
-        that is done when zmq has released zero-copy buffers (``track=True``), else done.
-        Returns None, sending nothing, in a forked child (``check_pid``).
+        ``socket`` is a zmq.Socket (a zmq.asyncio socket is written through a sync
+        shadow; ``asend`` awaits instead) or anything with ``send_multipart``.
+        ``msg_or_type`` is a message type (the message is built with ``msg``) or a
+        message dict (or Message) to send as it is, its ``buffers`` included unless
+        ``buffers`` is given. Buffers go as extra frames, those of ``copy_threshold``
+        bytes or more without a copy.
+
+        Returns a MessageTracker, done when zmq has released the zero-copy buffers
+        (``track=True``) and else already done; a message dict passed in also gets it as
+        ``msg["tracker"]``. Returns None when nothing was sent: in a forked child
+        (``check_pid``), or when ``socket`` is None (the message is only built and
+        checked).
         """
         prepared = self._prepare(msg_or_type, content, parent, ident, buffers, header, metadata)
         if prepared is None:
             return None
         msg, frames, views = prepared
-        tracker = DONE
-        stream = _frame_writer(stream)
-        if isinstance(stream, zmq.Socket):
-            tracker = self._write(stream, frames, views, track)
-        elif stream is not None:  # e.g. a ZMQStream
-            stream.send_multipart([*frames, *views])
-        msg["tracker"] = tracker
-        return msg
+        writer = _frame_writer(socket)
+        if isinstance(writer, zmq.Socket):
+            tracker = self._write(writer, frames, views, track)
+        elif writer is not None:  # e.g. a ZMQStream
+            writer.send_multipart([*frames, *views])
+            tracker = DONE
+        else:
+            return None
+        if msg is msg_or_type:
+            msg["tracker"] = tracker
+        return tracker
 
     def _write(
         self, socket: zmq.Socket[Any], frames: list[bytes], views: list[memoryview], track: bool
@@ -628,15 +697,18 @@ class Session:
     def recv(
         self,
         socket: Any,
-        mode: int = zmq.NOBLOCK,
+        mode: int = 0,
         content: bool = True,
         copy: bool = True,
-    ) -> tuple[list[bytes], dict[str, Any]] | tuple[None, None]:
-        """Receive, verify and unpack one message: ``(idents, msg)``.
+    ) -> dict[str, Any]:
+        """Receive, verify and unpack one message: the message dict.
 
-        ``mode`` is a zmq recv flag; with the default ``zmq.NOBLOCK`` (as in
-        jupyter_client) ``(None, None)`` means nothing was waiting, ``mode=0`` blocks.
-        ``copy=False`` keeps the buffers as views of the received zmq frames.
+        ``mode`` is a zmq recv flag: 0 (the default) waits for a message (up to the
+        socket's ``rcvtimeo``), ``zmq.NOBLOCK`` does not; either way ``zmq.Again`` is
+        raised when no message came. The routing identities are in the dict under
+        ``"idents"`` (bytes; ``[]`` on DEALER, SUB, PULL): reply on a ROUTER with
+        ``ident=msg["idents"]``. ``copy=False`` keeps the buffers as views of the
+        received zmq frames; ``content=False`` leaves the content packed.
         Raises MessageError / SignatureError / ReplayError for a bad message.
         """
         if isinstance(socket, zmq.asyncio.Socket):
@@ -644,22 +716,22 @@ class Session:
         elif not isinstance(socket, zmq.Socket) and hasattr(socket, "socket"):
             socket = socket.socket  # a ZMQStream
         recv = socket.recv
-        try:
-            frame = recv(mode, copy=False)
-        except zmq.Again:
-            return None, None
+        frame = recv(mode, copy=False)
         # Frames, not bytes: each knows whether more follow, which saves a getsockopt
-        # per frame, and buffers stay in zmq's memory.
+        # per frame, and buffers stay in zmq's memory. The rest of a multipart message
+        # is there once its first frame is.
         frames = [frame]
         while frame.more:
-            frame = recv(mode, copy=False)
+            frame = recv(0, copy=False)
             frames.append(frame)
         idents, msg_list = split_identities(frames)
-        return idents, self._codec.deserialize(msg_list, content, copy)
+        msg = self._codec.deserialize(msg_list, content, copy)
+        msg[IDENTS] = idents
+        return msg
 
     async def asend(
         self,
-        stream: zmq.asyncio.Socket,
+        socket: zmq.asyncio.Socket,
         msg_or_type: Mapping[str, Any] | Message | str,
         content: dict[str, Any] | None = None,
         parent: Mapping[str, Any] | Message | None = None,
@@ -668,28 +740,34 @@ class Session:
         track: bool = False,
         header: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> zmq.MessageTracker | None:
         """``send`` for a zmq.asyncio socket: waits (without blocking the loop) until zmq
-        has taken the message."""
+        has taken the message. Returns the tracker as ``send`` does (None when nothing
+        was sent)."""
         prepared = self._prepare(msg_or_type, content, parent, ident, buffers, header, metadata)
         if prepared is None:
             return None
         msg, frames, views = prepared
         big = any(v.nbytes >= self.copy_threshold for v in views)
-        tracker = await stream.send_multipart([*frames, *views], copy=not big, track=track and big)
-        msg["tracker"] = tracker if track and big and tracker is not None else DONE
-        return msg
+        sent = await socket.send_multipart([*frames, *views], copy=not big, track=track and big)
+        tracker = sent if track and big and sent is not None else DONE
+        if msg is msg_or_type:
+            msg["tracker"] = tracker
+        return tracker
 
     async def arecv(
         self, socket: zmq.asyncio.Socket, content: bool = True, copy: bool = True
-    ) -> tuple[list[bytes], dict[str, Any]]:
-        """``recv`` for a zmq.asyncio socket: waits for the next message, ``(idents, msg)``.
+    ) -> dict[str, Any]:
+        """``recv`` for a zmq.asyncio socket: waits for the next message and returns its
+        dict, routing identities under ``"idents"``.
 
         Use ``asyncio.wait_for`` for a deadline. Raises as ``recv`` does.
         """
         frames = await socket.recv_multipart(copy=False)
         idents, msg_list = split_identities(frames)
-        return idents, self._codec.deserialize(msg_list, content, copy)
+        msg = self._codec.deserialize(msg_list, content, copy)
+        msg[IDENTS] = idents
+        return msg
 
 
 def _key_bytes(key: bytes | str) -> bytes:

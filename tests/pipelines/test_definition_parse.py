@@ -4,6 +4,7 @@ the built-in kinds)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def window(size: float, aggregations: list[str] | None = None) -> Any:
     return None
 
 
-def printer(fn: str = "") -> Any:
+def printer(fn: Callable[..., Any] | str = "", label: str = "") -> Any:
     return None
 
 
@@ -217,6 +218,15 @@ def test_bad_definitions_name_the_key_and_what_was_expected(
     assert any(e.path == path and expected in e.message for e in errors), "\n".join(
         map(str, errors)
     )
+
+
+def test_only_callable_parameters_are_imported() -> None:
+    # "label" is a plain string parameter: a value shaped like module:function is data.
+    text = (
+        '[pipeline]\nname = "x"\n[[sources]]\nname = "a"\nkind = "ticks"\n'
+        '[[sinks]]\nname = "s"\nkind = "printer"\nfrom = "a"\nlabel = "no_such_module_x:f"\n'
+    )
+    assert parse(text).sinks[0].params == {"label": "no_such_module_x:f"}
 
 
 def test_the_line_of_the_bad_key_is_given() -> None:

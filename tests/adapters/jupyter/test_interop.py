@@ -52,7 +52,7 @@ def ctx() -> Iterator[zmq.Context[Any]]:
     real_socket = context.socket
 
     def socket(kind: int) -> zmq.Socket[Any]:
-        sock = real_socket(kind)
+        sock: zmq.Socket[Any] = real_socket(kind)
         sock.linger = 0
         sock.rcvtimeo = TIMEOUT_MS
         sock.sndtimeo = TIMEOUT_MS
@@ -118,6 +118,31 @@ def test_same_message_same_bytes() -> None:
     msg = a.msg("execute_request", EXECUTE)
     msg["parent_header"] = dict(a.msg("x")["header"])
     assert a.serialize(msg, b"id") == j.serialize(msg, b"id")
+
+
+def test_buffers_in_the_message_dict_go_on_the_wire_as_jupyter_client_sends_them(
+    ctx: zmq.Context[Any],
+) -> None:
+    a, j = ours(), jupyter()
+    push, pull = connect(ctx, zmq.PUSH, zmq.PULL)
+    msg = a.msg("data", {"dtype": "int64"}, buffers=[np.arange(3).tobytes(), b"second"])
+    j.send(push, msg, ident=b"id")  # jupyter_client appends msg["buffers"] after its frames
+    assert pull.recv_multipart() == a.serialize(msg, b"id")
+
+
+def test_jupyter_client_reads_serialized_buffers_and_actorwire_reads_whole_messages() -> None:
+    a, j = ours(), jupyter()
+    msg = a.msg("data", {"n": 2}, buffers=[b"b-1", b"b-2"])
+    idents, rest = split(j, a.serialize(msg, [b"r"]))
+    got = j.deserialize(rest)
+    assert idents == [b"r"]
+    assert [bytes(b) for b in got["buffers"]] == [b"b-1", b"b-2"]
+
+    frames = [*j.serialize(j.msg("data", {"n": 3}), [b"r"]), b"buf"]
+    whole = a.deserialize(frames)  # delimiter and identities still in front
+    assert whole["idents"] == [b"r"]
+    assert whole["content"] == {"n": 3}
+    assert [bytes(b) for b in whole["buffers"]] == [b"buf"]
 
 
 def test_unsigned_both_ways() -> None:
@@ -194,21 +219,22 @@ def test_actorwire_reads_frames_as_zmq_frames_like_the_kernel_client_does() -> N
 def test_actorwire_client_and_jupyter_client_kernel(ctx: zmq.Context[Any]) -> None:
     client, kernel = ours(), jupyter()
     dealer, router = connect(ctx, zmq.DEALER, zmq.ROUTER)
-    sent = client.send(dealer, "execute_request", EXECUTE, buffers=[b"in-1", np.arange(3)])
-    assert sent is not None
+    request = client.msg("execute_request", EXECUTE, buffers=[b"in-1", np.arange(3)])
+    tracker = client.send(dealer, request)
+    assert tracker is not None and tracker.done
 
     idents, msg = kernel.recv(router, mode=0)
     assert idents and msg is not None
-    assert msg["header"] == sent["header"]
+    assert msg["header"] == request["header"]
     assert msg["content"] == EXECUTE
     assert [bytes(b) for b in msg["buffers"]] == [b"in-1", np.arange(3).tobytes()]
 
     kernel.send(
         router, "execute_reply", {"status": "ok"}, parent=msg, ident=idents, buffers=[b"out"]
     )
-    _, reply = client.recv(dealer, mode=0)
-    assert reply is not None
-    assert reply["parent_header"]["msg_id"] == sent["msg_id"]
+    reply = client.recv(dealer)
+    assert reply["idents"] == []
+    assert reply["parent_header"]["msg_id"] == request["msg_id"]
     assert reply["content"] == {"status": "ok"}
     assert [bytes(b) for b in reply["buffers"]] == [b"out"]
 
@@ -217,15 +243,21 @@ def test_jupyter_client_client_and_actorwire_kernel(ctx: zmq.Context[Any]) -> No
     client, kernel = jupyter(), ours()
     dealer, router = connect(ctx, zmq.DEALER, zmq.ROUTER)
     sent = client.send(dealer, "kernel_info_request", {}, buffers=[b"x" * 70_000])
+    assert sent is not None  # jupyter_client's send returns the message
 
-    idents, msg = kernel.recv(router, mode=0, copy=False)
-    assert idents and msg is not None
+    msg = kernel.recv(router, copy=False)
+    assert msg["idents"]
     assert msg["msg_id"] == sent["msg_id"]
     assert bytes(msg["buffers"][0]) == b"x" * 70_000
 
     big = np.ones(50_000, dtype=np.float64)
     kernel.send(
-        router, "kernel_info_reply", {"status": "ok"}, parent=msg, ident=idents, buffers=[big]
+        router,
+        "kernel_info_reply",
+        {"status": "ok"},
+        parent=msg,
+        ident=msg["idents"],
+        buffers=[big],
     )
     _, reply = client.recv(dealer, mode=0)
     assert reply is not None
@@ -240,7 +272,7 @@ def test_different_key_over_the_socket_is_rejected(ctx: zmq.Context[Any]) -> Non
         jupyter(b"key-b").recv(pull, mode=0)
     jupyter(b"key-b").send(push, "execute_request", EXECUTE)
     with pytest.raises(SignatureError):
-        ours(b"key-a").recv(pull, mode=0)
+        ours(b"key-a").recv(pull)
 
 
 def test_replay_over_the_socket_is_rejected(ctx: zmq.Context[Any]) -> None:
@@ -249,9 +281,9 @@ def test_replay_over_the_socket_is_rejected(ctx: zmq.Context[Any]) -> None:
     frames = j.serialize(j.msg("execute_request", EXECUTE))
     push.send_multipart(frames)
     push.send_multipart(frames)
-    assert a.recv(pull, mode=0)[1] is not None
+    assert a.recv(pull)["msg_type"] == "execute_request"
     with pytest.raises(ReplayError):
-        a.recv(pull, mode=0)
+        a.recv(pull)
 
 
 def test_iopub_topic_from_jupyter_client_reaches_an_actorwire_subscriber(
@@ -266,6 +298,6 @@ def test_iopub_topic_from_jupyter_client_reaches_an_actorwire_subscriber(
     while not sub.poll(20):
         assert time.monotonic() < deadline, "subscription never arrived"
         kernel.send(pub, "status", {"execution_state": "busy"}, ident=topic)
-    idents, msg = client.recv(sub, mode=0)
-    assert idents == [topic]
-    assert msg is not None and msg["content"] == {"execution_state": "busy"}
+    msg = client.recv(sub)
+    assert msg["idents"] == [topic]
+    assert msg["content"] == {"execution_state": "busy"}

@@ -99,6 +99,16 @@ def test_unknown_scheme_is_a_value_error_naming_it(scheme: str) -> None:
     assert repr(scheme) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("scheme", "length"),
+    [("hmac-sha256", 64), ("hmac-sha1", 40), ("hmac-sha512", 128), ("hmac-md5", 32)],
+)
+def test_signature_length_is_that_of_the_signatures(scheme: str, length: int) -> None:
+    signer = Signer(KEY, scheme)
+    assert signer.signature_length == length == len(signer.sign([b"a"]))
+    assert Signer(b"", scheme).signature_length == 0
+
+
 def test_digest_name_returns_the_hash_name() -> None:
     assert digest_name("hmac-sha512") == "sha512"
 
@@ -186,6 +196,33 @@ def test_split_identities_without_delimiter_is_a_message_error() -> None:
 def test_split_identities_rejects_a_frame_that_is_not_bytes_like() -> None:
     with pytest.raises(MessageError, match="not bytes-like"):
         split_identities([12345, DELIM])
+
+
+@pytest.mark.parametrize("key", [KEY, b""])
+def test_strip_identities_of_a_whole_message(key: bytes) -> None:
+    c = codec(key)
+    for ident, idents in ((None, []), (b"r", [b"r"]), ([b"r1", b"x" * 64], [b"r1", b"x" * 64])):
+        frames = [*c.serialize(make_msg(), ident), b"buf"]
+        got, rest = c.strip_identities(frames)
+        assert got == idents
+        assert rest == frames[len(idents) + 1 :]
+    views = [memoryview(f) for f in c.serialize(make_msg(), b"r")]
+    got, _ = c.strip_identities(views)
+    assert got == [b"r"] and type(got[0]) is bytes
+
+
+@pytest.mark.parametrize("key", [KEY, b""])
+def test_strip_identities_leaves_the_frames_after_the_delimiter(key: bytes) -> None:
+    c = codec(key)
+    frames = wire(make_msg(), c)
+    got, rest = c.strip_identities(frames)
+    assert got is None and rest is frames
+    # the signature of another scheme or peer, no delimiter: left for deserialize to judge
+    other = wire(make_msg(), codec(KEY, "hmac-sha512"))
+    assert c.strip_identities(other) == (None, other)
+    assert c.strip_identities([]) == (None, [])
+    odd: list[Any] = [12345, b"x"]
+    assert c.strip_identities(odd) == (None, odd)
 
 
 def test_serialize_lays_out_the_frames() -> None:
@@ -480,6 +517,16 @@ def test_fuzz_deserialize_raises_only_message_errors(frames: list[bytes], keyed:
     except MessageError:
         return
     assert isinstance(msg["header"], dict)
+
+
+@fuzz_settings
+@given(frames=frames_strategy, keyed=st.booleans())
+def test_fuzz_strip_identities_never_raises(frames: list[bytes], keyed: bool) -> None:
+    idents, rest = codec(KEY if keyed else b"").strip_identities(frames)
+    if idents is None:
+        assert rest is frames
+    else:
+        assert [*idents, DELIM, *rest] == frames
 
 
 json_values = st.recursive(

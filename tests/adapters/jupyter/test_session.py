@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ class Sockets:
         self.opened: list[zmq.Socket[Any]] = []
 
     def socket(self, kind: int) -> zmq.Socket[Any]:
-        sock = self.ctx.socket(kind)
+        sock: zmq.Socket[Any] = self.ctx.socket(kind)
         sock.linger = 0
         sock.rcvtimeo = TIMEOUT_MS
         sock.sndtimeo = TIMEOUT_MS
@@ -101,6 +102,16 @@ def test_msg_shape() -> None:
     assert msg["parent_header"] == {}
     assert msg["content"] == {"code": "1+1"}
     assert msg["metadata"] == {}
+
+
+def test_msg_with_buffers_carries_them_as_a_list() -> None:
+    s = Session(key=KEY)
+    data = np.arange(5)
+    msg = s.msg("data", {"shape": data.shape}, buffers=(data.tobytes(), b"two"))
+    assert msg["buffers"] == [data.tobytes(), b"two"]
+    assert Message(msg).buffers == [data.tobytes(), b"two"]
+    assert "buffers" not in s.msg("data")
+    assert s.msg("data", buffers=[])["buffers"] == []
 
 
 def test_msg_ids_count_up_within_the_session() -> None:
@@ -217,6 +228,71 @@ def test_setting_the_key_or_scheme_re_signs() -> None:
     s.signature_scheme = "hmac-sha512"
     assert len(s.serialize(msg)[1]) == 128
     assert s.signature_scheme == "hmac-sha512"
+    assert Session(key=KEY, signature_scheme="hmac-sha512").deserialize(s.serialize(msg))
+
+
+# -- frames --------------------------------------------------------------------------------
+
+
+def test_serialize_appends_the_message_buffers_unsigned() -> None:
+    s = Session(key=KEY)
+    data = np.arange(3, dtype=np.int64)
+    msg = s.msg("data", {"n": 3}, buffers=[data.tobytes(), memoryview(b"mv"), data])
+    frames = s.serialize(msg, b"route")
+    assert frames[:2] == [b"route", DELIM]
+    assert frames[7:] == [data.tobytes(), b"mv", data.tobytes()]
+    assert all(type(f) is bytes for f in frames)
+    assert frames[2] == s.sign(frames[3:7])  # the buffers are not signed
+    assert s.serialize(s.msg("data"))[7:] == []
+    with pytest.raises(TypeError, match="buffer 0 is a int"):
+        s.serialize(s.msg("data", buffers=[5]))
+
+
+def test_deserialize_takes_the_frames_after_the_delimiter_or_the_whole_message() -> None:
+    sender, receiver = pair_of_sessions()
+    data = np.arange(5)
+    msg = sender.msg("data", {"dtype": str(data.dtype)}, buffers=[data.tobytes()])
+    whole = receiver.deserialize(sender.serialize(msg))
+    assert whole["msg_id"] == msg["msg_id"]
+    assert whole["idents"] == []
+    assert np.array_equal(np.frombuffer(whole["buffers"][0], dtype=data.dtype), data)
+
+    routed = sender.serialize(sender.msg("status"), [b"r1", b"r2"])
+    assert receiver.deserialize(routed)["idents"] == [b"r1", b"r2"]
+    as_frames = [zmq.Frame(f) for f in sender.serialize(sender.msg("status"), b"r")]
+    assert receiver.deserialize(as_frames, copy=False)["idents"] == [b"r"]
+
+    rest = sender.serialize(sender.msg("status"), b"r")[2:]
+    assert "idents" not in receiver.deserialize(rest)  # not known from these frames
+
+
+def test_deserialize_of_a_whole_message_checks_signature_and_replay() -> None:
+    sender, receiver = pair_of_sessions()
+    frames = sender.serialize(sender.msg("status"), b"r")
+    receiver.deserialize(frames)
+    with pytest.raises(ReplayError):
+        receiver.deserialize(frames)
+    with pytest.raises(ReplayError):
+        receiver.deserialize(frames[2:])
+    with pytest.raises(SignatureError, match="invalid signature"):
+        Session(key=b"other").deserialize(sender.serialize(sender.msg("status")))
+    sha512 = Session(key=KEY, signature_scheme="hmac-sha512")
+    with pytest.raises(SignatureError, match="invalid signature"):
+        receiver.deserialize(sha512.serialize(sha512.msg("status"))[1:])
+    with pytest.raises(MessageError, match="expected at least 5"):
+        receiver.deserialize([b"r", DELIM, b"sig"])
+    with pytest.raises(MessageError, match="0 frame"):
+        receiver.deserialize([])
+
+
+def test_unsigned_session_deserializes_both_forms() -> None:
+    unsigned = Session(key=b"")
+    frames = unsigned.serialize(unsigned.msg("status", {"n": 1}), b"r")
+    assert unsigned.deserialize(frames)["idents"] == [b"r"]
+    assert unsigned.deserialize(frames[2:])["content"] == {"n": 1}
+    signed = Session(key=KEY)  # a signed peer: the signature is ignored, as unsigned
+    got = unsigned.deserialize(signed.serialize(signed.msg("status", {"n": 2}))[1:])
+    assert got["content"] == {"n": 2}
 
 
 def test_bad_scheme_raises_value_error_without_the_key() -> None:
@@ -263,7 +339,7 @@ def test_bad_packers_are_value_errors() -> None:
     with pytest.raises(ValueError, match="packer must be 'orjson', 'json' or the import path"):
         Session(key=KEY, packer="no.such.module.dumps")
     with pytest.raises(ValueError, match="bytes are required"):
-        Session(key=KEY, pack=json.dumps, unpack=json.loads)
+        Session(key=KEY, pack=json.dumps, unpack=json.loads)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not the inverse"):
         Session(key=KEY, pack=json_packer, unpack=lambda b: {})
 
@@ -339,52 +415,87 @@ def test_session_factory() -> None:
 def test_dealer_to_router_and_back_with_buffers(sockets: Sockets) -> None:
     client, kernel = pair_of_sessions()
     dealer, router = sockets.pair(zmq.DEALER, zmq.ROUTER)
-    sent = client.send(dealer, "execute_request", {"code": "x"}, buffers=[b"one", b"two"])
-    assert sent is not None
-    assert sent["tracker"].done
+    request = client.msg("execute_request", {"code": "x"})
+    tracker = client.send(dealer, request, buffers=[b"one", b"two"])
+    assert isinstance(tracker, zmq.MessageTracker)
+    assert tracker.done
+    assert request["tracker"] is tracker
 
-    idents, msg = kernel.recv(router, mode=0)
-    assert idents and msg is not None
-    assert msg["msg_id"] == sent["msg_id"]
-    assert msg["header"] == sent["header"]
+    msg = kernel.recv(router)
+    assert len(msg["idents"]) == 1 and type(msg["idents"][0]) is bytes
+    assert msg["msg_id"] == request["msg_id"]
+    assert msg["header"] == request["header"]
     assert msg["content"] == {"code": "x"}
     assert [bytes(b) for b in msg["buffers"]] == [b"one", b"two"]
 
-    kernel.send(router, "execute_reply", {"status": "ok"}, parent=msg, ident=idents)
-    none, reply = client.recv(dealer, mode=0)
-    assert none == []
-    assert reply is not None
-    assert reply["parent_header"]["msg_id"] == sent["msg_id"]
+    kernel.send(router, "execute_reply", {"status": "ok"}, parent=msg, ident=msg["idents"])
+    reply = client.recv(dealer)
+    assert reply["idents"] == []
+    assert reply["parent_header"]["msg_id"] == request["msg_id"]
     assert reply["content"] == {"status": "ok"}
 
 
-def test_recv_without_a_message_waiting_returns_none(sockets: Sockets) -> None:
+def test_req_to_router_reply_with_the_idents(sockets: Sockets) -> None:
+    client, kernel = pair_of_sessions()
+    req, router = sockets.pair(zmq.REQ, zmq.ROUTER)
+    client.send(req, "kernel_info_request")
+    msg = kernel.recv(router)
+    assert len(msg["idents"]) == 2 and msg["idents"][1] == b""  # REQ's empty envelope
+    kernel.send(router, "kernel_info_reply", {"status": "ok"}, parent=msg, ident=msg["idents"])
+    reply = client.recv(req)
+    assert reply["idents"] == []
+    assert reply["parent_header"]["msg_id"] == msg["msg_id"]
+
+
+def test_recv_noblock_without_a_message_waiting_raises_again(sockets: Sockets) -> None:
     _, router = sockets.pair(zmq.DEALER, zmq.ROUTER)
-    assert Session(key=KEY).recv(router) == (None, None)
+    with pytest.raises(zmq.Again):
+        Session(key=KEY).recv(router, mode=zmq.NOBLOCK)
+    router.rcvtimeo = 0
+    with pytest.raises(zmq.Again):
+        Session(key=KEY).recv(router)  # blocking, up to the socket's rcvtimeo
+
+
+def test_recv_blocks_by_default(sockets: Sockets) -> None:
+    client, kernel = pair_of_sessions()
+    push, pull = sockets.pair(zmq.PUSH, zmq.PULL)
+    got: list[Any] = []
+
+    def receive() -> None:
+        try:
+            got.append(kernel.recv(pull))
+        except Exception as exc:  # reported by the assertion below
+            got.append(exc)
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    client.send(push, "status", {"n": 1})
+    thread.join(TIMEOUT_MS / 1000)
+    assert not thread.is_alive()
+    assert isinstance(got[0], dict) and got[0]["content"] == {"n": 1}
 
 
 def test_big_buffer_goes_zero_copy_and_is_tracked(sockets: Sockets) -> None:
     client, kernel = pair_of_sessions(copy_threshold=1024)
     push, pull = sockets.pair(zmq.PUSH, zmq.PULL)
     big = np.arange(100_000, dtype=np.uint8)
-    sent = client.send(push, "data", {}, buffers=[big, b"small"], track=True)
-    assert sent is not None
-    _, msg = kernel.recv(pull, mode=0, copy=False)
-    assert msg is not None
+    tracker = client.send(push, "data", {}, buffers=[big, b"small"], track=True)
+    assert tracker is not None
+    msg = kernel.recv(pull, copy=False)
     assert bytes(msg["buffers"][0]) == big.tobytes()
     assert bytes(msg["buffers"][1]) == b"small"
-    sent["tracker"].wait(5)
-    assert sent["tracker"].done
+    tracker.wait(5)
+    assert tracker.done
 
 
 def test_recv_copy_false_content_false(sockets: Sockets) -> None:
     client, kernel = pair_of_sessions()
     push, pull = sockets.pair(zmq.PUSH, zmq.PULL)
     client.send(push, "status", {"execution_state": "busy"}, buffers=[b"b"])
-    _, msg = kernel.recv(pull, mode=0, content=False, copy=False)
-    assert msg is not None
+    msg = kernel.recv(pull, content=False, copy=False)
     assert json.loads(msg["content"]) == {"execution_state": "busy"}
     assert isinstance(msg["buffers"][0], memoryview)
+    assert msg["idents"] == []
 
 
 def test_resending_a_message_and_a_message_object(sockets: Sockets) -> None:
@@ -392,10 +503,28 @@ def test_resending_a_message_and_a_message_object(sockets: Sockets) -> None:
     push, pull = sockets.pair(zmq.PUSH, zmq.PULL)
     built = client.msg("status", {"n": 1})
     client.send(push, built, buffers=[b"x"])
-    client.send(push, Message(client.msg("status", {"n": 2})))
-    got = [kernel.recv(pull, mode=0)[1] for _ in range(2)]
-    assert [m["content"]["n"] for m in got if m] == [1, 2]
-    assert got[0] is not None and bytes(got[0]["buffers"][0]) == b"x"
+    as_object = client.msg("status", {"n": 2})
+    client.send(push, Message(as_object))
+    got = [kernel.recv(pull) for _ in range(2)]
+    assert [m["content"]["n"] for m in got] == [1, 2]
+    assert bytes(got[0]["buffers"][0]) == b"x"
+    assert built["tracker"].done
+    assert "tracker" not in as_object  # a Message is sent as a copy
+
+
+def test_message_buffers_are_sent_once(sockets: Sockets) -> None:
+    client, kernel = pair_of_sessions()
+    push, pull = sockets.pair(zmq.PUSH, zmq.PULL)
+    client.send(push, client.msg("data", buffers=[b"a", b"b"]))
+    client.send(push, client.msg("data", buffers=[b"a"]), buffers=[b"given"])
+    client.send(push, Message(client.msg("data", buffers=[b"m"])))
+    assert [bytes(b) for b in kernel.recv(pull)["buffers"]] == [b"a", b"b"]
+    assert [bytes(b) for b in kernel.recv(pull)["buffers"]] == [b"given"]
+    assert [bytes(b) for b in kernel.recv(pull)["buffers"]] == [b"m"]
+    # what serialize writes for a message is what send writes for it
+    msg = client.msg("data", {"k": 1}, buffers=[b"z"])
+    client.send(push, msg, ident=b"r")
+    assert pull.recv_multipart() == client.serialize(msg, b"r")
 
 
 def test_send_raw_relays_packed_frames(sockets: Sockets) -> None:
@@ -403,9 +532,9 @@ def test_send_raw_relays_packed_frames(sockets: Sockets) -> None:
     push, pull = sockets.pair(zmq.PUSH, zmq.PULL)
     frames = client.serialize(client.msg("status", {"n": 1}))
     relay.send_raw(push, [*frames[2:], b"buf"], ident=b"topic")
-    idents, msg = Session(key=KEY).recv(pull, mode=0)
-    assert idents == [b"topic"]
-    assert msg is not None and msg["content"] == {"n": 1}
+    msg = Session(key=KEY).recv(pull)
+    assert msg["idents"] == [b"topic"]
+    assert msg["content"] == {"n": 1}
     assert bytes(msg["buffers"][0]) == b"buf"
 
 
@@ -419,13 +548,12 @@ def test_garbage_on_the_socket_is_a_message_error_and_the_socket_goes_on(
     push.send_multipart(Session(key=b"wrong").serialize(client.msg("status")))
     client.send(push, "status", {"ok": True})
     with pytest.raises(MessageError, match="no <IDS\\|MSG> delimiter"):
-        kernel.recv(pull, mode=0)
+        kernel.recv(pull)
     with pytest.raises(MessageError, match="expected at least 5"):
-        kernel.recv(pull, mode=0)
+        kernel.recv(pull)
     with pytest.raises(SignatureError, match="invalid signature"):
-        kernel.recv(pull, mode=0)
-    _, msg = kernel.recv(pull, mode=0)
-    assert msg is not None and msg["content"] == {"ok": True}
+        kernel.recv(pull)
+    assert kernel.recv(pull)["content"] == {"ok": True}
 
 
 def test_replay_over_the_socket_is_rejected(sockets: Sockets) -> None:
@@ -434,9 +562,9 @@ def test_replay_over_the_socket_is_rejected(sockets: Sockets) -> None:
     frames = client.serialize(client.msg("execute_request", {"code": "rm -rf"}))
     push.send_multipart(frames)
     push.send_multipart(frames)
-    assert kernel.recv(pull, mode=0)[1] is not None
+    assert kernel.recv(pull)["msg_type"] == "execute_request"
     with pytest.raises(ReplayError):
-        kernel.recv(pull, mode=0)
+        kernel.recv(pull)
 
 
 def test_forked_session_sends_nothing(sockets: Sockets) -> None:
@@ -447,9 +575,12 @@ def test_forked_session_sends_nothing(sockets: Sockets) -> None:
     assert pull.poll(100) == 0
 
 
-def test_send_to_no_stream_only_builds() -> None:
-    msg = Session(key=KEY).send(None, "status", {"x": 1})
-    assert msg is not None and msg["content"] == {"x": 1}
+def test_send_without_a_socket_sends_nothing() -> None:
+    s = Session(key=KEY)
+    assert s.send(None, "status", {"x": 1}) is None
+    built = s.msg("status")
+    assert s.send(None, built) is None
+    assert "tracker" not in built
 
 
 def test_bad_buffers() -> None:
@@ -470,15 +601,28 @@ def test_asend_arecv_on_asyncio_sockets() -> None:
             port = router.bind_to_random_port("tcp://127.0.0.1")
             dealer.connect(f"tcp://127.0.0.1:{port}")
             client, kernel = pair_of_sessions()
-            sent = await client.asend(dealer, "kernel_info_request", buffers=[b"b"])
-            assert sent is not None
-            idents, msg = await asyncio.wait_for(kernel.arecv(router), 5)
-            assert msg["msg_id"] == sent["msg_id"]
+            request = client.msg("kernel_info_request")
+            tracker = await client.asend(dealer, request, buffers=[b"b"])
+            assert isinstance(tracker, zmq.MessageTracker) and tracker.done
+            assert request["tracker"] is tracker
+            msg = await asyncio.wait_for(kernel.arecv(router), 5)
+            assert msg["msg_id"] == request["msg_id"]
             assert bytes(msg["buffers"][0]) == b"b"
+            assert len(msg["idents"]) == 1
             # the sync send works on an asyncio socket too (through a shadow socket)
-            kernel.send(router, "kernel_info_reply", {"status": "ok"}, parent=msg, ident=idents)
-            _, reply = await asyncio.wait_for(client.arecv(dealer), 5)
-            assert reply["parent_header"]["msg_id"] == sent["msg_id"]
+            kernel.send(
+                router, "kernel_info_reply", {"status": "ok"}, parent=msg, ident=msg["idents"]
+            )
+            reply = await asyncio.wait_for(client.arecv(dealer), 5)
+            assert reply["parent_header"]["msg_id"] == request["msg_id"]
+            assert reply["idents"] == []
+            big = np.ones(10_000, dtype=np.float64)  # over copy_threshold: zero-copy, tracked
+            tracker = await client.asend(dealer, "data", buffers=[big], track=True)
+            assert tracker is not None
+            got = await asyncio.wait_for(kernel.arecv(router), 5)
+            assert np.array_equal(np.frombuffer(got["buffers"][0]), big)
+            client.pid = -1  # as if forked
+            assert await client.asend(dealer, "status") is None
         finally:
             router.close(0)
             dealer.close(0)
