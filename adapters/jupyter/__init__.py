@@ -1,11 +1,26 @@
 """actorwire.adapters.jupyter: signed ZMQ messaging and supervised kernel clients.
 
-``Session`` is jupyter_client's Session (same names, arguments and wire format): it builds,
-signs, sends, receives and verifies Jupyter messages, over zmq sockets or as frames.
+``Session`` builds, signs, sends, receives and verifies Jupyter messages, over zmq sockets
+or as frames, with the Session API's names and arguments and jupyter_client's wire format
+(``recv`` returns the message, with its routing identities under ``"idents"``).
 ``protocol`` is its sans-I/O core: framing at ``<IDS|MSG>``, HMAC signing, the replay
 history and the JSON packers.
+
+``KernelClient`` talks to a running kernel with one actor per channel on the system's I/O
+loop; ``start_kernel`` launches a kernel process as a supervised child and returns its
+client.
 """
 
+from .client import KernelClient
+from .connection import ConnectionInfo, new_connection_info, write_connection_file
+from .kernel import (
+    KernelProcess,
+    KernelProcessExited,
+    KernelSpec,
+    astart_kernel,
+    find_kernel_spec,
+    start_kernel,
+)
 from .protocol import (
     DELIM,
     PROTOCOL_VERSION,
@@ -22,6 +37,7 @@ from .protocol import (
     orjson_unpacker,
     utcnow,
 )
+from .replies import ExecutionError, ExecutionResult
 from .session import (
     Message,
     Session,
@@ -31,12 +47,22 @@ from .session import (
     new_id,
     new_id_bytes,
 )
+from .state import KernelDeadError, KernelState
 
 __all__ = [
     "DELIM",
     "PROTOCOL_VERSION",
     "Codec",
+    "ConnectionInfo",
     "DigestHistory",
+    "ExecutionError",
+    "ExecutionResult",
+    "KernelClient",
+    "KernelDeadError",
+    "KernelProcess",
+    "KernelProcessExited",
+    "KernelSpec",
+    "KernelState",
     "Message",
     "MessageError",
     "ReplayError",
@@ -44,14 +70,19 @@ __all__ = [
     "SessionFactory",
     "SignatureError",
     "Signer",
+    "astart_kernel",
     "extract_header",
+    "find_kernel_spec",
     "json_default",
     "json_packer",
     "json_unpacker",
     "msg_header",
+    "new_connection_info",
     "new_id",
     "new_id_bytes",
     "orjson_packer",
     "orjson_unpacker",
+    "start_kernel",
     "utcnow",
+    "write_connection_file",
 ]

@@ -9,6 +9,7 @@ end can be jupyter_client; what differs in behaviour is listed in the class docs
 
 from __future__ import annotations
 
+import itertools
 import os
 import pprint
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -342,6 +343,9 @@ class Session:
         self.check_pid = check_pid
         self.copy_threshold = copy_threshold
         self.pid = os.getpid()
+        # next() on an itertools.count is atomic: threads building messages at once never
+        # share a msg_id.
+        self._ids = itertools.count()
         self.message_count = 0
         if not self._key:
             log.warning("jupyter message signing is disabled: insecure, not recommended")
@@ -472,7 +476,7 @@ class Session:
     @property
     def msg_id(self) -> str:
         """A new message id: ``<session>_<pid>_<counter>``."""
-        n = self.message_count
+        n = next(self._ids)
         self.message_count = n + 1
         return f"{self._session}_{os.getpid()}_{n}"
 
@@ -496,7 +500,7 @@ class Session:
         session's. Buffers are anything with the buffer protocol (bytes, numpy arrays).
         """
         if header is None:
-            n = self.message_count
+            n = next(self._ids)
             self.message_count = n + 1
             header = {
                 "msg_id": f"{self._session}_{os.getpid()}_{n}",

@@ -629,3 +629,21 @@ def test_asend_arecv_on_asyncio_sockets() -> None:
             ctx.term()
 
     asyncio.run(main())
+
+
+def test_msg_ids_are_unique_across_threads() -> None:
+    session = Session(key=b"k")
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def build() -> None:
+        mine = [session.msg("ping")["header"]["msg_id"] for _ in range(2000)]
+        with lock:
+            ids.extend(mine)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == len(ids) == 8000
