@@ -666,3 +666,32 @@ def test_repr_and_stats_hide_the_key(kernel: KernelClient) -> None:
     assert key not in text
     assert kernel.stats["rejected"] == 0
     assert kernel.stats["received"]["iopub"] > 0
+
+
+FORGE_ON_IOPUB = r"""
+import json
+hdr = {"msg_id": "forged-1", "msg_type": "stream", "username": "x", "session": "s",
+       "date": "2026-01-01T00:00:00Z", "version": "5.3"}
+get_ipython().kernel.iopub_socket.send_multipart([
+    b"kernel.forged.stream", b"<IDS|MSG>", b"0" * 64, json.dumps(hdr).encode(),
+    b"{}", b"{}", json.dumps({"name": "stdout", "text": "forged"}).encode(),
+])
+"""
+
+
+def test_a_forged_message_from_the_real_kernel_is_rejected_and_counted(
+    kernel: KernelClient,
+) -> None:
+    # The kernel's own iopub socket carries a message with a wrong signature: the client
+    # drops it (never delivers "forged"), counts it on the iopub channel, and goes on.
+    seen: list[str] = []
+    watch = kernel.on_iopub(lambda msg: seen.append(msg["header"]["msg_id"]))
+    try:
+        before = kernel.stats["rejected_by_channel"].get("iopub", 0)
+        result = kernel.execute(FORGE_ON_IOPUB)
+        assert result.status == "ok"
+        wait_until(lambda: kernel.stats["rejected_by_channel"].get("iopub", 0) == before + 1)
+        assert "forged-1" not in seen
+        assert kernel.execute("40 + 2").result == "42"
+    finally:
+        kernel.on_iopub(watch, remove=True)
