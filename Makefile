@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python examples/supervision.py
+	$(BIN)/actorwire run examples/quickstart.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -59,7 +59,7 @@ def _configure_logging(args: argparse.Namespace) -> int | None:
     from actorwire.actors.log import configure_logging  # noqa: PLC0415
 
     try:
-        configure_logging(args.log_format, args.log_level, stream=sys.stderr)
+        configure_logging(args.log_format or "console", args.log_level or "info", stream=sys.stderr)
     except ValueError as exc:
         return _fail(f"actorwire: {exc}", 2)
     return None
@@ -70,13 +70,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actorwire", description="Actor-based event processing: servers and pipelines."
     )
-    parser.add_argument(
-        "--log-format", choices=("console", "json"), default="console", help="log output format"
+    # Logging options are accepted before or after the command (``actorwire run F
+    # --log-level debug``); unset, each command picks its default.
+    logging_options = argparse.ArgumentParser(add_help=False)
+    logging_options.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        default=argparse.SUPPRESS,
+        help="log output format (default: console, or the definition's [logging])",
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    logging_options.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        help="debug, info, warning or error (default: info, or the definition's [logging])",
+    )
+    parser.add_argument("--log-format", choices=("console", "json"), default=None, help="as below")
+    parser.add_argument("--log-level", default=None, help="as below")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve = commands.add_parser(
         "serve",
+        parents=[logging_options],
         help="run an adapter's embedded server",
         description=f"Run an embedded server until SIGINT/SIGTERM. Adapters: {', '.join(SERVERS)}.",
     )
@@ -86,6 +99,41 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="platform config (TOML)")
     serve.add_argument("--store", metavar="FILE", help="message store (SQLite file)")
     serve.set_defaults(handler=_cmd_serve)
+    run = commands.add_parser(
+        "run",
+        parents=[logging_options],
+        help="run a pipeline definition under its supervisor",
+        description=(
+            "Run a pipeline definition (TOML): start its embedded servers, then its "
+            "stages under their supervision tree, until SIGINT/SIGTERM, --duration, or "
+            "every source is done; then drain (every accepted record goes through, open "
+            "windows and batches flush, sinks flush and close), stop the servers and exit "
+            "0. A second signal exits at once (130). A fatal error exits 1 with the "
+            "reason; a definition with problems exits 2 before anything starts."
+        ),
+    )
+    run.add_argument("file", metavar="FILE", help="the definition file (TOML)")
+    run.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop (and drain) after this many seconds (default: run until a signal)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="N",
+        help="serve Prometheus /metrics and /healthz on 127.0.0.1:N (0: any free port; "
+        "default: the definition's [metrics] port, else none)",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long draining may take before the pipeline stops anyway (default 30)",
+    )
+    run.set_defaults(handler=_cmd_run)
     check = commands.add_parser(
         "check",
         help="check a pipeline definition file without starting anything",
@@ -101,11 +149,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunOptions, run_file  # noqa: PLC0415
+
+    if args.duration is not None and args.duration < 0:
+        return _fail(f"actorwire run: --duration must be >= 0, got {args.duration}", 2)
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        return _fail(f"actorwire run: --metrics-port must be 0..65535, got {args.metrics_port}", 2)
+    options = RunOptions(
+        duration=args.duration,
+        metrics_port=args.metrics_port,
+        log_format=args.log_format,
+        log_level=args.log_level,
+        drain_timeout=args.drain_timeout,
+    )
+    return run_file(args.file, options)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from .definition import DefinitionError, parse_definition  # noqa: PLC0415
+    from .loader import build_pipeline  # noqa: PLC0415
 
     try:
         definition = parse_definition(Path(args.file))
+        build_pipeline(definition)  # every kind's constructor checks its values; no start
     except DefinitionError as exc:
         return _fail(str(exc), 2)
     counts = ", ".join(

@@ -38,8 +38,10 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
+import sys
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,16 +57,31 @@ __all__ = [
     "ServerDef",
     "StageDef",
     "SupervisionDef",
+    "importable",
     "parse_definition",
 ]
 
 SECTIONS = ("sources", "stages", "sinks")
 TOP_KEYS = ("pipeline", "servers", *SECTIONS, "supervision", "logging", "metrics")
-STAGE_KEYS = ("name", "kind", "from", "capacity", "overflow", "restart")
+STAGE_KEYS = (
+    "name",
+    "kind",
+    "from",
+    "capacity",
+    "overflow",
+    "restart",
+    "put_timeout",
+    "on_error",
+    "mailbox_key",
+)
 SERVER_KINDS = ("keysquare",)
 SERVER_KEYS = ("kind", "host", "port", "config", "store")
 OVERFLOWS = ("backpressure", "drop_oldest", "drop_newest", "conflate", "fail")
 RESTARTS = ("permanent", "transient", "temporary")
+ON_ERROR = ("skip", "restart")
+# With ``server = "<name>"`` a keysquare source or sink takes its address from that
+# embedded server, and its credentials from the server's config unless given.
+SERVER_FILLED = ("url", "application_name", "api_key")
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -105,10 +122,18 @@ class StageDef:
     capacity: int | None = None
     overflow: str | None = None
     restart: str | None = None
+    put_timeout: float | None = None
+    on_error: str | None = None
+    mailbox_key: str | None = None
 
     @property
     def path(self) -> str:
         return f"{self.section}[{self.index}]"
+
+    def options(self) -> dict[str, Any]:
+        """The stage options given (capacity, overflow, ...), for ``Pipeline.add_stage``."""
+        names = ("capacity", "overflow", "restart", "put_timeout", "on_error", "mailbox_key")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 @dataclass(frozen=True)
@@ -149,6 +174,7 @@ class Definition:
     supervision: SupervisionDef = field(default_factory=SupervisionDef)
     logging: LoggingDef = field(default_factory=LoggingDef)
     metrics: MetricsDef = field(default_factory=MetricsDef)
+    text: str | None = field(default=None, repr=False)  # the TOML text (for error lines)
 
     def all_stages(self) -> tuple[StageDef, ...]:
         return (*self.sources, *self.stages, *self.sinks)
@@ -189,7 +215,8 @@ def parse_definition(path_or_text: str | Path, registries: Registries | None = N
         line = getattr(exc, "lineno", None)
         raise DefinitionError([TomlError(source, "", f"invalid TOML: {exc}", line)]) from None
     parser = _Parser(TomlChecker(source, text), registries or default_registries())
-    definition = parser.parse(doc, source, base_dir)
+    with importable(base_dir):
+        definition = parser.parse(doc, source, base_dir)
     if parser.errors:
         raise DefinitionError(parser.errors)
     assert definition is not None
@@ -248,6 +275,7 @@ class _Parser:
             supervision=supervision,
             logging=logging,
             metrics=metrics,
+            text=self.check.text,
         )
 
     def pipeline(self, raw: Any) -> tuple[str, str]:
@@ -394,12 +422,47 @@ class _Parser:
             restart = self.attempt(
                 lambda: check.choice(item["restart"], f"{where}.restart", RESTARTS)
             )
+        put_timeout = None
+        if "put_timeout" in item:
+            put_timeout = self.attempt(
+                lambda: check.positive(item["put_timeout"], f"{where}.put_timeout")
+            )
+        on_error = None
+        if "on_error" in item:
+            on_error = self.attempt(
+                lambda: check.choice(item["on_error"], f"{where}.on_error", ON_ERROR)
+            )
+        mailbox_key = None
+        if "mailbox_key" in item:
+            mailbox_key = self.attempt(
+                lambda: check.string(item["mailbox_key"], f"{where}.mailbox_key")
+            )
+            if overflow != "conflate":
+                self.errors.append(
+                    check.fail(
+                        f"{where}.mailbox_key",
+                        'only used with overflow = "conflate" (the field to conflate by)',
+                    )
+                )
         params = {k: v for k, v in item.items() if k not in STAGE_KEYS}
         if kind is not None:
             self.kind_and_params(section, where, kind, params, registry)
         if name is None or kind is None:
             return None
-        return StageDef(section, index, name, kind, inputs, params, capacity, overflow, restart)
+        return StageDef(
+            section,
+            index,
+            name,
+            kind,
+            inputs,
+            params,
+            capacity,
+            overflow,
+            restart,
+            put_timeout,
+            on_error,
+            mailbox_key,
+        )
 
     def inputs(self, raw: Any, where: str) -> tuple[str, ...]:
         names = [raw] if isinstance(raw, str) else raw
@@ -459,14 +522,14 @@ class _Parser:
                 parameter.default is parameter.empty
                 and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
                 and pname not in given
-                and not (pname == "url" and "server" in params)
+                and not (pname in SERVER_FILLED and "server" in params)
             ):
                 self.errors.append(check.fail(f"{where}.{pname}", f"missing (required by {kind})"))
         for key, value in given.items():
-            parameter = signature.parameters.get(key)
+            target = signature.parameters.get(key)
             if (
-                parameter is not None
-                and _takes_callable(parameter)
+                target is not None
+                and _takes_callable(target)
                 and isinstance(value, str)
                 and _looks_callable(value)
             ):
@@ -561,9 +624,7 @@ class _Parser:
             {},
         )
         bmin = self.attempt(
-            lambda: check.number(
-                backoff.get("min", d.backoff_min), "supervision.backoff.min", minimum=0
-            ),
+            lambda: check.positive(backoff.get("min", d.backoff_min), "supervision.backoff.min"),
             d.backoff_min,
         )
         bmax = self.attempt(
@@ -582,6 +643,10 @@ class _Parser:
             ),
             d.backoff_jitter,
         )
+        if jitter > 1:
+            self.errors.append(
+                check.fail("supervision.backoff.jitter", f"must be at most 1, got {jitter!r}")
+            )
         if bmax < bmin:
             self.errors.append(
                 check.fail("supervision.backoff.max", f"must be at least min ({bmax!r} < {bmin!r})")
@@ -665,3 +730,17 @@ def _find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str]:
                 # Report it in data-flow order (upstream first).
                 return list(reversed(found))
     return []
+
+
+@contextmanager
+def importable(base_dir: Path) -> Iterator[None]:
+    """``module:function`` names in a definition resolve next to the definition file."""
+    entry = str(base_dir)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(entry)

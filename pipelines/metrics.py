@@ -37,6 +37,7 @@ class Snapshot:
     stages: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)  # link name -> LinkState name
     failure: str | None = None  # why the pipeline failed (a supervisor gave up), if it did
+    phase: str = "running"  # "starting", "running" or "stopping": healthy only running
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,13 @@ def health(snapshot: Snapshot) -> Health:
     reasons = []
     if snapshot.failure:
         reasons.append(f"pipeline failed: {snapshot.failure}")
+    elif snapshot.phase != "running":
+        reasons.append(f"pipeline is {snapshot.phase}")
     reasons.extend(f"link {name} is {state}" for name, state in sorted(down.items()))
     body: dict[str, Any] = {
         "status": "ok" if not reasons else "unhealthy",
         "pipeline": snapshot.pipeline,
+        "phase": snapshot.phase,
         "links": dict(snapshot.links),
     }
     if reasons:

@@ -684,16 +684,19 @@ def serve(
     """Start the embedded platform and return its handle (``.port`` is the bound port).
 
     ``config`` is a PlatformConfig or a TOML path (None: the packaged default). With
-    ``store_path`` None the config's store_path is used, else an in-memory store.
+    ``store_path`` None the config's store_path is used, else an in-memory store (with a
+    warning, unless asked for by name: ``store_path=":memory:"``).
     """
     cfg = config if isinstance(config, PlatformConfig) else load_config(config)
     path = store_path if store_path is not None else cfg.store_path
-    if not path or str(path) == MEMORY:
+    if not path:
         log.warning(
             "message store is in memory: stored records will not survive a restart",
             hint="pass store_path or set platform.store_path",
         )
         path = MEMORY
+    elif str(path) == MEMORY:  # asked for by name: no warning
+        log.info("message store is in memory")
     store = MessageStore(path)
     try:
         server = PlatformServer(cfg, store, host, port, outbound_limit)

@@ -96,3 +96,13 @@ def test_healthz_is_503_with_the_reason_when_a_link_is_down_or_the_pipeline_fail
 def test_unknown_paths_are_404(served: tuple[State, MetricsServer]) -> None:
     _, server = served
     assert get(server.url + "/nope")[0] == 404
+
+
+def test_healthz_is_503_until_the_pipeline_runs_and_while_it_stops(
+    served: tuple[State, MetricsServer],
+) -> None:
+    state, server = served
+    for phase in ("starting", "stopping"):
+        state.snapshot = Snapshot("bars", phase=phase)
+        status, body = get(server.url + "/healthz")
+        assert status == 503 and json.loads(body)["reason"] == f"pipeline is {phase}"

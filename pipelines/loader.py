@@ -1,0 +1,226 @@
+"""Build a Pipeline from a definition file: ``load_definition(path_or_text)``.
+
+The definition is checked first (``parse_definition``: nothing starts when it has a
+problem). Embedded servers (``[servers.<name>]``) belong to the returned pipeline: they
+start before its stages and stop after them. A source or sink with ``server = "<name>"``
+gets that server's address, and, unless it names its own, the credentials of the first
+application in the server's config allowed to read (a source) or publish (a sink) its
+data type.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ..actors import ActorSystem, Backoff
+from .definition import (
+    Definition,
+    DefinitionError,
+    ServerDef,
+    StageDef,
+    importable,
+    parse_definition,
+)
+from .pipeline import Pipeline
+from .stage import Role
+
+__all__ = ["DefinitionPipeline", "build_pipeline", "load_definition"]
+
+log = structlog.get_logger("actorwire.pipelines")
+
+
+class EmbeddedServer:
+    """One ``[servers.<name>]`` entry: its config, its chosen port, and the running server."""
+
+    def __init__(self, spec: ServerDef, base_dir: Path) -> None:
+        from actorwire.adapters.keysquare.config import (  # noqa: PLC0415
+            PlatformConfig,
+            load_config,
+            parse_config,
+        )
+
+        self.spec = spec
+        self.config: PlatformConfig
+        if isinstance(spec.config, str):
+            path = Path(spec.config)
+            self.config = load_config(path if path.is_absolute() else base_dir / path)
+        elif spec.config is not None:
+            self.config = parse_config(spec.config, f"servers.{spec.name}.config")
+        else:
+            self.config = load_config(None)
+        # Without ``store`` the server keeps stored records in memory (by choice: quietly).
+        self.store: Path | str = ":memory:"
+        if spec.store:
+            store = Path(spec.store)
+            self.store = store if store.is_absolute() else base_dir / store
+        # Port 0 is settled now, so the stages can be built with the server's address.
+        self.port = spec.port or _free_port(spec.host)
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
+        return f"{host}:{self.port}"
+
+    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
+        """The first application that may ``verb`` ("read"/"publish") ``data_type``."""
+        types = [t for t in self.config.types if data_type in (t.name, t.qualified)]
+        for app in self.config.applications.values():
+            allowed = app.can_read if verb == "read" else app.can_publish
+            if any(allowed(t.schema, t.name) for t in types) or (
+                not types and allowed("", data_type)
+            ):
+                return app.name, app.api_key
+        raise ValueError(
+            f"server {self.spec.name!r}: no application in its config may {verb} "
+            f"{data_type!r}; give application_name and api_key"
+        )
+
+    def start(self) -> None:
+        from actorwire.adapters.keysquare.server import serve  # noqa: PLC0415
+
+        self.server = serve(self.spec.host, self.port, self.config, self.store)
+        log.info("embedded server started", server=self.spec.name, url=self.url)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+            log.info("embedded server stopped", server=self.spec.name)
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class DefinitionPipeline(Pipeline):
+    """A Pipeline built from a definition: it also owns the definition's embedded servers."""
+
+    def __init__(self, definition: Definition, system: ActorSystem | None = None) -> None:
+        sup = definition.supervision
+        super().__init__(
+            definition.name,
+            system,
+            strategy=sup.strategy,
+            intensity=sup.intensity,
+            period=sup.period,
+            backoff=Backoff(
+                min=sup.backoff_min,
+                max=sup.backoff_max,
+                factor=sup.backoff_factor,
+                jitter=sup.backoff_jitter,
+            ),
+        )
+        self.definition = definition
+        self.servers = {s.name: EmbeddedServer(s, definition.base_dir) for s in definition.servers}
+
+    def start(self) -> DefinitionPipeline:
+        """Start the embedded servers, then the stages (servers stop again if that fails)."""
+        started: list[EmbeddedServer] = []
+        try:
+            for server in self.servers.values():
+                server.start()
+                started.append(server)
+            super().start()
+        except BaseException:
+            for server in reversed(started):
+                server.stop()
+            raise
+        return self
+
+    def stop(self, drain: bool = True, timeout: float = 10.0) -> bool:
+        """Stop the stages (draining them unless ``drain=False``), then the servers."""
+        try:
+            return super().stop(drain=drain, timeout=timeout)
+        finally:
+            for server in reversed(self.servers.values()):
+                server.stop()
+
+
+def build_pipeline(definition: Definition, system: ActorSystem | None = None) -> Pipeline:
+    """The Pipeline a checked definition describes (nothing started).
+
+    Building checks every parameter's value (each kind's constructor runs once); raises
+    DefinitionError listing every stage that refused its parameters.
+    """
+    from ..actors.tomlcheck import TomlError, locate  # noqa: PLC0415
+
+    pipeline = DefinitionPipeline(definition, system)
+    text = _source_text(definition)
+    errors: list[TomlError] = []
+    refused: set[str] = set()
+    with importable(definition.base_dir):
+        for stage in definition.all_stages():
+            if refused.intersection(stage.inputs):
+                refused.add(stage.name)  # its input was refused: no second error for it
+                continue
+            try:
+                params = _resolve_server(stage, pipeline.servers)
+                pipeline.add_stage(
+                    stage.name,
+                    stage.kind,
+                    params,
+                    stage.inputs,
+                    role=_ROLES[stage.section],
+                    **stage.options(),
+                )
+            except (TypeError, ValueError) as exc:
+                refused.add(stage.name)
+                path = _key_path(stage, str(exc))
+                line = locate(text, path) if text is not None else None
+                errors.append(TomlError(definition.source, path, str(exc), line))
+    if errors:
+        raise DefinitionError(errors)
+    return pipeline
+
+
+_ROLES: dict[str, Role] = {"sources": "source", "stages": "operator", "sinks": "sink"}
+
+
+def load_definition(path_or_text: str | Path, system: ActorSystem | None = None) -> Pipeline:
+    """Check a definition (file path or TOML text) and build its Pipeline.
+
+    Raises DefinitionError listing every problem, with file, line and key path. The
+    pipeline starts its embedded servers, then its stages, on ``start()`` or ``run()``.
+    """
+    return build_pipeline(parse_definition(path_or_text), system)
+
+
+def _resolve_server(stage: StageDef, servers: dict[str, EmbeddedServer]) -> dict[str, Any]:
+    params = dict(stage.params)
+    name = params.pop("server", None)
+    if name is None:
+        return params
+    server = servers[name]
+    params.setdefault("url", server.url)
+    if "application_name" not in params and "api_key" not in params:
+        verb = "read" if stage.section == "sources" else "publish"
+        app, key = server.credentials(str(params.get("data_type", "")), verb)
+        params["application_name"], params["api_key"] = app, key
+    return params
+
+
+def _key_path(stage: StageDef, message: str) -> str:
+    """The stage's key path, down to the parameter the message names, if it names one."""
+    for name in stage.params:
+        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message):
+            return f"{stage.path}.{name}"
+    return stage.path
+
+
+def _source_text(definition: Definition) -> str | None:
+    if definition.text is not None:
+        return definition.text
+    try:
+        return Path(definition.source).read_text(encoding="utf-8")
+    except OSError:
+        return None

@@ -1,0 +1,175 @@
+"""The supervisor process: ``actorwire run FILE``.
+
+Checks the definition (exit 2 when it has problems), sets up logging, starts the embedded
+servers and then the pipeline under its supervision tree, serves ``/metrics`` and
+``/healthz`` when asked, and runs until SIGINT/SIGTERM, ``--duration``, or every source is
+done. It then drains: the sources stop, every record already accepted goes through, open
+windows and batches are flushed, the sinks flush and close, the servers stop; exit 0.
+A second signal while draining exits at once (status 130). A fatal error (a supervisor
+that gave up, a stage that cannot start) exits 1 with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from ..actors.log import configure_logging
+from .definition import DefinitionError, parse_definition
+from .loader import build_pipeline
+from .metrics import MetricsServer, Snapshot
+from .pipeline import Pipeline
+
+__all__ = ["RunOptions", "run_file"]
+
+log = structlog.get_logger("actorwire.run")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_FORCED = 130
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """``actorwire run`` options; None means "as the definition says" (or the default)."""
+
+    duration: float | None = None
+    metrics_port: int | None = None
+    log_format: str | None = None
+    log_level: str | None = None
+    drain_timeout: float = 30.0
+
+
+class _Signals:
+    """First SIGINT/SIGTERM: stop and drain. Second: exit at once."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._on_signal)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.count == 1:
+            print(f"actorwire run: {name}: draining (again to exit at once)", file=sys.stderr)
+            self.stop.set()
+            return
+        print(f"actorwire run: {name} again: exiting without draining", file=sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_FORCED)
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr, flush=True)
+    return code
+
+
+def run_file(path: str | Path, options: RunOptions | None = None) -> int:
+    """Run a definition file as ``actorwire run`` does; returns the exit status."""
+    options = options or RunOptions()
+    try:
+        definition = parse_definition(Path(path))
+    except DefinitionError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        configure_logging(
+            options.log_format or definition.logging.format,  # type: ignore[arg-type]
+            options.log_level or definition.logging.level,
+            stream=sys.stderr,
+        )
+    except ValueError as exc:
+        return _fail(f"actorwire run: {exc}", EXIT_USAGE)
+    try:
+        pipeline = build_pipeline(definition)
+    except DefinitionError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+
+    signals = _Signals()
+    signals.install()
+    metrics: MetricsServer | None = None
+    phase = ["starting"]  # what /healthz reports besides links and failures
+    try:
+        port = options.metrics_port
+        if port is None:
+            port = definition.metrics.port
+        if port is not None:
+            try:
+                metrics = MetricsServer(
+                    lambda: _snapshot(pipeline, phase[0]), host=definition.metrics.host, port=port
+                )
+            except OSError as exc:
+                return _fail(f"actorwire run: cannot serve metrics on port {port}: {exc}", 1)
+            print(f"metrics on {metrics.url}/metrics and {metrics.url}/healthz", file=sys.stderr)
+        try:
+            pipeline.start()
+        except Exception as exc:  # noqa: BLE001 - any start failure ends the run, reported
+            log.error("pipeline failed to start", error=repr(exc))
+            return _fail(f"actorwire run: the pipeline could not start: {exc}", EXIT_FAILED)
+        phase[0] = "running"
+        log.info("pipeline running", pipeline=definition.name, file=str(path))
+        reason = _wait(pipeline, signals.stop, options.duration)
+        phase[0] = "stopping"
+        log.info("stopping", reason=reason)
+        clean = pipeline.stop(drain=True, timeout=options.drain_timeout)
+        log.info("pipeline stopped", reason=reason, clean=clean, stages=pipeline.stats())
+        if pipeline.failure is not None:
+            return _fail(f"actorwire run: pipeline failed: {pipeline.failure}", EXIT_FAILED)
+        if not clean:
+            log.warning(
+                "the pipeline did not drain within the timeout", timeout=options.drain_timeout
+            )
+        return EXIT_OK
+    finally:
+        if metrics is not None:
+            metrics.stop()
+        pipeline.stop(drain=False, timeout=5.0)  # idempotent; covers early returns
+        signals.restore()
+
+
+def _wait(pipeline: Pipeline, stop: threading.Event, duration: float | None) -> str:
+    """Block until a signal, the duration, every source done, or a failure; say which."""
+    deadline = None if duration is None else time.monotonic() + duration
+    while True:
+        if stop.is_set():
+            return "signal"
+        if pipeline.failure is not None:
+            return "failure"
+        if pipeline.done:
+            return "sources done"
+        if deadline is not None and time.monotonic() >= deadline:
+            return "duration"
+        timeout = 0.1 if deadline is None else max(min(0.1, deadline - time.monotonic()), 0)
+        stop.wait(timeout)
+
+
+def _snapshot(pipeline: Pipeline, phase: str) -> Snapshot:
+    return Snapshot(
+        pipeline.name,
+        stages=pipeline.stats(),
+        links=pipeline.links(),
+        failure=pipeline.failure,
+        phase=phase,
+    )
