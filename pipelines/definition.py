@@ -566,11 +566,13 @@ class _Parser:
                         f"unknown server {server!r} (servers: {known})",
                     )
                 )
+        unknown_inputs = False
         for stage in names.values():
             for i, source in enumerate(stage.inputs):
                 where = f"{stage.path}.from" + (f"[{i}]" if len(stage.inputs) > 1 else "")
                 target = names.get(source)
                 if target is None:
+                    unknown_inputs = True
                     close = difflib.get_close_matches(source, list(names), n=1)
                     hint = f"; did you mean {close[0]!r}?" if close else ""
                     self.errors.append(
@@ -584,7 +586,8 @@ class _Parser:
         if cycle:
             stage = names[cycle[0]]
             self.errors.append(check.fail(f"{stage.path}.from", f"cycle: {' -> '.join(cycle)}"))
-        if sections["sinks"] or sections["stages"]:
+        # A misspelt input already explains why something feeds nothing.
+        if (sections["sinks"] or sections["stages"]) and not unknown_inputs:
             used = {i for s in names.values() for i in s.inputs}
             for stage in (*sections["sources"], *sections["stages"]):
                 if stage.name not in used:

@@ -214,6 +214,10 @@ def _key_path(stage: StageDef, message: str) -> str:
     for name in stage.params:
         if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message):
             return f"{stage.path}.{name}"
+    for name, value in stage.params.items():  # else the parameter whose value it quotes
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and len(v) > 1 and repr(v) in message for v in items):
+            return f"{stage.path}.{name}"
     return stage.path
 
 

@@ -135,9 +135,9 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     with pytest.raises(DefinitionError) as info:
         parse(text)
     paths = [e.path for e in info.value.errors]
-    # The misspelt input also leaves "bars" feeding nothing.
-    assert paths == ["sinks[0].from", "stages[1].name", "supervision.strategy"], info.value
-    assert "3 problems" in str(info.value)
+    # The misspelt input leaves "bars" feeding nothing: not reported twice.
+    assert paths == ["sinks[0].from", "supervision.strategy"], info.value
+    assert "2 problems" in str(info.value)
 
 
 BAD = [
@@ -227,6 +227,15 @@ def test_only_callable_parameters_are_imported() -> None:
         '[[sinks]]\nname = "s"\nkind = "printer"\nfrom = "a"\nlabel = "no_such_module_x:f"\n'
     )
     assert parse(text).sinks[0].params == {"label": "no_such_module_x:f"}
+
+
+def test_a_stage_feeding_nothing_is_reported() -> None:
+    text = GOOD.replace('from = "bars"', 'from = "scaled"')
+    with pytest.raises(DefinitionError) as info:
+        parse(text)
+    (error,) = info.value.errors
+    assert error.path == "stages[1].name"
+    assert error.message == "'bars' feeds nothing (no stage or sink has it in 'from')"
 
 
 def test_the_line_of_the_bad_key_is_given() -> None:

@@ -1,0 +1,73 @@
+"""Definition files with the built-in kinds: every file in definitions/bad is refused
+before anything starts, with the message its first line expects (``# expect: LINE: PATH:
+MESSAGE``, where the leading ``LINE:`` is optional); the examples' definitions load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from actorwire.pipelines.definition import DefinitionError
+from actorwire.pipelines.loader import DefinitionPipeline, load_definition
+
+HERE = Path(__file__).parent / "definitions"
+BAD = sorted((HERE / "bad").glob("*.toml"))
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def expectation(path: Path) -> str:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} has no '# expect:' line"
+    return first.removeprefix("# expect: ")
+
+
+def test_there_are_at_least_ten_distinct_bad_files() -> None:
+    assert len(BAD) >= 10
+    assert len({expectation(p) for p in BAD}) == len(BAD)
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_a_bad_definition_is_refused_with_file_line_and_key(path: Path) -> None:
+    with pytest.raises(DefinitionError) as info:
+        load_definition(path)
+    text = str(info.value)
+    expected = expectation(path)
+    # Every error line starts with the file name; the expectation follows it (from its
+    # line number when the expectation gives one).
+    assert f"{path}:{expected}" in text or (
+        not expected[:1].isdigit() and f"{path}" in text and expected in text
+    ), text
+
+
+def test_errors_in_several_places_are_all_reported(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[pipeline]\nname = "a"\n'
+        '[[sources]]\nname = "t"\nkind = "synthetic_prices"\nrate = -1\n'
+        '[[stages]]\nname = "w"\nkind = "tumbling_window"\nfrom = "t"\nsize = 0\n'
+        '[[sinks]]\nname = "o"\nkind = "stdout"\nfrom = "w"\nmax_rows = "ten"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DefinitionError) as info:
+        load_definition(path)
+    # The source's error stops its consumers from reporting a second, derived error.
+    assert [e.path for e in info.value.errors] == ["sources[0].rate"]
+    path.write_text(path.read_text().replace("rate = -1\n", ""), encoding="utf-8")
+    with pytest.raises(DefinitionError) as info:
+        load_definition(path)
+    assert [e.path for e in info.value.errors] == ["stages[0].size"]
+
+
+@pytest.mark.parametrize("name", ["quickstart.toml"])
+def test_the_examples_definitions_load(name: str) -> None:
+    pipeline = load_definition(EXAMPLES / name)
+    assert isinstance(pipeline, DefinitionPipeline)
+    assert pipeline.name == name.removesuffix(".toml")
+
+
+def test_text_is_accepted_as_well_as_a_path() -> None:
+    pipeline = load_definition(
+        '[pipeline]\nname = "inline"\n[[sources]]\nname = "t"\nkind = "synthetic_prices"\n'
+        '[[sinks]]\nname = "o"\nkind = "callback"\nfn = "builtins:print"\nfrom = "t"\n'
+    )
+    assert [s.name for s in pipeline.stages] == ["t", "o"]
