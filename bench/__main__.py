@@ -16,6 +16,7 @@ from ._harness import Config, emit, progress
 from .jupyter import jupyter_session_roundtrip
 from .keysquare import keysquare_publish_to_callback, keysquare_snapshot_dataframe
 from .latency import ask_latency
+from .pipelines import pipeline_bars
 from .throughput import chain3, tell_throughput
 
 BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
@@ -24,6 +25,7 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "ask_latency": ask_latency,
     "keysquare_publish_to_callback": keysquare_publish_to_callback,
     "keysquare_snapshot_dataframe": keysquare_snapshot_dataframe,
+    "pipeline_bars": pipeline_bars,
     "jupyter_session_roundtrip": jupyter_session_roundtrip,
 }
 # Rows a benchmark prints besides its own name: naming a row runs its benchmark and prints
