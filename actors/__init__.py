@@ -24,7 +24,7 @@ from .link import (
 )
 from .log import configure_logging, redact_secrets
 from .mailbox import Mailbox, MailboxFull, Overflow
-from .messages import NORMAL, SHUTDOWN, Terminated
+from .messages import NORMAL, SHUTDOWN, Control, Terminated
 from .supervisor import (
     ChildSpec,
     Restart,
@@ -49,6 +49,7 @@ __all__ = [
     "BackoffPolicy",
     "ChildSpec",
     "Clock",
+    "Control",
     "DeadLetter",
     "DeadLetters",
     "HeartbeatPolicy",

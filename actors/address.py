@@ -11,6 +11,7 @@ from pykka import ActorDeadError
 from pykka._envelope import Envelope
 
 from .mailbox import MailboxFull
+from .messages import Control
 
 if TYPE_CHECKING:
     from .system import ActorSystem, _Cell
@@ -121,8 +122,12 @@ class Address:
         return self._cell.system.stop(self, timeout=timeout)
 
     def _deliver_nowait(self, message: Any) -> None:
-        """Tell that never blocks: a full mailbox drops the message (counted, logged)."""
+        """Tell that never blocks: a full mailbox drops the message (counted, logged), except
+        a Control message, which is queued outside the mailbox's bound."""
         cell = self._cell
+        if isinstance(message, Control):
+            cell.inbox.put_system(Envelope(message))
+            return
         try:
             cell.inbox.put(Envelope(message), timeout=0)
         except MailboxFull as exc:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .address import Address
 
-__all__ = ["NORMAL", "SHUTDOWN", "Terminated"]
+__all__ = ["NORMAL", "SHUTDOWN", "Control", "Terminated"]
 
 NORMAL = "normal"
 """Reason for an actor that stopped because it was asked to (or returned from its work)."""
@@ -19,6 +19,14 @@ SHUTDOWN = "shutdown"
 def is_failure(reason: object) -> bool:
     """True when ``reason`` means the actor failed (an exception), not a requested stop."""
     return isinstance(reason, BaseException)
+
+
+class Control:
+    """Base for small control messages (timer wake-ups, markers) that a timer delivers
+    outside the mailbox's bound: queued after what is already waiting, never dropped or
+    conflated by the overflow policy, not counted against capacity. Keep them few."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,60 @@
+"""Kind registries: build a source or sink by name, with errors that name what was wrong."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+__all__ = ["check_params", "make"]
+
+T = TypeVar("T")
+
+
+def check_params(owner: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    """Raise TypeError naming parameters ``factory`` does not take or needs and lacks.
+
+    A factory taking ``**kwargs`` accepts any name; ``*args`` and ``**kwargs`` are never
+    required (an Actor subclass without its own ``__init__`` takes nothing).
+    """
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to read: the call itself will tell
+        return
+    named = {
+        n: p
+        for n, p in signature.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for key in params:
+        if key not in named and not takes_any:
+            close = difflib.get_close_matches(key, list(named), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(
+                f"{owner}: unknown parameter {key!r}{hint}; "
+                f"parameters: {', '.join(named) or 'none'}"
+            )
+    missing = [n for n, p in named.items() if p.default is p.empty and n not in params]
+    if missing:
+        raise TypeError(
+            f"{owner}: missing parameter {', '.join(map(repr, missing))}; "
+            f"parameters: {', '.join(named)}"
+        )
+
+
+def make(section: str, registry: Mapping[str, Callable[..., T]], kind: str, params: Any) -> T:
+    """Build ``registry[kind](**params)``; ValueError for an unknown kind, TypeError for
+    unknown or missing parameters (each naming the kind and what it takes)."""
+    if not isinstance(kind, str):
+        raise TypeError(f"{section} kind must be a string, got {kind!r}")
+    factory = registry.get(kind)
+    if factory is None:
+        close = difflib.get_close_matches(kind, list(registry), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown {section} kind {kind!r}{hint}; expected one of {', '.join(sorted(registry))}"
+        )
+    check_params(f"{section} {kind!r}", factory, params)
+    return factory(**params)
