@@ -358,6 +358,27 @@ class BoundedInbox(Inbox):
                 return item
         return None
 
+    def put_many(self, messages: list[Any]) -> int:
+        """Tell each message in order: as many as there is room for under one lock and one
+        wake-up, the rest one by one through the overflow policy (conflating inboxes take
+        the one-by-one path throughout)."""
+        if self._key is not None or not messages:
+            return super().put_many(messages)
+        done = 0
+        with self._lock:
+            if not self._closed:
+                limit = self._limit()
+                room = len(messages) if limit is None else limit - self._count
+                if room > 0:
+                    batch = messages if room >= len(messages) else messages[:room]
+                    self._items.extend([Envelope(m) for m in batch])
+                    done = len(batch)
+                    self._count += done
+                    self._not_empty.notify()
+        if done == len(messages):
+            return 0
+        return super().put_many(messages[done:])
+
     def put_system(self, envelope: Envelope[Any]) -> None:
         with self._lock:
             if not self._closed:

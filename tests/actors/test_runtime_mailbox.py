@@ -284,3 +284,48 @@ def test_tell_many_delivers_in_order_and_counts_refusals(system: ActorSystem) ->
     fast.tell(-1)
     assert done.wait(5)
     assert seen["fast"] == [1, 2, 3, -1]
+
+
+def _inbox(capacity: int, overflow: Overflow) -> tuple[Any, list[str], list[Any]]:
+    from actorwire.actors.mailbox import BoundedInbox
+
+    rejected: list[str] = []
+    dropped: list[Any] = []
+    inbox = BoundedInbox(
+        Mailbox(capacity, overflow, put_timeout=0.01),
+        lambda env, why: rejected.append(why),
+        lambda env, why: dropped.append(env.message),
+    )
+    return inbox, rejected, dropped
+
+
+def test_bounded_put_many_takes_what_fits_in_order_then_applies_the_policy() -> None:
+    inbox, _, _ = _inbox(100, Overflow.BACKPRESSURE)
+    assert inbox.put_many(list(range(50))) == 0
+    assert [e.message for e in inbox.drain(1000)] == list(range(50))
+
+    inbox, _, dropped = _inbox(3, Overflow.DROP_NEWEST)
+    assert inbox.put_many([1, 2, 3, 4, 5]) == 0
+    assert dropped == [4, 5] and inbox.dropped == 2
+    assert [e.message for e in inbox.drain(10)] == [1, 2, 3]
+
+    inbox, _, dropped = _inbox(3, Overflow.DROP_OLDEST)
+    assert inbox.put_many([1, 2, 3, 4, 5]) == 0
+    assert dropped == [1, 2]
+    assert [e.message for e in inbox.drain(10)] == [3, 4, 5]
+
+    inbox, _, _ = _inbox(3, Overflow.FAIL)
+    assert inbox.put_many([1, 2, 3, 4, 5]) == 2  # refused, counted
+    assert inbox.dropped == 2
+    assert [e.message for e in inbox.drain(10)] == [1, 2, 3]
+
+    inbox, _, _ = _inbox(3, Overflow.BACKPRESSURE)  # put_timeout 0.01 s, nobody draining
+    assert inbox.put_many([1, 2, 3, 4]) == 1
+    assert [e.message for e in inbox.drain(10)] == [1, 2, 3]
+
+
+def test_bounded_put_many_on_a_closed_inbox_rejects_each_message() -> None:
+    inbox, rejected, _ = _inbox(10, Overflow.BACKPRESSURE)
+    inbox.close()
+    inbox.put_many([1, 2])
+    assert rejected == ["actor is dead", "actor is dead"]
