@@ -3,9 +3,15 @@
 Build a graph of stages with :class:`Pipeline` (``p.source(...).then(...).to(...)``); each
 stage is a supervised actor with its own bounded mailbox. Sources, operators and sinks are
 named by kind (``make_source``, ``make_operator``, ``make_sink``) or given as classes,
-instances, functions, or your own actors (:class:`StageActor`).
+instances, functions, or your own actors (:class:`StageActor`). Definition files (TOML)
+describe the same graph: :func:`load_definition` checks one and returns its Pipeline;
+``actorwire run FILE`` runs it under the supervisor process, with ``/metrics`` and
+``/healthz`` (:class:`MetricsServer`).
 """
 
+from .definition import Definition, DefinitionError, parse_definition
+from .loader import DefinitionPipeline, build_pipeline, load_definition
+from .metrics import MetricsServer
 from .operators import OPERATORS, Operator, OperatorBase, make_operator, resolve_callable
 from .pipeline import (
     DEFAULT_CAPACITY,
@@ -41,12 +47,16 @@ __all__ = [
     "SINKS",
     "SOURCES",
     "CallbackSink",
+    "Definition",
+    "DefinitionError",
+    "DefinitionPipeline",
     "InletSource",
     "JsonlFileSink",
     "JsonlFileSource",
     "KeySquarePublishSink",
     "KeySquareSource",
     "Merge",
+    "MetricsServer",
     "Operator",
     "OperatorBase",
     "ParquetFileSink",
@@ -61,8 +71,11 @@ __all__ = [
     "StdoutSink",
     "SyntheticPrices",
     "SyntheticPricesSource",
+    "build_pipeline",
+    "load_definition",
     "make_operator",
     "make_sink",
     "make_source",
+    "parse_definition",
     "resolve_callable",
 ]
