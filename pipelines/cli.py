@@ -175,6 +175,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         build_pipeline(definition)  # every kind's constructor checks its values; no start
     except DefinitionError as exc:
         return _fail(str(exc), 2)
+    for warning in definition.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     counts = ", ".join(
         f"{len(items)} {label if len(items) == 1 else label + 's'}"
         for label, items in (

@@ -175,6 +175,7 @@ class Definition:
     logging: LoggingDef = field(default_factory=LoggingDef)
     metrics: MetricsDef = field(default_factory=MetricsDef)
     text: str | None = field(default=None, repr=False)  # the TOML text (for error lines)
+    warnings: tuple[TomlError, ...] = ()  # legal but likely mistakes (a stage feeding nothing)
 
     def all_stages(self) -> tuple[StageDef, ...]:
         return (*self.sources, *self.stages, *self.sinks)
@@ -239,6 +240,7 @@ class _Parser:
         self.check = check
         self.registries = registries
         self.errors: list[TomlError] = []
+        self.warnings: list[TomlError] = []  # legal but likely a mistake
 
     def attempt(self, read: Callable[[], Any], default: Any = None) -> Any:
         try:
@@ -276,6 +278,7 @@ class _Parser:
             logging=logging,
             metrics=metrics,
             text=self.check.text,
+            warnings=tuple(self.warnings),
         )
 
     def pipeline(self, raw: Any) -> tuple[str, str]:
@@ -586,12 +589,13 @@ class _Parser:
         if cycle:
             stage = names[cycle[0]]
             self.errors.append(check.fail(f"{stage.path}.from", f"cycle: {' -> '.join(cycle)}"))
-        # A misspelt input already explains why something feeds nothing.
+        # A warning, not an error: a program may wire more stages onto the loaded
+        # pipeline. A misspelt input already explains why something feeds nothing.
         if (sections["sinks"] or sections["stages"]) and not unknown_inputs:
             used = {i for s in names.values() for i in s.inputs}
             for stage in (*sections["sources"], *sections["stages"]):
                 if stage.name not in used:
-                    self.errors.append(
+                    self.warnings.append(
                         check.fail(
                             f"{stage.path}.name",
                             f"{stage.name!r} feeds nothing (no stage or sink has it in 'from')",

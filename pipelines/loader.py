@@ -173,7 +173,7 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
                     role=_ROLES[stage.section],
                     **stage.options(),
                 )
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OSError) as exc:  # OSError: a missing input file
                 refused.add(stage.name)
                 path = _key_path(stage, str(exc))
                 line = locate(text, path) if text is not None else None

@@ -102,6 +102,8 @@ def run_file(path: str | Path, options: RunOptions | None = None) -> int:
         )
     except ValueError as exc:
         return _fail(f"actorwire run: {exc}", EXIT_USAGE)
+    for warning in definition.warnings:
+        log.warning("definition warning", problem=str(warning))
     try:
         pipeline = build_pipeline(definition)
     except DefinitionError as exc:

@@ -264,10 +264,12 @@ class Ohlc(Aggregation):
 class Vwap(Aggregation):
     """Volume-weighted average price: ``sum(price * volume) / sum(volume)``.
 
-    ``None`` when the window's volume sums to zero.
+    ``None`` when the window's volume sums to zero. Kept within the window's lowest and
+    highest price: float rounding could otherwise put it a hair outside (one price at
+    99.4008 with volumes 1 and 10 divides out to 99.40080000000002).
     """
 
-    __slots__ = ("_notional", "_output", "_price", "_volume", "_volume_sum")
+    __slots__ = ("_high", "_low", "_notional", "_output", "_price", "_volume", "_volume_sum")
     kind = "vwap"
 
     def __init__(self, price: str = "last", volume: str = "volume", output: str = "vwap") -> None:
@@ -276,18 +278,29 @@ class Vwap(Aggregation):
         self._output = _field("vwap", "output", output)
         self._notional: Any = 0.0
         self._volume_sum: Any = 0
+        self._low: Any = None
+        self._high: Any = None
 
     def fresh(self) -> Vwap:
         return Vwap(self._price, self._volume, self._output)
 
     def add(self, record: Any) -> None:
         v = record[self._volume]
-        self._notional += record[self._price] * v
+        price = record[self._price]
+        self._notional += price * v
         self._volume_sum += v
+        if v:
+            if self._low is None or price < self._low:
+                self._low = price
+            if self._high is None or price > self._high:
+                self._high = price
 
     def result(self) -> dict[str, Any]:
         vol = self._volume_sum
-        return {self._output: self._notional / vol if vol else None}
+        if not vol:
+            return {self._output: None}
+        vwap = self._notional / vol
+        return {self._output: min(max(vwap, self._low), self._high)}
 
     def fields(self) -> tuple[str, ...]:
         return (self._output,)

@@ -39,3 +39,10 @@ def test_readme_link_example_output() -> None:
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("prices ")]
     assert lines == ["prices 1 prices-1", "prices 2 prices-2", "prices 3 prices-3"]
+
+
+def test_readme_shows_the_quickstart_definition_as_it_is() -> None:
+    quickstart = (README.parent / "examples" / "quickstart.toml").read_text()
+    body = quickstart[quickstart.index("[pipeline]") :]
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), re.S)
+    assert body in blocks

@@ -138,6 +138,13 @@ class TestAggregations:
         empty.add({"last": 5.0, "volume": 0})
         assert empty.result() == {"vwap": None}
 
+    def test_vwap_stays_within_the_traded_prices(self) -> None:
+        # 99.4008 * 1 + 99.4008 * 10, divided by 11, is 99.40080000000002 in floats.
+        one_price = Vwap()
+        for volume in (1, 10):
+            one_price.add({"last": 99.4008, "volume": volume})
+        assert one_price.result() == {"vwap": 99.4008}
+
     def test_count_sum_mean_min_max(self) -> None:
         assert self.fold(Count()) == {"count": 4}
         assert self.fold(Sum("volume")) == {"sum_volume": 10}
