@@ -486,6 +486,25 @@ class _Parser:
     ) -> None:
         check = self.check
         factory = registry.get(kind)
+        if factory is None and looks_callable(kind):
+            # A custom stage: "module:Class" (your Actor, Operator, Source or Sink class)
+            # or "module:function" (a map in [[stages]], a callback in [[sinks]]).
+            from .operators import resolve_callable  # noqa: PLC0415
+
+            try:
+                factory = resolve_callable(kind)
+            except ValueError as exc:
+                self.errors.append(check.fail(f"{where}.kind", str(exc)))
+                return
+            if not isinstance(factory, type):
+                if params:
+                    self.errors.append(
+                        check.fail(
+                            f"{where}.{next(iter(params))}",
+                            f"a function stage ({kind}) takes no parameters",
+                        )
+                    )
+                return
         if factory is None:
             close = difflib.get_close_matches(kind, list(registry), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -493,7 +512,8 @@ class _Parser:
                 check.fail(
                     f"{where}.kind",
                     f"unknown {section[:-1]} kind {kind!r} "
-                    f"(expected one of {', '.join(sorted(registry))}){hint}",
+                    f"(expected one of {', '.join(sorted(registry))}, "
+                    f"or 'module:Class' for your own){hint}",
                 )
             )
             return
@@ -534,7 +554,7 @@ class _Parser:
                 target is not None
                 and _takes_callable(target)
                 and isinstance(value, str)
-                and _looks_callable(value)
+                and looks_callable(value)
             ):
                 self.callable_param(f"{where}.{key}", value)
 
@@ -703,7 +723,7 @@ def _takes_callable(parameter: inspect.Parameter) -> bool:
     return "Callable" in annotation or "Fn" in annotation
 
 
-def _looks_callable(value: str) -> bool:
+def looks_callable(value: str) -> bool:
     """A ``module:function`` string (``pkg.mod:name``): checked by importing it. Addresses
     such as ``127.0.0.1:6800`` or ``host:6800`` never match."""
     return _CALLABLE.match(value) is not None

@@ -23,7 +23,9 @@ from .definition import (
     DefinitionError,
     ServerDef,
     StageDef,
+    default_registries,
     importable,
+    looks_callable,
     parse_definition,
 )
 from .pipeline import Pipeline
@@ -165,13 +167,9 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
                 continue
             try:
                 params = _resolve_server(stage, pipeline.servers)
+                kind, role = _kind_and_role(stage)
                 pipeline.add_stage(
-                    stage.name,
-                    stage.kind,
-                    params,
-                    stage.inputs,
-                    role=_ROLES[stage.section],
-                    **stage.options(),
+                    stage.name, kind, params, stage.inputs, role=role, **stage.options()
                 )
             except (TypeError, ValueError, OSError) as exc:  # OSError: a missing input file
                 refused.add(stage.name)
@@ -207,6 +205,21 @@ def _resolve_server(stage: StageDef, servers: dict[str, EmbeddedServer]) -> dict
         app, key = server.credentials(str(params.get("data_type", "")), verb)
         params["application_name"], params["api_key"] = app, key
     return params
+
+
+def _kind_and_role(stage: StageDef) -> tuple[Any, Role]:
+    """A built-in kind by name, or a custom ``module:Class``/``module:function`` resolved;
+    an Actor class is an actor stage in any section."""
+    role = _ROLES[stage.section]
+    if stage.kind in default_registries()[stage.section] or not looks_callable(stage.kind):
+        return stage.kind, role
+    from ..actors import Actor  # noqa: PLC0415
+    from .operators import resolve_callable  # noqa: PLC0415
+
+    kind = resolve_callable(stage.kind)
+    if isinstance(kind, type) and issubclass(kind, Actor):
+        return kind, "actor"
+    return kind, role
 
 
 def _key_path(stage: StageDef, message: str) -> str:

@@ -342,7 +342,8 @@ class _Latest:
 class Conflate(OperatorBase):
     """``conflate``: per key, at most one record every ``interval`` seconds, always the latest.
 
-    The first record of a key passes at once. Records arriving before the key's interval
+    Give the interval as ``interval`` (seconds) or ``interval_ms`` (milliseconds). The
+    first record of a key passes at once. Records arriving before the key's interval
     has run are held, each replacing the last (``stats()["conflated"]`` counts the replaced
     ones); ``on_tick`` releases the held record when the interval ends, and that starts the
     next interval. ``flush`` releases every held record. State: one small entry per key seen.
@@ -351,7 +352,21 @@ class Conflate(OperatorBase):
     __slots__ = ("_conflated", "_heap", "_interval", "_key", "_seq", "_states")
     kind = "conflate"
 
-    def __init__(self, interval: float, *, key: KeySpec = None) -> None:
+    def __init__(
+        self,
+        interval: float | None = None,
+        *,
+        key: KeySpec = None,
+        interval_ms: float | None = None,
+    ) -> None:
+        if (interval is None) == (interval_ms is None):
+            raise TypeError(
+                "conflate: give the interval as interval (seconds) or interval_ms "
+                f"(milliseconds), exactly one of them; got interval={interval!r}, "
+                f"interval_ms={interval_ms!r}"
+            )
+        if interval_ms is not None:
+            interval = _positive("conflate", "interval_ms", interval_ms) / 1000.0
         self._interval = _positive("conflate", "interval", interval)
         self._key = key_getter("conflate", key)
         self._states: dict[Any, _Latest] = {}

@@ -71,3 +71,106 @@ def test_text_is_accepted_as_well_as_a_path() -> None:
         '[[sinks]]\nname = "o"\nkind = "callback"\nfn = "builtins:print"\nfrom = "t"\n'
     )
     assert [s.name for s in pipeline.stages] == ["t", "o"]
+
+
+CUSTOM_MODULE = """
+from actorwire.pipelines import OperatorBase, StageActor
+
+class Countdown(StageActor):
+    def __init__(self, start):
+        super().__init__()
+        self.start = start
+
+    def on_start(self):
+        self.emit_many([{"n": n} for n in range(self.start, 0, -1)])
+        self.finish()
+
+class Scale(OperatorBase):
+    def __init__(self, factor):
+        self.factor = factor
+
+    def on_record(self, record, now):
+        return [{**record, "n": record["n"] * self.factor}]
+
+def tag(record):
+    return {**record, "tagged": True}
+
+SEEN = []
+
+def collect(record):
+    SEEN.append(record)
+"""
+
+CUSTOM = """
+[pipeline]
+name = "custom"
+
+[[sources]]
+name = "count"
+kind = "mystages:Countdown"
+start = 4
+
+[[stages]]
+name = "scale"
+kind = "mystages:Scale"
+from = "count"
+factor = 10
+
+[[stages]]
+name = "tag"
+kind = "mystages:tag"
+from = "scale"
+
+[[sinks]]
+name = "out"
+kind = "mystages:collect"
+from = "tag"
+"""
+
+
+def test_custom_stages_are_named_module_colon_class(tmp_path: Path) -> None:
+    import sys
+
+    (tmp_path / "mystages.py").write_text(CUSTOM_MODULE, encoding="utf-8")
+    path = tmp_path / "custom.toml"
+    path.write_text(CUSTOM, encoding="utf-8")
+    try:
+        pipeline = load_definition(path)  # the module is found next to the definition
+        pipeline.run()
+        seen = sys.modules["mystages"].SEEN
+        assert seen == [{"n": n * 10, "tagged": True} for n in (4, 3, 2, 1)]
+    finally:
+        sys.modules.pop("mystages", None)
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "expected"),
+    [
+        (
+            ('kind = "mystages:Scale"', 'kind = "mystages:Scal"'),
+            "stages[0].kind",
+            "Scal",
+        ),
+        (("factor = 10", "factr = 10"), "stages[0].factr", "unknown parameter for mystages:Scale"),
+        (
+            ('kind = "mystages:tag"', 'kind = "mystages:tag"\nlabel = "x"'),
+            "stages[1].label",
+            "a function stage (mystages:tag) takes no parameters",
+        ),
+    ],
+)
+def test_custom_stage_mistakes_are_definition_errors(
+    tmp_path: Path, change: tuple[str, str], path: str, expected: str
+) -> None:
+    import sys
+
+    (tmp_path / "mystages.py").write_text(CUSTOM_MODULE, encoding="utf-8")
+    definition = tmp_path / "custom.toml"
+    definition.write_text(CUSTOM.replace(*change), encoding="utf-8")
+    try:
+        with pytest.raises(DefinitionError) as info:
+            load_definition(definition)
+    finally:
+        sys.modules.pop("mystages", None)
+    errors = info.value.errors
+    assert any(e.path == path and expected in e.message for e in errors), str(info.value)

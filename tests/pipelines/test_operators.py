@@ -217,6 +217,18 @@ class TestConflate:
         op.on_record({"k": "a", "v": 1}, 0.0)
         assert op.on_record({"k": "a", "v": 2}, 1.0) == [{"k": "a", "v": 2}]
 
+    def test_the_interval_may_be_given_in_milliseconds(self) -> None:
+        op = make_operator("conflate", interval_ms=250, key="k")
+        op.on_record({"k": "a", "v": 1}, 10.0)
+        assert op.on_record({"k": "a", "v": 2}, 10.1) == []
+        assert op.next_deadline() == 10.25
+        with pytest.raises(TypeError, match="exactly one of them"):
+            make_operator("conflate", interval=1.0, interval_ms=1000, key="k")
+        with pytest.raises(TypeError, match="exactly one of them"):
+            make_operator("conflate", key="k")
+        with pytest.raises(ValueError, match="interval_ms"):
+            make_operator("conflate", interval_ms=0, key="k")
+
     def test_keys_are_conflated_independently(self) -> None:
         op = Conflate(1.0, key="k")
         for k in "ab":
