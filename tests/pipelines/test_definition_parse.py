@@ -147,8 +147,8 @@ BAD = [
     (
         '[pipeline]\nname = "x"\n[[sources]]\nname = "a"\nkind = "tick"\n',
         "sources[0].kind",
-        "unknown source kind 'tick' (expected one of keysquare, ticks, or 'module:Class' for your own); "
-        "did you mean ticks?",
+        "unknown source kind 'tick' (expected one of keysquare, ticks, "
+        "or 'module:Class' for your own); did you mean ticks?",
     ),
     (
         '[pipeline]\nname = "x"\n[[sources]]\nname = "a"\nkind = "keysquare"\nurl = "h:1"\n',
