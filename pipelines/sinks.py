@@ -14,6 +14,7 @@ Constructors only check their parameters; files and connections open when the st
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -241,10 +242,14 @@ class StdoutSink(Sink):
 
 
 def _cell(value: Any) -> str:
+    """A table cell: floats with up to 4 decimals and no exponent (prices, epoch times)."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        if not math.isfinite(value):
+            return str(value)
+        text = f"{value:.4f}".rstrip("0").rstrip(".")
+        return text if text not in ("", "-0") else "0"
     return str(value)
 
 

@@ -289,3 +289,13 @@ def test_make_sink_names_bad_kinds_and_parameters() -> None:
         )
     with pytest.raises(ValueError, match="bad schema"):
         make_sink("parquet_file", path="x.parquet", schema={"i": "integer-ish"})
+
+
+def test_table_cells_show_prices_and_epoch_times_plainly() -> None:
+    from actorwire.pipelines.sinks import _cell
+
+    assert _cell(101.854) == "101.854"
+    assert _cell(98.47449934836341) == "98.4745"
+    assert _cell(1795263032.0) == "1795263032"  # no exponent
+    assert _cell(-0.00001) == "0"
+    assert _cell(None) == "" and _cell(42) == "42"
