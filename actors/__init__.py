@@ -24,7 +24,7 @@ from .link import (
 )
 from .log import configure_logging, redact_secrets
 from .mailbox import Mailbox, MailboxFull, Overflow
-from .messages import NORMAL, SHUTDOWN, Control, Terminated
+from .messages import NORMAL, SHUTDOWN, Control, ExpectedFailure, Terminated
 from .supervisor import (
     ChildSpec,
     Restart,
@@ -52,6 +52,7 @@ __all__ = [
     "Control",
     "DeadLetter",
     "DeadLetters",
+    "ExpectedFailure",
     "HeartbeatPolicy",
     "IOLoop",
     "Link",

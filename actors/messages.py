@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .address import Address
 
-__all__ = ["NORMAL", "SHUTDOWN", "Control", "Terminated"]
+__all__ = ["NORMAL", "SHUTDOWN", "Control", "ExpectedFailure", "Terminated"]
 
 NORMAL = "normal"
 """Reason for an actor that stopped because it was asked to (or returned from its work)."""
@@ -19,6 +19,12 @@ SHUTDOWN = "shutdown"
 def is_failure(reason: object) -> bool:
     """True when ``reason`` means the actor failed (an exception), not a requested stop."""
     return isinstance(reason, BaseException)
+
+
+class ExpectedFailure(Exception):
+    """An actor failure its supervisor exists to handle (a watched process exited, a peer
+    went away): logged as a warning with its message, without a traceback. Mix it into
+    your exception class: ``class PeerGone(ExpectedFailure, ConnectionError)``."""
 
 
 class Control:

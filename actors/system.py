@@ -20,7 +20,7 @@ from .clock import Clock, monotonic
 from .deadletters import DeadLetters
 from .ioloop import IOLoop
 from .mailbox import Mailbox, build_inbox
-from .messages import NORMAL, SHUTDOWN, Stop, Terminated, Wake, is_failure
+from .messages import NORMAL, SHUTDOWN, ExpectedFailure, Stop, Terminated, Wake, is_failure
 from .timers import Timer, TimerService
 
 if TYPE_CHECKING:
@@ -121,7 +121,9 @@ class _Cell:
             if self.actor is not actor or self.state == "dead":
                 return
             self.thread_ident = None
-            if is_failure(reason):
+            if isinstance(reason, ExpectedFailure):
+                self.log.warning("actor failed", error=repr(reason))
+            elif is_failure(reason):
                 assert isinstance(reason, BaseException)
                 self.log.error(
                     "actor failed",

@@ -39,6 +39,7 @@ from ...actors import (
     Address,
     Backoff,
     ChildSpec,
+    ExpectedFailure,
     Restart,
     Supervisor,
 )
@@ -115,7 +116,7 @@ def find_kernel_spec(kernel_name: str) -> KernelSpec:
     )
 
 
-class KernelProcessExited(RuntimeError):
+class KernelProcessExited(ExpectedFailure, RuntimeError):
     """The kernel process exited without being asked to: its supervisor restarts it."""
 
 

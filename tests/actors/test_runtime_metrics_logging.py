@@ -258,6 +258,28 @@ def test_failures_and_dead_letters_are_logged_with_the_actor_and_message_type() 
 
 
 @pytest.mark.usefixtures("restore_logging")
+def test_an_expected_failure_is_a_warning_without_a_traceback() -> None:
+    from actorwire.actors import ExpectedFailure
+
+    class PeerGone(ExpectedFailure, ConnectionError):
+        pass
+
+    buffer = io.StringIO()
+    configure_logging(format="json", level="info", stream=buffer)
+    with ActorSystem("expected") as system:
+        calm = system.spawn(Probe, Journal(), "c", name="calm")
+        calm.tell(Boom(PeerGone("the peer went away")))
+        wait_until(lambda: not calm.is_alive())
+        loud = system.spawn(Probe, Journal(), "l", name="loud")
+        loud.tell(Boom(ConnectionError("a real bug")))
+        wait_until(lambda: not loud.is_alive())
+    events = {e["actor"]: e for e in json_lines(buffer) if e["event"] == "actor failed"}
+    assert events["calm"]["level"] == "warning" and "exception" not in events["calm"]
+    assert "the peer went away" in events["calm"]["error"]
+    assert events["loud"]["level"] == "error" and "Traceback" in events["loud"]["exception"]
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_the_level_filters_events() -> None:
     buffer = io.StringIO()
     configure_logging(format="json", level="warning", stream=buffer)
