@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -499,6 +500,11 @@ class ActorSystem:
     def add_failure_listener(self, listener: FailureListener) -> None:
         """Call ``listener(address, exception)`` when a top-level actor fails."""
         self._failure_listeners.append(listener)
+
+    def remove_failure_listener(self, listener: FailureListener) -> None:
+        """Stop calling ``listener`` (no error if it was not added)."""
+        with contextlib.suppress(ValueError):
+            self._failure_listeners.remove(listener)
 
     def _report_failure(self, address: Address, reason: BaseException) -> None:
         self.log.error("top-level actor failed", actor=address.name, error=repr(reason))

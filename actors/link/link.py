@@ -541,6 +541,8 @@ class Link:
     ``consumer`` receives every data item exactly once and in order per stream, across
     reconnects, gaps, duplicates and reordering. ``state`` and ``state_listener(state,
     reason)`` report CONNECTING, CONNECTED, RECOVERING, RECONNECTING, FAILED and CLOSED.
+    The link's actors fail and restart under a rest-for-one supervisor; more than
+    ``max_restarts`` within ``restart_window`` seconds and it gives up: FAILED.
     """
 
     def __init__(
@@ -558,6 +560,8 @@ class Link:
         recovery_timeout: float = 5.0,
         state_listener: StateListener | None = None,
         clock: Clock = monotonic,
+        max_restarts: int = 10,
+        restart_window: float = 10.0,
     ) -> None:
         if not isinstance(adapter, LinkAdapter):
             raise TypeError(f"Link adapter must be a LinkAdapter, got {adapter!r}")
@@ -570,6 +574,8 @@ class Link:
         self.adapter = adapter
         self.consumer = consumer
         self.name = name
+        self._max_restarts = max_restarts
+        self._restart_window = restart_window
         self._listener = state_listener
         self._cond = threading.Condition()
         self._state: LinkState | None = None
@@ -616,20 +622,28 @@ class Link:
         """Spawn the link's supervisor; it starts connecting at once."""
         if self.address is not None:
             raise RuntimeError(f"link {self.name!r} is already started")
+        # The link's own supervisor giving up (restart intensity exceeded) ends in FAILED.
+        self.system.add_failure_listener(self._on_supervisor_failure)
         self.address = self.system.spawn(
             Supervisor,
             children=self._children,
             strategy=Strategy.REST_FOR_ONE,
-            max_restarts=10,
-            within=10.0,
+            max_restarts=self._max_restarts,
+            within=self._restart_window,
             name=self.name,
         )
         return self
+
+    def _on_supervisor_failure(self, address: Address, error: BaseException) -> None:
+        if address == self.address:
+            self.system.remove_failure_listener(self._on_supervisor_failure)
+            self._on_state(LinkState.FAILED, f"link supervisor gave up: {error!r}")
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the connection for good and stop the link's actors."""
         if self.address is None:
             return
+        self.system.remove_failure_listener(self._on_supervisor_failure)
         try:
             self.system.lookup(self._peers["reconnect"]).tell(_CloseLink())
             self.wait_for(LinkState.CLOSED, timeout)

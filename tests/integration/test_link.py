@@ -368,3 +368,24 @@ def test_latest_ordering_drops_older_and_accepts_gaps(
     assert h.rec.wait_for_count(4, 5, stream="A")
     assert h.rec.seqs("A") == [3, 4, 7, 8]
     assert server.replay_requests == []
+
+
+class BrokenPingAdapter(FeedAdapter):
+    """Its ping raises: the heartbeat actor fails on every beat, the link's supervisor
+    restarts it (and the reconnect actor after it) until its restart intensity is spent."""
+
+    def ping(self, n: int) -> Any:
+        raise RuntimeError("no ping today")
+
+
+def test_a_link_whose_supervisor_gives_up_ends_failed(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    h = Harness(
+        system, server, adapter=BrokenPingAdapter(server.port), max_restarts=2, restart_window=60
+    )
+    h.link.start()
+    assert h.link.wait_for(LinkState.FAILED, 30), h.link.history()[-5:]
+    state, reason = h.link.history()[-1]
+    assert state is LinkState.FAILED and "link supervisor gave up" in reason
+    assert LinkState.FAILED in h.seen_states()  # the state listener was told
