@@ -460,6 +460,15 @@ class ActorSystem:
             )
         return cell.address
 
+    def current(self) -> Address | None:
+        """The address of the actor whose thread is calling, or None (not an actor's)."""
+        ident = threading.get_ident()
+        with self._lock:
+            for cell in self._registry.values():
+                if cell.thread_ident == ident and not cell.dead:
+                    return cell.address
+        return None
+
     def actors(self) -> list[Address]:
         """Addresses of every live actor."""
         with self._lock:

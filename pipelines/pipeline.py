@@ -741,10 +741,25 @@ class Pipeline:
         stages stop: no record the pipeline accepted is lost. With ``drain=False`` the
         stages still handle the records already in their mailboxes as they stop (sources
         first) but what operators hold is discarded. Idempotent.
+
+        Called from inside one of the pipeline's own stages (a callback sink deciding it
+        has seen enough), the stop runs on a thread of its own, since the calling stage
+        has to keep handling messages for it to finish; returns True at once.
         """
         with self._cond:
             self._stop_requested = True
             self._cond.notify_all()
+        system = self._system
+        if system is not None and not system.is_shut_down:
+            me = system.current()
+            if me is not None and me.name.startswith(f"{self.name}."):
+                threading.Thread(
+                    target=self.stop,
+                    args=(drain, timeout),
+                    name=f"{self.name}-stop",
+                    daemon=True,
+                ).start()
+                return True
         with self._stop_lock:
             if self._state == "new":
                 self._state = "stopped"

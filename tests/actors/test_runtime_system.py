@@ -276,3 +276,17 @@ def test_a_submitted_task_whose_future_is_dropped_is_not_garbage_collected() -> 
     gc.collect()
     system.shutdown(timeout=5.0)
     assert cancelled.is_set()  # the task was still alive to be cancelled
+
+
+def test_current_is_the_calling_actor_or_none() -> None:
+    from actorwire.actors import Actor
+
+    class WhoAmI(Actor):
+        def on_receive(self, message: Any) -> Any:
+            me = self.system.current()
+            return None if me is None else me.name
+
+    with ActorSystem("who") as system:
+        address = system.spawn(WhoAmI, name="me")
+        assert address.ask("who", timeout=5.0) == "me"
+        assert system.current() is None  # the test's own thread is no actor's

@@ -4,6 +4,7 @@ record and replay."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,23 @@ def test_stop_from_another_thread_ends_run(make_pipeline: MakePipeline) -> None:
     p.run()
     stopper.join(5.0)
     assert p.stats()["synthetic_prices"]["emitted"] == len(collector)
+
+
+def test_stop_from_inside_a_stage_ends_run_at_once(make_pipeline: MakePipeline) -> None:
+    # A callback sink that has seen enough stops its own pipeline: no wait on itself.
+    seen: list[Any] = []
+    p = make_pipeline()
+
+    def enough(record: Any) -> None:
+        seen.append(record)
+        if len(seen) == 50:
+            assert p.stop(timeout=30.0) is True
+
+    p.source("synthetic_prices", rate=None).to(enough)
+    began = time.monotonic()
+    p.run()
+    assert time.monotonic() - began < 10.0  # not the 30 s stop timeout
+    assert p.stats()["synthetic_prices"]["emitted"] == len(seen) >= 50
 
 
 def test_drain_loses_nothing_the_pipeline_accepted(make_pipeline: MakePipeline) -> None:
