@@ -35,6 +35,7 @@ from .protocol import (
     decode_data,
     encode_data,
     field_checker,
+    topic_key,
 )
 from .transport import (
     AckEvent,
@@ -102,6 +103,12 @@ class Subscription:
         self.subscription_type = subscription_type
         self.active = True
         self.address: Address | None = None
+        # Flow control between the router (the only writer of _told, _parked and
+        # conflated) and the subscription's actor (the only writer of _handled).
+        self._told = 0
+        self._handled = 0
+        self._parked = False
+        self.conflated = 0
 
     @property
     def topic(self) -> Topic5:
@@ -125,6 +132,21 @@ class _Caught:
     """The cached records have all been handed to the subscription's callbacks."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Drained:
+    """A subscription that fell behind has handled everything told to it."""
+
+    sub: Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class _LateSnapshot:
+    """The cached records fetched for a subscription joining a live topic."""
+
+    sub: Subscription
+    records: Sequence[pb.Record]
+
+
 class _SubscriptionActor(Actor):
     """Runs one subscription's callbacks; drops records it has already seen per topic."""
 
@@ -134,26 +156,34 @@ class _SubscriptionActor(Actor):
         callback: Callable[[KeyMessage], Any],
         voided_callback: Callable[[KeyMessage], Any],
         ready: concurrent.futures.Future[None],
+        router: Address,
     ) -> None:
         super().__init__()
         self.sub = sub
         self.callback = callback
         self.voided_callback = voided_callback
         self.ready = ready
+        self.router = router
         self.last: dict[Topic5, tuple[int, int]] = {}
         self.delivered = 0
         self.duplicates = 0
         self.callback_errors = 0
 
     def on_batch(self, messages: list[Any]) -> None:
+        sub = self.sub
         for message in messages:
             if isinstance(message, _Records):
-                self._records(message.records)
+                try:
+                    self._records(message.records)
+                finally:
+                    sub._handled += len(message.records)
             elif isinstance(message, _Caught):
                 if not self.ready.done():
                     self.ready.set_result(None)
             elif message == "stats":
                 pass
+        if sub._parked and sub._handled == sub._told:
+            self.router.tell(_Drained(sub))  # caught up: the router sends what it kept
 
     def on_receive(self, message: Any) -> Any:
         if message == "stats":
@@ -161,6 +191,7 @@ class _SubscriptionActor(Actor):
                 "delivered": self.delivered,
                 "duplicates": self.duplicates,
                 "callback_errors": self.callback_errors,
+                "conflated": self.sub.conflated,
             }
         self.on_batch([message])
         return None
@@ -243,12 +274,18 @@ class _Router(Actor):
     unsubscribe goes out only when the last of them is removed.
     """
 
-    def __init__(self, session: KeySession) -> None:
+    def __init__(self, session: KeySession, max_pending: int) -> None:
         super().__init__()
         self.session = session
         self.platform: dict[int, _PlatformSub] = {}
         self.by_topic: dict[tuple[Topic5, bool], int] = {}
         self.ids = itertools.count(1)
+        self.max_pending = max_pending
+        # A subscription that fell behind: its newest record per topic, kept here until it
+        # has handled what it was told (then sent as one batch), and whether its _Caught
+        # waits behind them.
+        self.parked: dict[int, dict[Topic5, pb.Record]] = {}
+        self.caught_parked: set[int] = set()
 
     def on_batch(self, messages: list[Any]) -> None:
         for message in messages:
@@ -269,8 +306,62 @@ class _Router(Actor):
             return
         batch = _Records(records)
         for local in psub.locals:
+            self._tell(local, batch)
+
+    def _tell(self, local: Subscription, batch: _Records) -> None:
+        """Tell a subscription its records, unless it is more than ``max_pending`` records
+        behind: then keep only the newest per topic until it catches up (a price feed's
+        last value is what a slow consumer needs; each record passed over is counted)."""
+        if local.address is None:
+            return
+        if local._parked or local._told - local._handled > self.max_pending:
+            self._park(local, batch.records)
+            return
+        local._told += len(batch.records)
+        local.address.tell(batch)
+
+    def _park(self, local: Subscription, records: Sequence[pb.Record]) -> None:
+        key = local.subscription_id
+        parked = self.parked.get(key)
+        if parked is None:
+            parked = self.parked[key] = {}
+            self.log.warning(
+                "subscription is falling behind: keeping the newest record per topic",
+                subscription=key,
+                pending=local._told - local._handled,
+                max_pending=self.max_pending,
+            )
+        for record in records:
+            topic = topic_key(record.header)
+            if topic in parked:
+                local.conflated += 1
+            parked[topic] = record
+        local._parked = True
+        if local._handled == local._told:  # it caught up while this was going on
+            self._unpark(local)
+
+    def _unpark(self, local: Subscription) -> None:
+        key = local.subscription_id
+        parked = self.parked.pop(key, None)
+        local._parked = False
+        if parked:
+            self.log.info("subscription caught up", subscription=key, conflated=local.conflated)
+            records = list(parked.values())
+            local._told += len(records)
             if local.address is not None:
-                local.address.tell(batch)
+                local.address.tell(_Records(records))
+        if key in self.caught_parked:
+            self.caught_parked.discard(key)
+            if local.address is not None:
+                local.address.tell(_Caught())
+
+    def _caught(self, local: Subscription) -> None:
+        if local.address is None:
+            return
+        if local._parked:
+            self.caught_parked.add(local.subscription_id)  # after the kept records
+        else:
+            local.address.tell(_Caught())
 
     def _control(self, message: Any) -> Any:
         if isinstance(message, SnapshotDone):
@@ -278,9 +369,14 @@ class _Router(Actor):
             if psub is not None:
                 psub.confirmed = True
                 for local, _ in psub.waiting:
-                    if local.address is not None:
-                        local.address.tell(_Caught())
+                    self._caught(local)
                 psub.waiting.clear()
+        elif isinstance(message, _Drained):
+            if message.sub._parked and message.sub._handled == message.sub._told:
+                self._unpark(message.sub)
+        elif isinstance(message, _LateSnapshot):
+            self._tell(message.sub, _Records(message.records))
+            self._caught(message.sub)
         elif isinstance(message, SubscribeResult):
             self._subscribe_result(message)
         elif isinstance(message, _Add):
@@ -349,6 +445,8 @@ class _Router(Actor):
         if psub is None or sub not in psub.locals:
             return False
         psub.locals.remove(sub)
+        self.parked.pop(sub.subscription_id, None)
+        self.caught_parked.discard(sub.subscription_id)
         if not psub.locals:
             self._drop(psub)
             self.session._link_unsubscribe(psub.spec)
@@ -500,6 +598,7 @@ class KeySession:
         heartbeat_interval: float = 0.5,
         heartbeat_deadline: float = 5.0,
         backoff: Backoff | None = None,
+        max_pending: int = 100_000,
     ) -> None:
         if not isinstance(application_name, str) or not application_name:
             raise ValueError(
@@ -523,6 +622,9 @@ class KeySession:
         self._system_arg = system
         self._heartbeat = (heartbeat_interval, heartbeat_deadline)
         self._backoff = backoff or Backoff(min=0.1, max=5.0, factor=2.0, jitter=0.2)
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise ValueError(f"max_pending must be an integer >= 1, got {max_pending!r}")
+        self._max_pending = max_pending
         self._state = KeySessionState.START
         self._announced = KeySessionState.START
         self._state_message = "created"
@@ -572,7 +674,7 @@ class KeySession:
         system = self._system_arg or ActorSystem(f"keysession-{self.application_name}")
         self._system = system
         name = f"keysession-{self.application_name}-{id(self):x}"
-        self._router = system.spawn(_Router, self, name=f"{name}.router")
+        self._router = system.spawn(_Router, self, self._max_pending, name=f"{name}.router")
         self._publisher = system.spawn(_Publisher, self, name=f"{name}.publisher")
         self._adapter.router = self._router
         self._adapter.publisher = self._publisher
@@ -779,8 +881,8 @@ class KeySession:
                 if not ready.done():
                     ready.set_exception(RuntimeError(f"snapshot failed: {f.exception()!r}"))
                 return
-            sub.address.tell(_Records(f.result()))
-            sub.address.tell(_Caught())
+            assert self._router is not None
+            self._router.tell(_LateSnapshot(sub, f.result()))
 
         fut.add_done_callback(done)
 
@@ -850,6 +952,7 @@ class KeySession:
             callback,
             voided_callback,
             ready,
+            self._router,
             name=f"{self._link.name if self._link else 'ks'}.sub-{sub.subscription_id}",
         )
         self._subs[sub.subscription_id] = sub

@@ -409,6 +409,45 @@ def test_slow_or_failing_callback_does_not_stall_others(ks: KeySession) -> None:
     assert failing_stats["callback_errors"] == 20
 
 
+def test_a_slow_subscription_gets_the_newest_record_per_topic(platform: Any) -> None:
+    # A callback blocked while 5 topics get 40 updates each: past max_pending records
+    # behind, the subscription is sent only each topic's newest record (the others counted
+    # as conflated); it never holds more than that, and it ends on every topic's last value.
+    gate = threading.Event()
+    got = Collector()
+
+    def slow(message: KeyMessage) -> None:
+        gate.wait(10)
+        got(message)
+
+    with KeySession("demo", "demo-key", f"127.0.0.1:{platform.port}", max_pending=10) as ks:
+        ks.subscribe("Price", callback=slow, subscription_type=SubscriptionType.LIVE_ONLY)
+        for round_ in range(40):
+            ks.publish_many("Price", [(f"T{t}", price(f"T{t}", bid=round_)) for t in range(5)])
+        (sub,) = ks._subs.values()
+        wait_until(lambda: sub.conflated > 0)
+        gate.set()
+        wait_until(
+            lambda: (
+                {m["header"]["id"]: m.data["bid"] for m in got.messages}
+                == {f"T{t}": 39.0 for t in range(5)}
+                and not sub._parked
+            )
+        )
+        stats = sub.address.ask("stats")
+        assert stats["conflated"] == sub.conflated > 0
+        assert stats["delivered"] + stats["conflated"] + stats["duplicates"] == 200
+        per_topic = {}
+        for m in got.messages:  # each topic's values only ever go forward
+            assert m.data["bid"] > per_topic.get(m["header"]["id"], -1)
+            per_topic[m["header"]["id"]] = m.data["bid"]
+
+
+def test_max_pending_must_be_a_positive_integer(platform: Any) -> None:
+    with pytest.raises(ValueError, match="max_pending must be an integer >= 1, got 0"):
+        KeySession("demo", "demo-key", f"127.0.0.1:{platform.port}", max_pending=0)
+
+
 def test_subscribe_errors(ks: KeySession) -> None:
     with pytest.raises(ValueError, match="callback"):
         ks.subscribe("Price", callback=None)  # type: ignore[arg-type]
