@@ -49,11 +49,11 @@ from numbers import Real
 from operator import itemgetter, methodcaller
 from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
+from .registry import check_params
 from .windows import (
     Aggregation,
     Windowing,
     _positive,
-    check_params,
     event_seconds,
     make_aggregations,
 )

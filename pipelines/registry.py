@@ -7,13 +7,14 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["check_params", "make"]
+__all__ = ["check_params", "make", "positive_int"]
 
 T = TypeVar("T")
 
 
 def check_params(owner: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:
-    """Raise TypeError naming parameters ``factory`` does not take or needs and lacks.
+    """Raise TypeError naming a parameter ``factory`` does not take, or needs and lacks,
+    and listing what it takes (with defaults), before it is called with ``params``.
 
     A factory taking ``**kwargs`` accepts any name; ``*args`` and ``**kwargs`` are never
     required (an Actor subclass without its own ``__init__`` takes nothing).
@@ -33,15 +34,33 @@ def check_params(owner: str, factory: Callable[..., Any], params: Mapping[str, A
             close = difflib.get_close_matches(key, list(named), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise TypeError(
-                f"{owner}: unknown parameter {key!r}{hint}; "
-                f"parameters: {', '.join(named) or 'none'}"
+                f"{owner}: unknown parameter {key!r}{hint}; parameters: {_describe(named)}"
             )
     missing = [n for n, p in named.items() if p.default is p.empty and n not in params]
     if missing:
         raise TypeError(
             f"{owner}: missing parameter {', '.join(map(repr, missing))}; "
-            f"parameters: {', '.join(named)}"
+            f"parameters: {_describe(named)}"
         )
+
+
+def _describe(named: Mapping[str, inspect.Parameter]) -> str:
+    return (
+        ", ".join(
+            name if p.default is inspect.Parameter.empty else f"{name}={p.default!r}"
+            for name, p in named.items()
+        )
+        or "none"
+    )
+
+
+def positive_int(owner: str, name: str, value: object, *, allow_none: bool = False) -> int | None:
+    """``value`` if it is an integer >= 1 (or None, when allowed); else ValueError naming it."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+    return value
 
 
 def make(section: str, registry: Mapping[str, Callable[..., T]], kind: str, params: Any) -> T:

@@ -25,7 +25,7 @@ import orjson
 
 from ._keysquare import check_credentials, close_session, open_session
 from .operators import resolve_callable
-from .registry import make
+from .registry import make, positive_int
 from .rotation import next_part
 from .sources import HEADER_FIELDS
 from .stage import Sink, StageContext
@@ -45,14 +45,6 @@ def _path(owner: str, path: object) -> Path:
     if not isinstance(path, str | Path) or not str(path):
         raise TypeError(f"{owner}: path must be a file path, got {path!r}")
     return Path(path)
-
-
-def _positive_int(owner: str, name: str, value: object, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 # -- callback -----------------------------------------------------------------------------
@@ -131,7 +123,7 @@ class StdoutSink(Sink):
         self._fields = list(fields) if fields is not None else None
         self._live_wanted = live
         self._title = title
-        self._max_rows = _positive_int(owner, "max_rows", max_rows) or 50
+        self._max_rows = positive_int(owner, "max_rows", max_rows) or 50
         self._refresh = float(refresh)
         self._stream = stream
         self._out: TextIO | None = None
@@ -270,7 +262,7 @@ class JsonlFileSink(Sink):
     def __init__(self, path: str | Path, max_bytes: int | None = None, fsync: bool = False) -> None:
         owner = "jsonl_file sink"
         self._path = _path(owner, path)
-        self._max_bytes = _positive_int(owner, "max_bytes", max_bytes, allow_none=True)
+        self._max_bytes = positive_int(owner, "max_bytes", max_bytes, allow_none=True)
         self._fsync = bool(fsync)
         self._file: IO[bytes] | None = None
         self._size = 0
@@ -379,7 +371,7 @@ class ParquetFileSink(Sink):
         self._pa: Any = pa
         self._pq: Any = pq
         self._path = _path(owner, path)
-        self._batch_rows = _positive_int(owner, "batch_rows", batch_rows) or 10_000
+        self._batch_rows = positive_int(owner, "batch_rows", batch_rows) or 10_000
         self._schema: Any = None
         if schema is not None:
             if not isinstance(schema, Mapping) or not schema:

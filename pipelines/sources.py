@@ -34,7 +34,7 @@ from ..adapters.keysquare import (
     SubscriptionType,
 )
 from ._keysquare import check_credentials, close_session, open_session
-from .registry import make
+from .registry import make, positive_int
 from .rotation import rotated_parts
 from .stage import Source, StageContext
 from .synthetic import SyntheticPrices
@@ -61,14 +61,6 @@ def _positive(owner: str, name: str, value: object, *, allow_none: bool = False)
     if not math.isfinite(result) or result <= 0:
         raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
     return result
-
-
-def _count(owner: str, name: str, value: object, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 # -- synthetic_prices ---------------------------------------------------------------------
@@ -104,9 +96,9 @@ class SyntheticPricesSource(Source):
     ) -> None:
         owner = "synthetic_prices"
         self._rate = _positive(owner, "rate", rate, allow_none=True)
-        self._limit = _count(owner, "limit", limit, allow_none=True)
+        self._limit = positive_int(owner, "limit", limit, allow_none=True)
         self._duration = _positive(owner, "duration", duration, allow_none=True)
-        self._batch = _count(owner, "batch", batch) or 1
+        self._batch = positive_int(owner, "batch", batch) or 1
         self._tick = _positive(owner, "tick", tick) or 0.02
         if timestamps not in ("wall", "derived"):
             raise ValueError(f"{owner}: timestamps must be 'wall' or 'derived', got {timestamps!r}")
@@ -213,8 +205,8 @@ class JsonlFileSource(Source):
         self._time_field = time_field
         self._per_second = TIME_UNITS[time_unit]
         self._rotated = rotated
-        self._limit = _count(owner, "limit", limit, allow_none=True)
-        self._batch = _count(owner, "batch", batch) or 1
+        self._limit = positive_int(owner, "limit", limit, allow_none=True)
+        self._batch = positive_int(owner, "batch", batch) or 1
         if not self._files():
             raise FileNotFoundError(f"{owner}: no such file: {str(self._path)!r}")
         self._ctx: StageContext | None = None

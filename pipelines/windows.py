@@ -21,12 +21,13 @@ newly opened window starts from.
 from __future__ import annotations
 
 import difflib
-import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from numbers import Real
 from typing import Any, ClassVar, Self
+
+from .registry import check_params
 
 __all__ = [
     "AGGREGATIONS",
@@ -56,38 +57,6 @@ def _positive(owner: str, name: str, value: object, unit: str = "seconds") -> fl
     if not math.isfinite(result) or result <= 0:
         raise ValueError(f"{owner}: {name} must be a finite number of {unit} > 0, got {value!r}")
     return result
-
-
-def check_params(owner: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:
-    """Raise ``TypeError`` naming an unknown or missing keyword of ``factory`` and listing the
-    parameters it takes, before calling it with ``params``.
-    """
-    signature = inspect.signature(factory)
-    accepted = list(signature.parameters)
-    for name in params:
-        if name not in signature.parameters:
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(
-                f"{owner}: unknown parameter {name!r}{hint}; parameters: {_describe(signature)}"
-            )
-    missing = [
-        name
-        for name, p in signature.parameters.items()
-        if p.default is inspect.Parameter.empty and name not in params
-    ]
-    if missing:
-        raise TypeError(
-            f"{owner}: missing parameter {', '.join(map(repr, missing))}; "
-            f"parameters: {_describe(signature)}"
-        )
-
-
-def _describe(signature: inspect.Signature) -> str:
-    return ", ".join(
-        name if p.default is inspect.Parameter.empty else f"{name}={p.default!r}"
-        for name, p in signature.parameters.items()
-    )
 
 
 def _field(owner: str, name: str, value: object) -> str:
