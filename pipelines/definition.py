@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..actors.tomlcheck import TomlChecker, TomlError, join, kind_of
+from .registry import param_problems
 
 __all__ = [
     "SECTIONS",
@@ -517,37 +518,15 @@ class _Parser:
                 )
             )
             return
+        # "server" names an embedded server; the loader turns it into the url.
+        given = {k: v for k, v in params.items() if k != "server"}
+        filled = SERVER_FILLED if "server" in params else ()
+        for key, problem in param_problems(factory, given, filled):
+            self.errors.append(check.fail(f"{where}.{key}", f"{kind}: {problem}"))
         try:
             signature = inspect.signature(factory)
         except (TypeError, ValueError):
             return
-        accepted = {
-            n
-            for n, p in signature.parameters.items()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-        # "server" names an embedded server; the loader turns it into the url.
-        given = {k: v for k, v in params.items() if k != "server"}
-        for key in given:
-            if key not in accepted and not takes_any:
-                close = difflib.get_close_matches(key, sorted(accepted), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                self.errors.append(
-                    check.fail(
-                        f"{where}.{key}",
-                        f"unknown parameter for {kind} "
-                        f"(expected {', '.join(sorted(accepted)) or 'none'}){hint}",
-                    )
-                )
-        for pname, parameter in signature.parameters.items():
-            if (
-                parameter.default is parameter.empty
-                and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-                and pname not in given
-                and not (pname in SERVER_FILLED and "server" in params)
-            ):
-                self.errors.append(check.fail(f"{where}.{pname}", f"missing (required by {kind})"))
         for key, value in given.items():
             target = signature.parameters.get(key)
             if (

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["check_params", "make", "positive_int"]
+__all__ = ["check_params", "make", "param_problems", "positive_int"]
 
 T = TypeVar("T")
 
 
-def check_params(owner: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:
-    """Raise TypeError naming a parameter ``factory`` does not take, or needs and lacks,
-    and listing what it takes (with defaults), before it is called with ``params``.
+def param_problems(
+    factory: Callable[..., Any], params: Mapping[str, Any], given: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """``(parameter, problem)`` for each name ``factory`` does not take and each one it
+    needs and lacks; ``given`` are names supplied some other way (never missing).
 
     A factory taking ``**kwargs`` accepts any name; ``*args`` and ``**kwargs`` are never
     required (an Actor subclass without its own ``__init__`` takes nothing).
@@ -22,36 +24,38 @@ def check_params(owner: str, factory: Callable[..., Any], params: Mapping[str, A
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):  # no signature to read: the call itself will tell
-        return
+        return []
     named = {
         n: p
         for n, p in signature.parameters.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
     takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    problems = []
     for key in params:
         if key not in named and not takes_any:
             close = difflib.get_close_matches(key, list(named), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise TypeError(
-                f"{owner}: unknown parameter {key!r}{hint}; parameters: {_describe(named)}"
+            problems.append(
+                (key, f"unknown parameter {key!r}{hint}; parameters: {_describe(named)}")
             )
-    missing = [n for n, p in named.items() if p.default is p.empty and n not in params]
-    if missing:
-        raise TypeError(
-            f"{owner}: missing parameter {', '.join(map(repr, missing))}; "
-            f"parameters: {_describe(named)}"
-        )
+    supplied = set(given)
+    for name, p in named.items():
+        if p.default is p.empty and name not in params and name not in supplied:
+            problems.append((name, f"missing parameter {name!r}; parameters: {_describe(named)}"))
+    return problems
+
+
+def check_params(owner: str, factory: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    """Raise TypeError naming the first parameter ``factory`` does not take, or needs and
+    lacks, and listing what it takes: see ``param_problems``."""
+    problems = param_problems(factory, params)
+    if problems:
+        raise TypeError(f"{owner}: {problems[0][1]}")
 
 
 def _describe(named: Mapping[str, inspect.Parameter]) -> str:
-    return (
-        ", ".join(
-            name if p.default is inspect.Parameter.empty else f"{name}={p.default!r}"
-            for name, p in named.items()
-        )
-        or "none"
-    )
+    return ", ".join(named) or "none"
 
 
 def positive_int(owner: str, name: str, value: object, *, allow_none: bool = False) -> int | None:

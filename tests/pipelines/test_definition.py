@@ -151,7 +151,11 @@ def test_custom_stages_are_named_module_colon_class(tmp_path: Path) -> None:
             "stages[0].kind",
             "Scal",
         ),
-        (("factor = 10", "factr = 10"), "stages[0].factr", "unknown parameter for mystages:Scale"),
+        (
+            ("factor = 10", "factr = 10"),
+            "stages[0].factr",
+            "mystages:Scale: unknown parameter 'factr'",
+        ),
         (
             ('kind = "mystages:tag"', 'kind = "mystages:tag"\nlabel = "x"'),
             "stages[1].label",

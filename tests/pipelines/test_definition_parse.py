@@ -123,8 +123,8 @@ def test_a_file_path_is_read_and_named_in_errors(tmp_path: Path) -> None:
     (error,) = info.value.errors
     assert error.source == str(path)
     assert str(error) == (
-        f"{path}:25: stages[0].factr: unknown parameter for scale "
-        "(expected factor, field); did you mean 'factor'?"
+        f"{path}:25: stages[0].factr: scale: unknown parameter 'factr' "
+        "(did you mean 'factor'?); parameters: factor, field"
     )
 
 
@@ -153,7 +153,7 @@ BAD = [
     (
         '[pipeline]\nname = "x"\n[[sources]]\nname = "a"\nkind = "keysquare"\nurl = "h:1"\n',
         "sources[0].data_type",
-        "missing (required by keysquare)",
+        "keysquare: missing parameter 'data_type'; parameters: url, data_type",
     ),
     (
         '[pipeline]\nname = "x"\n[[sources]]\nname = "a"\nkind = "ticks"\n'
@@ -245,7 +245,7 @@ def test_the_line_of_the_bad_key_is_given() -> None:
         parse(text)
     (error,) = info.value.errors
     assert (error.line, error.path) == (6, "sources[0].rat")
-    assert str(error).startswith("<text>:6: sources[0].rat: unknown parameter for ticks")
+    assert str(error).startswith("<text>:6: sources[0].rat: ticks: unknown parameter 'rat'")
 
 
 def test_an_unreadable_file_is_a_definition_error(tmp_path: Path) -> None:
