@@ -6,18 +6,15 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import actorwire.actors.log as aw_log
 import pytest
-import structlog
 import zmq
-from actorwire.actors import ActorSystem, configure_logging
+from actorwire.actors import ActorSystem
 from actorwire.adapters.jupyter.client import KernelClient
 from actorwire.adapters.jupyter.connection import ConnectionInfo
 from actorwire.adapters.jupyter.kernel import start_kernel
@@ -272,22 +269,6 @@ def fake() -> Iterator[FakeKernel]:
         yield kernel
     finally:
         kernel.close()
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """Every log event as JSON in a buffer (for clients made after it); restored after."""
-    out = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    configure_logging(format="json", level="debug", stream=out)
-    try:
-        yield out
-    finally:
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
-        structlog.reset_defaults()
-        aw_log._install_default_redaction()
 
 
 def events(log: io.StringIO, event: str) -> list[dict[str, Any]]:

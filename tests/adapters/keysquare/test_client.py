@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import actorwire.actors.log as aw_log
 import pandas as pd
 import pytest
-import structlog
-from actorwire.actors import configure_logging
 from actorwire.adapters.keysquare import (
     KeyHeader,
     KeyMessage,
@@ -114,22 +110,6 @@ def restricted(tmp_path: Path) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """Every log event as JSON in a buffer; logging is restored afterwards."""
-    out = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
-    configure_logging(format="json", level="debug", stream=out)
-    try:
-        yield out
-    finally:
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
-        structlog.reset_defaults()
-        aw_log._install_default_redaction()
 
 
 def session_for(server: Any, app: str = "demo", key: str = "demo-key", **kw: Any) -> KeySession:
