@@ -86,6 +86,10 @@ class Address:
     def system(self) -> ActorSystem:
         return self._cell.system
 
+    def depth(self) -> int:
+        """How many messages wait in the mailbox (a snapshot: flow control, metrics)."""
+        return self._cell.inbox.qsize()
+
     def tell(self, message: Any) -> None:
         """Send without waiting for an answer (blocks only on a full BACKPRESSURE mailbox)."""
         self._cell.inbox.put(Envelope(message))

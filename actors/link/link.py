@@ -542,7 +542,10 @@ class Link:
     reconnects, gaps, duplicates and reordering. ``state`` and ``state_listener(state,
     reason)`` report CONNECTING, CONNECTED, RECOVERING, RECONNECTING, FAILED and CLOSED.
     The link's actors fail and restart under a rest-for-one supervisor; more than
-    ``max_restarts`` within ``restart_window`` seconds and it gives up: FAILED.
+    ``max_restarts`` within ``restart_window`` seconds and it gives up: FAILED. A consumer
+    that falls behind (a full BACKPRESSURE mailbox) pauses reading once ``max_backlog``
+    reads wait at the sequence actor, so memory stays bounded and the peer feels the
+    backpressure; nothing is dropped.
     """
 
     def __init__(
@@ -562,6 +565,7 @@ class Link:
         clock: Clock = monotonic,
         max_restarts: int = 10,
         restart_window: float = 10.0,
+        max_backlog: int = 1000,
     ) -> None:
         if not isinstance(adapter, LinkAdapter):
             raise TypeError(f"Link adapter must be a LinkAdapter, got {adapter!r}")
@@ -591,9 +595,13 @@ class Link:
         self._peers = peers
         stats = self.stats
 
+        if isinstance(max_backlog, bool) or not isinstance(max_backlog, int) or max_backlog < 2:
+            raise ValueError(f"max_backlog must be an integer >= 2, got {max_backlog!r}")
+
         def transport() -> Actor:
             t = adapter.make_transport()
             t.wire(peers, stats, clock)
+            t.max_backlog = max_backlog
             return t
 
         backoff = backoff or Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2)

@@ -112,6 +112,7 @@ class LinkStats:
         "frames_unsent",
         "last_inbound",
         "protocol_errors",
+        "read_pauses",
     )
 
     def __init__(self) -> None:
@@ -122,6 +123,7 @@ class LinkStats:
         self.bytes_in = 0
         self.protocol_errors = 0
         self.connects = 0
+        self.read_pauses = 0  # times reads stopped because the consumer fell behind
 
     def as_dict(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -151,6 +153,12 @@ class Transport(Actor):
     """
 
     connect_timeout = 10.0
+    # Reads pause while more than this many reads wait, undelivered, at the sequence actor
+    # (its consumer is slow: a full BACKPRESSURE mailbox); they resume below half of it.
+    # The socket then stops being read, so the peer sees backpressure rather than the
+    # backlog growing in memory. The Link sets it (``max_backlog``).
+    max_backlog = 1000
+    _BACKLOG_POLL = 0.005  # seconds between looks at the backlog while paused
 
     def __init__(self, adapter: LinkAdapter) -> None:
         super().__init__()
@@ -286,12 +294,32 @@ class Transport(Actor):
             if reason != "closed by the link":
                 reconnect.tell(Disconnected(gen, reason))
 
+    async def _wait_for_backlog(self, sequence: Address, low: int) -> None:
+        """Stop reading until the sequence actor's backlog is down to ``low``."""
+        stats = self.stats
+        stats.read_pauses += 1
+        self.log.warning(
+            "reads paused: the consumer is behind",
+            peer=self.peer,
+            backlog=sequence.depth(),
+            pauses=stats.read_pauses,
+        )
+        while sequence.depth() > low:
+            # Our own slowness is not the peer's silence: keep the heartbeat satisfied.
+            stats.last_inbound = self.clock()
+            await asyncio.sleep(self._BACKLOG_POLL)
+        stats.last_inbound = self.clock()
+        self.log.info("reads resumed", peer=self.peer, backlog=sequence.depth())
+
     async def _reader(self, gen: int, reconnect: Address) -> str:
         sequence = self._peer("sequence")
         route = self.adapter.route
         stats = self.stats
         clock = self.clock
+        high = self.max_backlog
         while True:
+            if sequence.depth() > high:
+                await self._wait_for_backlog(sequence, high // 2)
             try:
                 frames = await self.read()
             except (EOFError, ConnectionError, asyncio.IncompleteReadError) as exc:

@@ -336,6 +336,40 @@ def test_slow_consumer_with_fail_mailbox_is_counted_not_a_crash(
     link.close()
 
 
+def test_a_slow_backpressure_consumer_pauses_reads_and_loses_nothing(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    # The consumer's bounded BACKPRESSURE mailbox fills while it is blocked: the sequence
+    # actor then blocks on it, and the transport stops reading once max_backlog reads wait
+    # there. The backlog stays bounded, nothing is dropped, the link stays up.
+    gate = threading.Event()
+    got: list[int] = []
+    consumer = system.spawn(
+        _Gate, gate, got, name="gate", mailbox=Mailbox(capacity=5, overflow=Overflow.BACKPRESSURE)
+    )
+    link = Link(
+        system, FeedAdapter(server.port), consumer, name="slow", max_backlog=4, **FAST
+    ).start()
+    assert link.wait_for(LinkState.CONNECTED, 5)
+    link.subscribe("A", 1)
+    server.wait_for(lambda: server.subscriptions >= 1)
+    sequence = system.lookup("slow.sequence")
+    deepest = 0
+    for _ in range(40):  # 40 separate bursts: many separate reads
+        server.publish("A", 25)
+        deepest = max(deepest, sequence.depth())
+    wait_until(lambda: link.stats.read_pauses > 0, 10)  # (status() would ask the blocked actor)
+    for _ in range(20):  # paused: the backlog does not grow past the mark
+        deepest = max(deepest, sequence.depth())
+    assert deepest <= 4 + 1
+    gate.set()
+    wait_until(lambda: len(got) == 1000, 20)
+    assert got == list(range(1, 1001))
+    assert link.status()["consumer_rejected"] == 0
+    assert link.state is LinkState.CONNECTED
+    link.close()
+
+
 def test_protocol_errors_reach_the_link_state_machine(
     system: ActorSystem, server: FeedServer
 ) -> None:
