@@ -11,7 +11,7 @@ describe the same graph: :func:`load_definition` checks one and returns its Pipe
 
 from .definition import Definition, DefinitionError, parse_definition
 from .loader import DefinitionPipeline, build_pipeline, load_definition
-from .metrics import MetricsServer
+from .metrics import MetricsServer, Snapshot
 from .operators import OPERATORS, Operator, OperatorBase, make_operator, resolve_callable
 from .pipeline import (
     DEFAULT_CAPACITY,
@@ -63,6 +63,7 @@ __all__ = [
     "Pipeline",
     "PipelineError",
     "Sink",
+    "Snapshot",
     "Source",
     "StageActor",
     "StageContext",
