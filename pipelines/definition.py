@@ -695,11 +695,13 @@ class _Parser:
 _CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
+_CALLABLE_ANNOTATION = re.compile(r"\b(Callable|FnSpec)\b")
+
+
 def _takes_callable(parameter: inspect.Parameter) -> bool:
     """A parameter annotated with a callable (``Callable``, ``FnSpec``...): a string for it
     is a ``module:function`` reference, checked by importing it."""
-    annotation = str(parameter.annotation)
-    return "Callable" in annotation or "Fn" in annotation
+    return _CALLABLE_ANNOTATION.search(str(parameter.annotation)) is not None
 
 
 def looks_callable(value: str) -> bool:
