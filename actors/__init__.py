@@ -1,6 +1,7 @@
 """actorwire.actors: the runtime.
 
-Actors with bounded mailboxes, stable addresses that survive restarts, OTP-style
+Actors multiplexed on dispatchers (a shared pool of workers; a thread only for a pinned
+actor), with bounded mailboxes, stable addresses that survive restarts, OTP-style
 supervision, death watch, timers, one shared asyncio I/O loop per system, dead letters,
 metrics and structured logging; and the supervised links every adapter reuses.
 """
@@ -12,6 +13,7 @@ from .address import DEFAULT_ASK_TIMEOUT, Address
 from .backoff import Backoff, BackoffPolicy
 from .clock import Clock, ManualClock
 from .deadletters import DeadLetter, DeadLetters
+from .dispatcher import Dispatcher, PinnedDispatcher, PoolDispatcher, PoolExhausted
 from .ioloop import IOLoop
 from .link import (
     HeartbeatPolicy,
@@ -52,6 +54,7 @@ __all__ = [
     "Control",
     "DeadLetter",
     "DeadLetters",
+    "Dispatcher",
     "ExpectedFailure",
     "HeartbeatPolicy",
     "IOLoop",
@@ -62,6 +65,9 @@ __all__ = [
     "MailboxFull",
     "ManualClock",
     "Overflow",
+    "PinnedDispatcher",
+    "PoolDispatcher",
+    "PoolExhausted",
     "Restart",
     "SequenceTracker",
     "Strategy",

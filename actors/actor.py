@@ -1,17 +1,22 @@
-"""The actor base class: a pykka ThreadingActor whose loop drains its mailbox in batches.
+"""The actor base class: a pykka Actor whose mailbox a dispatcher runs.
 
-The loop is actorwire's own (pykka's handles one envelope per wake-up and stops every actor
-in the process on a BaseException). Failures end the incarnation and go to the system,
-which hands them to the supervisor; nothing an actor raises stops another actor.
+An actor owns no thread. The system starts it (never ``Actor.start()``, and it is never
+entered in pykka's process-global registry); its dispatcher runs a *turn* whenever messages
+wait: up to ``throughput`` of them, in order, one at a time (or runs of tells together
+through ``on_batch``), then the actor yields its worker. Failures end the incarnation and
+go to the system, which hands them to the supervisor; nothing an actor raises stops another
+actor (pykka's loop would stop every actor in the process on a BaseException).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import pykka
+import structlog
 from pykka import ActorDeadError
 from pykka import messages as pykka_messages
 
@@ -49,34 +54,93 @@ class _Unattached:
 
 
 _UNATTACHED = _Unattached()
+_UNSTARTED_LOG = structlog.get_logger("actorwire.actor")
 
 
-class Actor(pykka.ThreadingActor):
+class Actor(pykka.Actor):
     """Subclass this and implement ``on_receive(message)`` (and optionally ``on_batch``).
 
     The system sets ``self.system``, ``self.address`` and ``self.log`` before ``on_start``
     runs; they are not available in ``__init__``. A message told to the actor that raises
     is a failure: the actor stops (``on_failure`` runs) and its supervisor decides what
     happens next. An exception while answering an ``ask`` goes back to the asker instead.
+
+    The actor runs on its system's dispatcher (a shared pool of workers by default); pass
+    ``dispatcher=PinnedDispatcher()`` to ``spawn`` for an actor that blocks for long.
     """
 
-    use_daemon_thread = True
     batch_size: ClassVar[int] = 512
-    """Most messages taken from the mailbox per wake-up."""
+    """Most messages handled per turn (the dispatcher's ``throughput`` bounds it too)."""
 
     system: ActorSystem
     address: Address
-    log: FilteringBoundLogger
-    _aw_cell: _Cell
-    _aw_stop_now: bool
-    _aw_started: threading.Event
-    _aw_done: threading.Event
-    _aw_start_error: BaseException | None
-    _aw_thread: threading.Thread | None = None
+    _aw_cell: _Cell | None = None
+    _aw_stop_now: bool = False
+    _aw_started: bool = False
+    _aw_finished: bool = False
+    _aw_start_error: BaseException | None = None
+
+    def __init__(self) -> None:
+        # pykka's __init__ makes a uuid, an Event and an ActorRef per actor: made lazily
+        # here (see the properties below), so an idle actor stays a few hundred bytes.
+        pass
+
+    @property
+    def log(self) -> FilteringBoundLogger:
+        """structlog logger bound to the system and this actor's name."""
+        log = self.__dict__.get("_aw_log")
+        if log is None:
+            cell = self._aw_cell
+            log = cell.log if cell is not None else _UNSTARTED_LOG
+            self.__dict__["_aw_log"] = log
+        return log
+
+    @log.setter
+    def log(self, value: FilteringBoundLogger) -> None:
+        self.__dict__["_aw_log"] = value
+
+    # -- pykka's attributes, lazily ----------------------------------------------------
+
+    @property
+    def actor_urn(self) -> str:  # type: ignore[override]
+        urn = self.__dict__.get("_aw_urn")
+        if urn is None:
+            urn = self.__dict__.setdefault("_aw_urn", uuid.uuid4().urn)
+        return urn  # type: ignore[no-any-return]
+
+    @property
+    def actor_inbox(self) -> Any:  # type: ignore[override]
+        cell = self._aw_cell
+        return cell.inbox if cell is not None else _UNATTACHED
+
+    @property
+    def actor_stopped(self) -> threading.Event:  # type: ignore[override]
+        event = self.__dict__.get("_aw_stopped_event")
+        if event is None:
+            event = self.__dict__.setdefault("_aw_stopped_event", threading.Event())
+            if self._aw_finished:
+                event.set()
+        return event  # type: ignore[no-any-return]
+
+    @property
+    def _actor_ref(self) -> pykka.ActorRef[Any]:  # type: ignore[override]
+        ref = self.__dict__.get("_aw_ref")
+        if ref is None:
+            ref = self.__dict__.setdefault("_aw_ref", pykka.ActorRef(self))
+        return ref  # type: ignore[no-any-return]
 
     @staticmethod
     def _create_actor_inbox() -> Any:
         return _UNATTACHED
+
+    @staticmethod
+    def _create_future() -> Any:
+        from .address import Reply  # noqa: PLC0415 - cycle
+
+        return Reply()
+
+    def _start_actor_loop(self) -> None:
+        raise TypeError("actorwire actors are started by system.spawn, not by pykka")
 
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> NoReturn:
@@ -84,6 +148,8 @@ class Actor(pykka.ThreadingActor):
             f"{cls.__name__}.start() is pykka's; start actorwire actors with "
             f"system.spawn({cls.__name__}, ...)"
         )
+
+    # -- hooks -------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
         """Handle one message; the return value answers an ``ask``."""
@@ -98,85 +164,81 @@ class Actor(pykka.ThreadingActor):
         for message in messages:
             self.on_receive(message)
 
-    # -- the loop ----------------------------------------------------------------------
+    # -- one turn ----------------------------------------------------------------------
 
-    def _start_actor_loop(self) -> None:
-        thread = threading.Thread(
-            target=self._actor_loop, name=f"{self._aw_cell.name}", daemon=True
-        )
-        self._aw_thread = thread
-        thread.start()
+    def _aw_turn(self, cell: _Cell, limit: int) -> object | None:
+        """Handle up to ``limit`` waiting messages; a stop reason ends the incarnation.
 
-    def _actor_loop(self) -> None:
-        cell = self._aw_cell
-        cell.thread_ident = threading.get_ident()
-        try:
-            self.on_start()
-        except BaseException as exc:  # noqa: BLE001 - a failed start is a supervised failure
-            self._aw_start_error = exc
-            self._aw_end(exc)
-            return
-        self._aw_started.set()
-        reason: object
-        try:
-            reason = self._aw_run(cell)
-        except BaseException as exc:  # noqa: BLE001 - defensive: a runtime bug ends only us
-            reason = exc
-        self._aw_end(reason)
-
-    def _aw_run(self, cell: _Cell) -> object:
-        inbox = cell.inbox
-        limit = self.batch_size
+        An item is an envelope or a list of told messages (one ``tell_many``). What is left
+        when the turn ends early (a failure, a stop) stays in the cell's backlog for the
+        next turn or incarnation.
+        """
+        if self._aw_stop_now:
+            return SHUTDOWN
+        items = cell.take_backlog() or cell.inbox.drain(limit)
+        n = len(items)
         batched = type(self).on_batch is not Actor.on_batch
         on_receive = self.on_receive
         control = _CONTROL
-        while True:
-            if self._aw_stop_now:
-                return SHUTDOWN
-            envs = cell.take_backlog()
-            if not envs:
-                envs = inbox.drain(limit)
-                cell.taken += len(envs)
-            n = len(envs)
-            i = 0
-            run_len = 1
-            try:
-                while i < n:
-                    env = envs[i]
-                    message = env.message
-                    if env.reply_to is None and message.__class__ not in control:
-                        if batched:
-                            j = i + 1
-                            while (
-                                j < n
-                                and envs[j].reply_to is None
-                                and envs[j].message.__class__ not in control
-                            ):
-                                j += 1
-                            run = [e.message for e in envs[i:j]]
-                            run_len = len(run)
-                            i = j
-                            self.on_batch(run)
-                            cell.processed += run_len
+        i = 0
+        run_len = 1
+        try:
+            while i < n:
+                item = items[i]
+                if item.__class__ is not list and (
+                    item.reply_to is not None or item.message.__class__ in control
+                ):
+                    i += 1
+                    run_len = 1
+                    outcome = self._aw_special(item, cell)
+                    if outcome is not None:
+                        cell.backlog = items[i:]
+                        return outcome
+                elif batched:
+                    # A run of tells (envelopes and tell_many lists) goes to on_batch whole.
+                    run: list[Any] = []
+                    j = i
+                    while j < n:
+                        nxt = items[j]
+                        if nxt.__class__ is list:
+                            run.extend(nxt)
+                        elif nxt.reply_to is None and nxt.message.__class__ not in control:
+                            run.append(nxt.message)
                         else:
-                            run_len = 1
-                            i += 1
+                            break
+                        j += 1
+                    run_len = len(run)
+                    i = j
+                    self.on_batch(run)
+                    cell.processed += run_len
+                elif item.__class__ is list:
+                    run_len = 1
+                    for k, message in enumerate(item):
+                        try:
                             on_receive(message)
-                            cell.processed += 1
-                    else:
-                        i += 1
-                        run_len = 1
-                        outcome = self._aw_special(env, cell)
-                        if outcome is not None:
-                            cell.backlog = envs[i:]
-                            return outcome
-                    if self._aw_stop_now:
-                        cell.backlog = envs[i:]
-                        return SHUTDOWN
-            except BaseException as exc:  # noqa: BLE001 - one actor's failure is its own
-                cell.failed += run_len
-                cell.backlog = envs[i:]
-                return exc
+                        except BaseException:
+                            cell.processed += k
+                            rest = item[k + 1 :]
+                            if rest:
+                                items[i] = rest
+                            else:
+                                i += 1
+                            raise
+                    cell.processed += len(item)
+                    i += 1
+                else:
+                    run_len = 1
+                    i += 1
+                    on_receive(item.message)
+                    cell.processed += 1
+                if self._aw_stop_now:
+                    cell.backlog = items[i:]
+                    return SHUTDOWN
+        except BaseException as exc:  # noqa: BLE001 - one actor's failure is its own
+            cell.failed += run_len
+            cell.backlog = items[i:]
+            return exc
+        return None
 
     def _aw_special(self, env: Envelope[Any], cell: _Cell) -> object | None:
         """An ask or a control message; returns a stop reason to end the loop, else None."""
@@ -228,6 +290,8 @@ class Actor(pykka.ThreadingActor):
         return None
 
     def _aw_end(self, reason: object) -> None:
+        cell = self._aw_cell
+        assert cell is not None
         if is_failure(reason):
             assert isinstance(reason, BaseException)
             try:
@@ -240,14 +304,16 @@ class Actor(pykka.ThreadingActor):
             except BaseException as exc:  # noqa: BLE001 - a failing on_stop is a failure
                 self.log.error("on_stop raised", error=repr(exc))
                 reason = exc
-        self.actor_stopped.set()
+        self._aw_finished = True
+        event = self.__dict__.get("_aw_stopped_event")
+        if event is not None:
+            event.set()
         try:
-            self._aw_cell.incarnation_ended(self, reason)
+            cell.incarnation_ended(self, reason)
         finally:
-            self._aw_started.set()
-            self._aw_done.set()
+            cell.system._incarnation_done()
 
     def __repr__(self) -> str:
-        cell = getattr(self, "_aw_cell", None)
+        cell = self._aw_cell
         name = cell.name if cell is not None else "unstarted"
         return f"<{type(self).__name__} {name!r}>"

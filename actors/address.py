@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pykka import ActorDeadError
 from pykka._envelope import Envelope
 
+from .dispatcher import _local
 from .mailbox import MailboxFull
 from .messages import Control
 
@@ -103,15 +104,22 @@ class Address:
         """Send and wait for the actor's answer (the return value of its ``on_receive``).
 
         Raises TimeoutError after ``timeout`` seconds, ActorDeadError if the actor is dead,
-        MailboxFull if a bounded mailbox refuses it, or whatever the actor raised.
+        MailboxFull if a bounded mailbox refuses it, or whatever the actor raised. Asked
+        from an actor on a pool, the pool adds a worker while this one waits (so asks never
+        deadlock the pool); PoolExhausted when it may add no more.
         """
         cell = self._cell
-        if cell.thread_ident == threading.get_ident():
+        if getattr(_local, "cell", None) is cell:
             raise RuntimeError(f"actor {cell.name!r} asked itself: that would deadlock")
         reply = Reply()
-        cell.inbox.put(Envelope(message, reply_to=reply))  # type: ignore[arg-type]
+        worker = getattr(_local, "worker", None)
         try:
-            return reply.get(timeout)
+            if worker is None:
+                cell.inbox.put(Envelope(message, reply_to=reply))  # type: ignore[arg-type]
+                return reply.get(timeout)
+            with worker.pool._blocking(worker, strict=True):
+                cell.inbox.put(Envelope(message, reply_to=reply))  # type: ignore[arg-type]
+                return reply.get(timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"no reply from actor {cell.name!r} to {type(message).__name__} within {timeout}s"

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 import structlog
 
+from .dispatcher import mark_never_block
+
 __all__ = ["IOLoop"]
 
 T = TypeVar("T")
@@ -38,6 +40,7 @@ class IOLoop:
         return threading.current_thread() is self._thread
 
     def _run(self) -> None:
+        mark_never_block()  # the loop serves every connection: a full mailbox never blocks it
         asyncio.set_event_loop(self._loop)
         self._loop.call_soon(self._started.set)
         self._loop.run_forever()

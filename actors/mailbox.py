@@ -2,15 +2,15 @@
 
 An inbox belongs to an actor's stable address, not to one incarnation: a restarted actor
 takes over the same inbox, so messages told while it restarts are held and delivered.
-Two implementations share one interface: an unbounded one on ``queue.SimpleQueue`` (the C
-queue, several times cheaper than ``queue.Queue`` on both ends) and a bounded one with an
-overflow policy.
+Two implementations share one interface: an unbounded one on a ``deque`` (appends and
+pops are atomic, so neither end takes a lock) and a bounded one with an overflow policy.
+Draining never blocks: an actor with nothing to do is not running at all (its dispatcher
+schedules it when a message arrives).
 """
 
 from __future__ import annotations
 
 import enum
-import queue
 import threading
 import time
 from collections import deque
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pykka._envelope import Envelope
+
+from .dispatcher import blocking, may_block
 
 __all__ = ["Mailbox", "MailboxFull", "Overflow"]
 
@@ -86,16 +88,44 @@ class Mailbox:
         return self.capacity is None and self.overflow is not Overflow.CONFLATE
 
 
+Item = Any
+"""What an inbox queues and ``drain`` returns: an ``Envelope`` (a tell, an ask or a system
+message), or a ``list`` of told messages queued by one ``tell_many``."""
 RejectFn = Callable[[Envelope[Any], str], None]
 """Called with an envelope that could not be delivered and why (dead letters)."""
 DropFn = Callable[[Envelope[Any], str], None]
 """Called with an envelope dropped by the overflow policy."""
 
+HOLD_FULL = "hold limit reached while the actor restarts"
+
+_HOLD = threading.Condition()
+"""Shared by every inbox: senders waiting for a restarting actor's hold to open. Holds are
+rare and short, so one condition costs less than one per actor."""
+
+
+def _expand(items: list[Item]) -> list[Envelope[Any]]:
+    """Items as envelopes (a batch becomes one envelope per message): for dead letters."""
+    out: list[Envelope[Any]] = []
+    for item in items:
+        if item.__class__ is list:
+            out.extend(Envelope(m) for m in item)
+        else:
+            out.append(item)
+    return out
+
 
 class Inbox:
-    """The interface the actor loop and addresses use; see the two implementations."""
+    """The interface the actor loop and addresses use; see the two implementations.
+
+    Every put wakes the owning cell (``cell.scheduled`` / ``cell.schedule()``): a put to an
+    idle actor schedules it on its dispatcher. Depth and capacity count messages, not
+    items: a batch of 500 from one ``tell_many`` counts 500.
+    """
 
     dropped: int
+    taken: int
+    """Messages drained so far (the one consumer updates it)."""
+    _cell: Any
 
     def put(self, envelope: Envelope[Any], /, timeout: float | None = -1.0) -> None:
         raise NotImplementedError
@@ -116,7 +146,8 @@ class Inbox:
                 self.dropped += 1
         return refused
 
-    def drain(self, limit: int) -> list[Envelope[Any]]:
+    def drain(self, limit: int) -> list[Item]:
+        """Take what waits, up to about ``limit`` messages (a batch is taken whole)."""
         raise NotImplementedError
 
     def qsize(self) -> int:
@@ -134,76 +165,164 @@ class Inbox:
     def closed(self) -> bool:
         raise NotImplementedError
 
-    # pykka's ActorInbox protocol, so pykka's own ActorRef keeps working.
-    def get(self) -> Envelope[Any]:
-        return self.drain(1)[0]
-
+    # pykka's ActorInbox protocol (``put`` above), so pykka's own ActorRef keeps working.
     def empty(self) -> bool:
         return self.qsize() == 0
 
+    def _wake(self) -> None:
+        cell = self._cell
+        if not cell.scheduled:
+            cell.schedule()
+
 
 class FastInbox(Inbox):
-    """Unbounded inbox on ``queue.SimpleQueue``; lock-free close protocol.
+    """Unbounded inbox on a ``deque`` (appends and pops are atomic); lock-free close.
 
     close() sets the flag and then drains; a put that raced the close re-checks the flag
     after its put and drains what it left, so nothing stays stranded in a closed inbox.
+    The one consumer is the actor's current turn, so ``drain`` needs no lock either.
     """
 
-    __slots__ = ("_closed", "_hold", "_q", "_reject", "dropped")
+    __slots__ = (
+        "_batch_lock",
+        "_cell",
+        "_closed",
+        "_extra",
+        "_hold",
+        "_hold_timeout",
+        "_q",
+        "_reject",
+        "dropped",
+        "taken",
+    )
 
-    def __init__(self, reject: RejectFn) -> None:
-        self._q: queue.SimpleQueue[Envelope[Any]] = queue.SimpleQueue()
+    def __init__(self, cell: Any, reject: RejectFn, hold_timeout: float | None) -> None:
+        self._q: deque[Item] = deque()
+        self._cell = cell
         self._closed = False
         self._hold: int | None = None
+        self._hold_timeout = hold_timeout
         self._reject = reject
+        self._extra = 0  # messages beyond one per queued batch
+        self._batch_lock = threading.Lock()
         self.dropped = 0
+        self.taken = 0
 
     def put(self, envelope: Envelope[Any], /, timeout: float | None = -1.0) -> None:
         if self._closed:
             self._reject(envelope, "actor is dead")
             return
-        if self._hold is not None and self._q.qsize() >= self._hold:
-            self._reject(envelope, "hold limit reached while the actor restarts")
-            return
-        self._q.put(envelope)
+        hold = self._hold
+        if hold is not None and len(self._q) + self._extra >= hold:
+            if not self._put_held(envelope, timeout):
+                return
+        else:
+            self._q.append(envelope)
         if self._closed:
             self._flush_closed()
+            return
+        cell = self._cell
+        if not cell.scheduled:
+            cell.schedule()
+
+    def _put_held(self, envelope: Envelope[Any], timeout: float | None) -> bool:
+        """The actor restarts and its hold is full: wait for the new incarnation (bounded)
+        unless this sender must never block; True once queued, else counted and rejected."""
+        if timeout is not None and timeout < 0:
+            timeout = self._hold_timeout
+        if timeout != 0 and may_block():
+            deadline = None if timeout is None else time.monotonic() + timeout
+            with blocking(), _HOLD:
+                while True:
+                    hold = self._hold
+                    if self._closed or hold is None or len(self._q) + self._extra < hold:
+                        break
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    _HOLD.wait(remaining)
+                hold = self._hold
+                if not self._closed and (hold is None or len(self._q) + self._extra < hold):
+                    self._q.append(envelope)
+                    return True
+        if self._closed:
+            self._reject(envelope, "actor is dead")
+            return False
+        self.dropped += 1
+        self._reject(envelope, HOLD_FULL)
+        return False
 
     def put_system(self, envelope: Envelope[Any]) -> None:
         if self._closed:
             self._reject(envelope, "actor is dead")
             return
-        self._q.put(envelope)
+        self._q.append(envelope)
         if self._closed:
             self._flush_closed()
+            return
+        cell = self._cell
+        if not cell.scheduled:
+            cell.schedule()
 
     def put_many(self, messages: list[Any]) -> int:
+        n = len(messages)
+        if n == 0:
+            return 0
         if self._closed or self._hold is not None:
             return super().put_many(messages)  # the checked path, message by message
-        put = self._q.put
-        for message in messages:
-            put(Envelope(message))
+        if n == 1:
+            self._q.append(Envelope(messages[0]))
+        else:
+            with self._batch_lock:
+                self._extra += n - 1
+            self._q.append(list(messages))  # a copy: the caller may reuse its list
         if self._closed:
             self._flush_closed()
+            return 0
+        cell = self._cell
+        if not cell.scheduled:
+            cell.schedule()
         return 0
 
-    def drain(self, limit: int) -> list[Envelope[Any]]:
+    def drain(self, limit: int) -> list[Item]:
         q = self._q
-        items = [q.get()]
-        # Single consumer: everything counted by qsize() is there to take.
-        n = min(q.qsize(), limit - 1)
-        get = q.get_nowait
-        items.extend(get() for _ in range(n))
-        return items
+        out: list[Item] = []
+        taken = 0
+        extra = 0
+        popleft = q.popleft
+        try:
+            while taken < limit:
+                item = popleft()
+                out.append(item)
+                if item.__class__ is list:
+                    k = len(item)
+                    taken += k
+                    extra += k - 1
+                else:
+                    taken += 1
+        except IndexError:
+            pass
+        self.taken += taken
+        if extra:
+            with self._batch_lock:
+                self._extra -= extra
+        return out
 
     def qsize(self) -> int:
-        return self._q.qsize()
+        return len(self._q) + self._extra
+
+    def __bool__(self) -> bool:
+        return bool(self._q)
 
     def hold(self, limit: int | None) -> None:
-        self._hold = limit
+        with _HOLD:
+            self._hold = limit
+            _HOLD.notify_all()
 
     def close(self) -> list[Envelope[Any]]:
         self._closed = True
+        with _HOLD:
+            _HOLD.notify_all()
         return self._take_all()
 
     @property
@@ -211,12 +330,15 @@ class FastInbox(Inbox):
         return self._closed
 
     def _take_all(self) -> list[Envelope[Any]]:
-        out = []
+        items: list[Item] = []
         while True:
             try:
-                out.append(self._q.get_nowait())
-            except queue.Empty:
-                return out
+                items.append(self._q.popleft())
+            except IndexError:
+                break
+        with self._batch_lock:
+            self._extra = 0
+        return _expand(items)
 
     def _flush_closed(self) -> None:
         for env in self._take_all():
@@ -232,25 +354,40 @@ class _Key:
         self.key = key
 
 
-class BoundedInbox(Inbox):
-    """Bounded inbox with an overflow policy; asks and system messages are never dropped."""
+class _System:
+    """A system message in a bounded inbox: not counted against capacity, never dropped."""
 
-    def __init__(self, spec: Mailbox, reject: RejectFn, drop: DropFn) -> None:
+    __slots__ = ("envelope",)
+
+    def __init__(self, envelope: Envelope[Any]) -> None:
+        self.envelope = envelope
+
+
+class BoundedInbox(Inbox):
+    """Bounded inbox with an overflow policy; asks and system messages are never dropped.
+
+    While the actor restarts, its hold bounds the inbox too; a sender that may block waits
+    for room as under BACKPRESSURE, one that must not (the I/O loop, a timer) gets the
+    overflow policy, and what is still refused is counted as dropped.
+    """
+
+    def __init__(self, spec: Mailbox, cell: Any, reject: RejectFn, drop: DropFn) -> None:
         self._spec = spec
+        self._cell = cell
         self._capacity = spec.capacity
         self._policy = spec.overflow
         self._key = spec.key if spec.overflow is Overflow.CONFLATE else None
-        self._items: deque[Envelope[Any] | _Key | _System] = deque()
+        self._items: deque[Envelope[Any] | _Key | _System | list[Any]] = deque()
         self._latest: dict[Hashable, Envelope[Any]] = {}
         self._count = 0  # user messages waiting (what capacity bounds)
         self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closed = False
         self._hold: int | None = None
         self._reject = reject
         self._drop = drop
         self.dropped = 0
+        self.taken = 0
 
     def _limit(self) -> int | None:
         cap, hold = self._capacity, self._hold
@@ -284,7 +421,6 @@ class BoundedInbox(Inbox):
                         else:
                             self._items.append(_Key(key))
                             self._count += 1
-                        self._not_empty.notify()
                 else:
                     limit = self._limit()
                     if limit is not None and self._count >= limit:
@@ -292,11 +428,12 @@ class BoundedInbox(Inbox):
                     if not rejected and evicted is not envelope:
                         self._items.append(envelope)
                         self._count += 1
-                        self._not_empty.notify()
         if rejected:
             self._reject(envelope, rejected)
-        elif evicted is not None:
+            return
+        if evicted is not None:
             self._drop(evicted, f"mailbox overflow ({self._policy.name})")
+        self._wake()
 
     def _full_message(self) -> str:
         return (
@@ -305,28 +442,29 @@ class BoundedInbox(Inbox):
         )
 
     def _wait_room(self, timeout: float | None) -> bool:
+        """Wait (lock held; released while waiting) until a message fits; False on timeout."""
         limit = self._limit()
         if limit is None or self._count < limit:
             return True
-        if self._policy is Overflow.FAIL:
-            return False
         if timeout is not None and timeout < 0:
             timeout = self._spec.put_timeout
+        if timeout == 0 or not may_block():
+            return False
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._count >= (self._limit() or self._count + 1) and not self._closed:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            self._not_full.wait(remaining)
+        with blocking():
+            while self._count >= (self._limit() or self._count + 1) and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._not_full.wait(remaining)
         return not self._closed
 
     def _overflow(
         self, envelope: Envelope[Any], timeout: float | None
     ) -> tuple[str, Envelope[Any] | None]:
         """Apply the policy to a full inbox: (reject reason, envelope dropped), lock held."""
-        if self._hold is not None and self._count >= self._hold:
-            return "hold limit reached while the actor restarts", None
         policy = self._policy
+        held = self._hold is not None and (self._capacity is None or self._hold < self._capacity)
         if policy is Overflow.DROP_NEWEST and envelope.reply_to is None:
             self.dropped += 1
             return "", envelope
@@ -336,32 +474,46 @@ class BoundedInbox(Inbox):
                 self.dropped += 1
                 return "", oldest
         # CONFLATE full of distinct keys pushes back: losing a whole key is never right.
-        if policy in (Overflow.BACKPRESSURE, Overflow.CONFLATE):
+        # A restarting actor's full hold makes every sender that may block wait.
+        if held or policy in (Overflow.BACKPRESSURE, Overflow.CONFLATE):
             if self._wait_room(timeout):
                 return "", None
             if self._closed:
                 # The actor died while the sender waited: a dead letter, not "full".
                 return "actor is dead", None
+            if held and self._hold is not None and self._count >= self._hold:
+                self.dropped += 1
+                return HOLD_FULL, None
         # FAIL, a timed-out wait, or an ask that a drop policy may not discard.
         raise MailboxFull(self._full_message())
 
     def _evict_oldest(self) -> Envelope[Any] | None:
         items = self._items
         for i, item in enumerate(items):
-            if isinstance(item, _Key):
+            if item.__class__ is _Key:
+                assert isinstance(item, _Key)
                 del items[i]
                 self._count -= 1
                 return self._latest.pop(item.key)
-            if isinstance(item, Envelope) and item.reply_to is None:
-                del items[i]
+            if item.__class__ is list:
+                assert isinstance(item, list)
+                message = item.pop(0)
+                if not item:
+                    del items[i]
                 self._count -= 1
-                return item
+                return Envelope(message)
+            if item.__class__ is Envelope:
+                assert isinstance(item, Envelope)
+                if item.reply_to is None:
+                    del items[i]
+                    self._count -= 1
+                    return item
         return None
 
     def put_many(self, messages: list[Any]) -> int:
-        """Tell each message in order: as many as there is room for under one lock and one
-        wake-up, the rest one by one through the overflow policy (conflating inboxes take
-        the one-by-one path throughout)."""
+        """Tell each message in order: as many as there is room for as one item under one
+        lock and one wake-up, the rest one by one through the overflow policy (conflating
+        inboxes take the one-by-one path throughout)."""
         if self._key is not None or not messages:
             return super().put_many(messages)
         done = 0
@@ -370,44 +522,62 @@ class BoundedInbox(Inbox):
                 limit = self._limit()
                 room = len(messages) if limit is None else limit - self._count
                 if room > 0:
-                    batch = messages if room >= len(messages) else messages[:room]
-                    self._items.extend([Envelope(m) for m in batch])
+                    batch = list(messages) if room >= len(messages) else messages[:room]
                     done = len(batch)
+                    self._items.append(Envelope(batch[0]) if done == 1 else batch)
                     self._count += done
-                    self._not_empty.notify()
+        if done:
+            self._wake()
         if done == len(messages):
             return 0
         return super().put_many(messages[done:])
 
     def put_system(self, envelope: Envelope[Any]) -> None:
         with self._lock:
-            if not self._closed:
+            closed = self._closed
+            if not closed:
                 self._items.append(_System(envelope))
-                self._not_empty.notify()
-                return
-        self._reject(envelope, "actor is dead")
+        if closed:
+            self._reject(envelope, "actor is dead")
+        else:
+            self._wake()
 
-    def drain(self, limit: int) -> list[Envelope[Any]]:
-        out: list[Envelope[Any]] = []
+    def drain(self, limit: int) -> list[Item]:
+        out: list[Item] = []
         with self._lock:
             items = self._items
-            while not items:
-                self._not_empty.wait()
-            while items and len(out) < limit:
+            taken = 0
+            while items and taken < limit:
                 item = items.popleft()
-                if isinstance(item, _Key):
+                cls = item.__class__
+                if cls is _Key:
+                    assert isinstance(item, _Key)
                     out.append(self._latest.pop(item.key))
                     self._count -= 1
-                elif isinstance(item, _System):
+                    taken += 1
+                elif cls is _System:
+                    assert isinstance(item, _System)
                     out.append(item.envelope)
+                    taken += 1
+                elif cls is list:
+                    assert isinstance(item, list)
+                    out.append(item)
+                    self._count -= len(item)
+                    taken += len(item)
                 else:
                     out.append(item)
                     self._count -= 1
-            self._not_full.notify_all()
+                    taken += 1
+            if out:
+                self.taken += taken
+                self._not_full.notify_all()
         return out
 
     def qsize(self) -> int:
-        return len(self._items)
+        return self._count + sum(1 for i in self._items if i.__class__ is _System)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
 
     def hold(self, limit: int | None) -> None:
         with self._lock:
@@ -417,7 +587,7 @@ class BoundedInbox(Inbox):
     def close(self) -> list[Envelope[Any]]:
         with self._lock:
             self._closed = True
-            out: list[Envelope[Any]] = []
+            out: list[Item] = []
             for item in self._items:
                 if isinstance(item, _Key):
                     out.append(self._latest.pop(item.key))
@@ -428,24 +598,21 @@ class BoundedInbox(Inbox):
             self._items.clear()
             self._count = 0
             self._not_full.notify_all()
-        return out
+        return _expand(out)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
 
-class _System:
-    """A system message in a bounded inbox: not counted against capacity, never dropped."""
-
-    __slots__ = ("envelope",)
-
-    def __init__(self, envelope: Envelope[Any]) -> None:
-        self.envelope = envelope
-
-
-def build_inbox(spec: Mailbox | None, reject: RejectFn, drop: DropFn) -> Inbox:
+def build_inbox(
+    spec: Mailbox | None,
+    cell: Any,
+    reject: RejectFn,
+    drop: DropFn,
+    hold_timeout: float | None = 10.0,
+) -> Inbox:
     """Make the inbox that serves ``spec`` (unbounded by default)."""
     if spec is None or spec.is_fast:
-        return FastInbox(reject)
-    return BoundedInbox(spec, reject, drop)
+        return FastInbox(cell, reject, hold_timeout)
+    return BoundedInbox(spec, cell, reject, drop)

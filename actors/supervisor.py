@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .actor import Actor
 from .backoff import Backoff
 from .clock import Clock, monotonic
+from .dispatcher import Dispatcher
 from .mailbox import Mailbox
 from .messages import SHUTDOWN, is_failure
 from .system import ActorStartError, _Internal
@@ -66,6 +67,9 @@ class ChildSpec:
     restart: Restart = Restart.PERMANENT
     shutdown_timeout: float = 5.0
     mailbox: Mailbox | None = field(default=None)
+    dispatcher: Dispatcher | None = field(default=None)
+    """Runs the child instead of the system's dispatcher (``PinnedDispatcher()``: a thread
+    of its own for each incarnation's address)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -90,6 +94,10 @@ class ChildSpec:
             )
         if self.mailbox is not None and not isinstance(self.mailbox, Mailbox):
             raise TypeError(f"ChildSpec {self.id!r}: mailbox must be a Mailbox")
+        if self.dispatcher is not None and not isinstance(self.dispatcher, Dispatcher):
+            raise TypeError(
+                f"ChildSpec {self.id!r}: dispatcher must be a Dispatcher, got {self.dispatcher!r}"
+            )
 
 
 class SupervisorEscalation(RuntimeError):
@@ -161,7 +169,9 @@ class Supervisor(Actor):
     def on_start(self) -> None:
         started: list[_Cell] = []
         for spec in self._specs:
-            cell = self.system._new_cell(spec.id, spec.factory, spec.mailbox, self._aw_cell)
+            cell = self.system._new_cell(
+                spec.id, spec.factory, spec.mailbox, self._aw_cell, spec.dispatcher
+            )
             self._cells[spec.id] = cell
             try:
                 self.system._start_incarnation(cell)

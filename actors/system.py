@@ -19,6 +19,14 @@ from .actor import Actor
 from .address import Address
 from .clock import Clock, monotonic
 from .deadletters import DeadLetters
+from .dispatcher import (
+    Dispatcher,
+    PinnedDispatcher,
+    PoolDispatcher,
+    _set_current,
+    blocking,
+    current_cell,
+)
 from .ioloop import IOLoop
 from .mailbox import Mailbox, build_inbox
 from .messages import NORMAL, SHUTDOWN, ExpectedFailure, Stop, Terminated, Wake, is_failure
@@ -33,7 +41,10 @@ A = TypeVar("A", bound=Actor)
 FailureListener = Callable[[Address, BaseException], None]
 
 DEFAULT_HOLD_LIMIT = 10_000
-"""Messages held for an unbounded actor while it restarts; beyond that, dead letters."""
+"""Messages held for an actor while it restarts; beyond that, senders wait."""
+DEFAULT_HOLD_TIMEOUT = 10.0
+"""Seconds a sender waits for a restarting actor whose hold is full (unbounded mailbox;
+a bounded one waits its ``put_timeout``); then the message is a counted dead letter."""
 
 
 class ActorStartError(RuntimeError):
@@ -50,7 +61,41 @@ _RUNTIME_MESSAGES: tuple[type, ...] = (Stop, Wake, _Internal, pykka_messages._Ac
 
 
 class _Cell:
-    """Everything that outlives one incarnation: the name, the inbox, counters, links."""
+    """Everything that outlives one incarnation: the name, the inbox, counters, links.
+
+    ``scheduled`` is the dispatcher handshake: True while a turn is queued or running, and
+    also while the actor cannot run (starting, restarting, dead), so that a sender only
+    schedules an idle, running actor. Only its False -> True edge takes ``lock``.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "actor",
+        "address",
+        "backlog",
+        "children",
+        "control",
+        "dispatcher",
+        "factory",
+        "failed",
+        "finalized",
+        "inbox",
+        "limit",
+        "lock",
+        "mailbox",
+        "name",
+        "parent",
+        "policy_drops",
+        "processed",
+        "reason",
+        "restarts",
+        "scheduled",
+        "state",
+        "stop_by_parent",
+        "stop_final",
+        "system",
+        "watchers",
+    )
 
     def __init__(
         self,
@@ -59,44 +104,83 @@ class _Cell:
         factory: Callable[[], Actor],
         mailbox: Mailbox | None,
         parent: _Cell | None,
+        dispatcher: Dispatcher,
     ) -> None:
         self.system = system
         self.name = name
         self.factory = factory
         self.mailbox = mailbox
         self.parent = parent
-        self.inbox = build_inbox(mailbox, self._reject, self._drop)
+        self.dispatcher = dispatcher
+        self.limit = dispatcher.throughput
+        self.inbox = build_inbox(mailbox, self, self._reject, self._drop, system.hold_timeout)
         self.address = Address(self)
-        self.log: FilteringBoundLogger = structlog.get_logger("actorwire.actor").bind(
-            system=system.name, actor=name
-        )
         self.actor: Actor | None = None
         self.state = "new"  # new -> running -> held (restarting) -> running ... -> dead
-        self.lock = threading.RLock()
-        self.backlog: list[Envelope[Any]] = []
-        self.taken = 0
+        self.scheduled = True  # not runnable until its first incarnation has started
+        self.lock = threading.Lock()
+        self.backlog: list[Any] = []
         self.control = 0  # runtime messages taken (stop, wake): not counted as received
         self.processed = 0
         self.failed = 0
         self.restarts = 0
         self.policy_drops = 0
-        self.watchers: list[_Cell] = []
-        self.children: list[_Cell] = []
-        self.thread_ident: int | None = None
+        self.watchers: list[_Cell] | None = None
+        self.children: dict[_Cell, None] | None = None
         self.stop_by_parent = False
         self.stop_final = False
+        self.finalized = False
         self.reason: object = None
-        self.terminated = threading.Event()
+
+    @property
+    def log(self) -> FilteringBoundLogger:
+        # Bound on use, not per actor: 100,000 idle actors need no logger each.
+        return _LOG.bind(system=self.system.name, actor=self.name)
 
     @property
     def dead(self) -> bool:
         return self.state == "dead"
 
-    def take_backlog(self) -> list[Envelope[Any]]:
+    # -- scheduling (see the dispatcher module) ---------------------------------------
+
+    def schedule(self) -> None:
+        """Queue a turn on the dispatcher unless one is queued or the actor cannot run."""
+        with self.lock:
+            if self.scheduled:
+                return
+            self.scheduled = True
+        self.dispatcher._execute(self)
+
+    def runnable(self) -> None:
+        """The incarnation may run now: open the handshake, and schedule what waits."""
+        self.scheduled = False
+        if self.backlog or self.inbox:
+            self.schedule()
+
+    def run_turn(self) -> None:
+        """One turn on a dispatcher thread: start the incarnation, or handle messages."""
+        actor = self.actor
+        if actor is None or actor._aw_finished:
+            return
+        if not actor._aw_started:
+            self.system._run_start(self, actor)
+            return
+        outcome = actor._aw_turn(self, min(self.limit, actor.batch_size))
+        if outcome is not None:
+            actor._aw_end(outcome)  # the handshake stays closed until a new incarnation
+            return
+        self.scheduled = False
+        if self.backlog or self.inbox:
+            self.schedule()
+
+    def take_backlog(self) -> list[Any]:
         backlog = self.backlog
         if backlog:
             self.backlog = []
         return backlog
+
+    def backlog_size(self) -> int:
+        return sum(len(i) if i.__class__ is list else 1 for i in self.backlog)
 
     def _reject(self, envelope: Envelope[Any], why: str) -> None:
         message = envelope.message
@@ -115,13 +199,18 @@ class _Cell:
         self.policy_drops += 1
         self.log.warning("message dropped", message_type=type(message).__name__, reason=why)
 
+    def add_child(self, child: _Cell) -> None:
+        with self.lock:
+            if self.children is None:
+                self.children = {}
+            self.children[child] = None
+
     def incarnation_ended(self, actor: Actor, reason: object) -> None:
         """Called on the dying incarnation's thread: hold for the parent, or finalize."""
         system = self.system
         with self.lock:
             if self.actor is not actor or self.state == "dead":
                 return
-            self.thread_ident = None
             if isinstance(reason, ExpectedFailure):
                 self.log.warning("actor failed", error=repr(reason))
             elif is_failure(reason):
@@ -147,18 +236,26 @@ class _Cell:
         system._finalize(self, reason)
 
 
-class ActorSystem:
-    """Owns a registry, one I/O loop thread, a timer service, metrics and dead letters.
+_LOG: FilteringBoundLogger = structlog.get_logger("actorwire.actor")
 
-    Use it as a context manager, or call ``shutdown()``. Two systems share nothing.
+
+class ActorSystem:
+    """Owns a registry, a dispatcher, one I/O loop thread, a timer service, metrics and
+    dead letters.
+
+    ``dispatcher`` runs the actors (default: a new ``PoolDispatcher()``: a few workers
+    shared by every actor). Use it as a context manager, or call ``shutdown()``. Two
+    systems share nothing.
     """
 
     def __init__(
         self,
         name: str = "actorwire",
         *,
+        dispatcher: Dispatcher | None = None,
         on_failure: FailureListener | None = None,
         hold_limit: int = DEFAULT_HOLD_LIMIT,
+        hold_timeout: float | None = DEFAULT_HOLD_TIMEOUT,
         start_timeout: float = 30.0,
         clock: Clock = monotonic,
     ) -> None:
@@ -166,20 +263,35 @@ class ActorSystem:
             raise ValueError(f"ActorSystem name must be a non-empty string, got {name!r}")
         if hold_limit < 1:
             raise ValueError(f"hold_limit must be >= 1, got {hold_limit!r}")
+        if hold_timeout is not None and hold_timeout < 0:
+            raise ValueError(f"hold_timeout must be >= 0 seconds or None, got {hold_timeout!r}")
+        if dispatcher is None:
+            dispatcher = PoolDispatcher()
+        elif not isinstance(dispatcher, Dispatcher):
+            raise TypeError(f"dispatcher must be a Dispatcher, got {dispatcher!r}")
+        if isinstance(dispatcher, PinnedDispatcher):
+            raise TypeError(
+                "a PinnedDispatcher serves one actor: pass it to spawn(..., dispatcher=...), "
+                "not to ActorSystem"
+            )
         self.name = name
         self.hold_limit = hold_limit
+        self.hold_timeout = hold_timeout
         self.start_timeout = start_timeout
         self.clock = clock
         self.log: FilteringBoundLogger = structlog.get_logger("actorwire.system").bind(system=name)
         self._lock = threading.RLock()
         self._registry: dict[str, _Cell] = {}
-        self._top: list[_Cell] = []
-        self._threads: list[threading.Thread] = []
+        self._top: dict[_Cell, None] = {}
+        self._pinned: set[Dispatcher] = set()
+        self._pools: list[Dispatcher] = []
         self._names = itertools.count(1)
         self._failure_listeners: list[FailureListener] = []
         if on_failure is not None:
             self._failure_listeners.append(on_failure)
         self._shut = False
+        self._done = threading.Condition(threading.Lock())
+        self._waiting = 0
         self._retired = {
             "received": 0,
             "processed": 0,
@@ -189,6 +301,8 @@ class ActorSystem:
             "actors": 0,
         }
         self.dead_letters = DeadLetters(name)
+        self.dispatcher = dispatcher
+        dispatcher._attach(name)
         self.io = IOLoop(name)
         self.timers = TimerService(name, clock)
 
@@ -216,11 +330,14 @@ class ActorSystem:
         *args: Any,
         name: str | None = None,
         mailbox: Mailbox | None = None,
+        dispatcher: Dispatcher | None = None,
         **kwargs: Any,
     ) -> Address:
         """Construct ``actor_cls(*args, **kwargs)``, start it, and return its address.
 
-        Returns once ``on_start`` has finished; raises ActorStartError if it raised.
+        Returns once ``on_start`` has finished; raises ActorStartError if it raised, and
+        TypeError if ``actor_cls`` does not take the arguments given. ``dispatcher`` runs
+        this actor instead of the system's (``PinnedDispatcher()``: a thread of its own).
         """
         if not (isinstance(actor_cls, type) and issubclass(actor_cls, Actor)):
             raise TypeError(f"spawn needs an actorwire Actor subclass, got {actor_cls!r}")
@@ -228,13 +345,20 @@ class ActorSystem:
             raise TypeError(f"mailbox must be a Mailbox, got {mailbox!r}")
         if name is None:
             name = f"{actor_cls.__name__}-{next(self._names)}"
+        try:
+            first = actor_cls(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"spawn({actor_cls.__name__}, ...): {exc}") from exc
+        built = [first]
 
         def factory() -> Actor:
+            if built:
+                return built.pop()
             return actor_cls(*args, **kwargs)
 
-        cell = self._new_cell(name, factory, mailbox, parent=None)
+        cell = self._new_cell(name, factory, mailbox, parent=None, dispatcher=dispatcher)
         with self._lock:
-            self._top.append(cell)
+            self._top[cell] = None
         try:
             self._start_incarnation(cell)
         except BaseException:
@@ -248,9 +372,12 @@ class ActorSystem:
         factory: Callable[[], Actor],
         mailbox: Mailbox | None,
         parent: _Cell | None,
+        dispatcher: Dispatcher | None = None,
     ) -> _Cell:
         if not isinstance(name, str) or not name:
             raise ValueError(f"actor name must be a non-empty string, got {name!r}")
+        if dispatcher is not None and not isinstance(dispatcher, Dispatcher):
+            raise TypeError(f"dispatcher must be a Dispatcher, got {dispatcher!r}")
         with self._lock:
             if self._shut:
                 raise RuntimeError(f"actor system {self.name!r} is shut down")
@@ -260,56 +387,99 @@ class ActorSystem:
                     existing.factory = factory  # a restarted supervisor adopts its child
                     return existing
                 raise ValueError(f"actor name {name!r} is already taken in system {self.name!r}")
-            cell = _Cell(self, name, factory, mailbox, parent)
+            if dispatcher is None:
+                dispatcher = self.dispatcher
+            elif isinstance(dispatcher, PinnedDispatcher):
+                # A spec: every actor (and every restart of a parent) gets a thread anew.
+                dispatcher = PinnedDispatcher(dispatcher.throughput)
+                dispatcher._attach(f"{self.name}-{name}")
+                self._pinned.add(dispatcher)
+            elif dispatcher is not self.dispatcher and dispatcher not in self._pools:
+                dispatcher._attach(self.name)  # another pool: this system's from now on
+                self._pools.append(dispatcher)
+            cell = _Cell(self, name, factory, mailbox, parent, dispatcher)
             self._registry[name] = cell
-            if parent is not None:
-                parent.children.append(cell)
-            return cell
+        if parent is not None:
+            parent.add_child(cell)
+        return cell
 
     def _start_incarnation(self, cell: _Cell) -> Actor:
-        """Build a new incarnation from the cell's factory and run it until on_start is done."""
+        """Build a new incarnation from the cell's factory and run its ``on_start``.
+
+        On a pool the calling thread runs ``on_start`` itself (nothing else can run the
+        actor before it is runnable); a pinned actor starts on its own thread while the
+        caller waits. Either way this returns once ``on_start`` is done.
+        """
         actor = cell.factory()
         if not isinstance(actor, Actor):
             raise TypeError(
                 f"the factory for actor {cell.name!r} returned {actor!r}; "
                 "expected a new, not yet started actorwire Actor"
             )
-        if getattr(actor, "_aw_cell", None) is not None:
+        if actor._aw_cell is not None:
             raise TypeError(
                 f"the factory for actor {cell.name!r} returned an actor already "
                 "started; it must build a new one on every call"
             )
         actor._aw_cell = cell
-        actor.actor_inbox = cell.inbox
-        actor._actor_ref.actor_inbox = cell.inbox
         actor.system = self
         actor.address = cell.address
-        actor.log = cell.log
-        actor._aw_stop_now = False
-        actor._aw_started = threading.Event()
-        actor._aw_done = threading.Event()
-        actor._aw_start_error = None
         with cell.lock:
             if cell.dead:
                 raise ActorDeadError(f"actor {cell.name!r} is dead")
             cell.actor = actor
             cell.state = "running"
             cell.stop_by_parent = False
-            cell.inbox.hold(None)
-        actor._start_actor_loop()
-        if actor._aw_thread is not None:
-            with self._lock:
-                self._threads = [t for t in self._threads if t.is_alive()]
-                self._threads.append(actor._aw_thread)
-        if not actor._aw_started.wait(self.start_timeout):
-            actor._aw_stop_now = True
-            raise ActorStartError(
-                f"actor {cell.name!r} did not finish on_start within {self.start_timeout}s"
-            )
+            cell.scheduled = True  # closed until on_start is done
+        cell.inbox.hold(None)
+        if isinstance(cell.dispatcher, PinnedDispatcher):
+            cell.dispatcher._execute(cell)  # its first turn runs on_start
+            if not self._wait(lambda: actor._aw_started or actor._aw_finished, self.start_timeout):
+                actor._aw_stop_now = True
+                raise ActorStartError(
+                    f"actor {cell.name!r} did not finish on_start within {self.start_timeout}s"
+                )
+        else:
+            self._run_start(cell, actor)
         if actor._aw_start_error is not None:
             err = actor._aw_start_error
             raise ActorStartError(f"actor {cell.name!r} failed in on_start: {err!r}") from err
         return actor
+
+    def _run_start(self, cell: _Cell, actor: Actor) -> None:
+        """Run ``on_start`` as the actor (on whichever thread calls), then make it runnable."""
+        previous = _set_current(cell)
+        try:
+            actor.on_start()
+        except BaseException as exc:  # noqa: BLE001 - a failed start is a supervised failure
+            actor._aw_start_error = exc
+            actor._aw_end(exc)
+            return
+        finally:
+            _set_current(previous)
+        actor._aw_started = True
+        if actor._aw_cell is cell and cell.actor is actor:
+            cell.runnable()
+        self._incarnation_done()
+
+    # -- waiting -------------------------------------------------------------------------
+
+    def _incarnation_done(self) -> None:
+        """An incarnation started or ended, or an address died: wake whoever waits."""
+        if self._waiting:
+            with self._done:
+                self._done.notify_all()
+
+    def _wait(self, predicate: Callable[[], bool], timeout: float | None) -> bool:
+        """Wait until ``predicate()`` (re-checked on every start, end and death)."""
+        if predicate():
+            return True
+        with blocking(), self._done:
+            self._waiting += 1
+            try:
+                return self._done.wait_for(predicate, timeout)
+            finally:
+                self._waiting -= 1
 
     # -- stopping ----------------------------------------------------------------------
 
@@ -317,7 +487,7 @@ class ActorSystem:
         """Stop an actor for good, after the messages already queued; True if in time.
 
         A supervised child stopped this way is not restarted. Called by the actor itself,
-        it only queues the stop (returning True) instead of waiting on its own thread.
+        it only queues the stop (returning True) instead of waiting on its own turn.
         """
         cell = address._cell
         if cell.system is not self:
@@ -333,14 +503,14 @@ class ActorSystem:
             return True
         assert actor is not None
         cell.inbox.put_system(Envelope(Stop(actor)))
-        if cell.thread_ident == threading.get_ident():
+        if current_cell() is cell:
             # An actor stopping itself: the stop runs after the current message; waiting
-            # here, on the very thread that must handle it, would only burn the timeout.
+            # here, on the very turn that must handle it, would only burn the timeout.
             return True
-        if not actor._aw_done.wait(timeout):
+        if not self._wait(lambda: actor._aw_finished, timeout):
             self.log.warning("actor did not stop in time", actor=cell.name, timeout=timeout)
             return False
-        return cell.terminated.wait(timeout)
+        return self._wait(lambda: cell.finalized, timeout)
 
     def _stop_incarnation(
         self, cell: _Cell, *, graceful: bool, timeout: float, by_parent: bool = True
@@ -348,7 +518,7 @@ class ActorSystem:
         """Stop the running incarnation (the cell stays, holding messages); True if in time."""
         with cell.lock:
             actor = cell.actor
-            if actor is None or actor._aw_done.is_set() or cell.state != "running":
+            if actor is None or actor._aw_finished or cell.state != "running":
                 return True
             if by_parent:
                 cell.stop_by_parent = True
@@ -357,7 +527,7 @@ class ActorSystem:
         else:
             actor._aw_stop_now = True
             cell.inbox.put_system(Envelope(Wake()))
-        if actor._aw_done.wait(timeout):
+        if self._wait(lambda: actor._aw_finished, timeout):
             return True
         actor._aw_stop_now = True
         self.log.warning(
@@ -368,7 +538,8 @@ class ActorSystem:
         with cell.lock:
             if cell.actor is actor:
                 cell.state = "held"
-                cell.inbox.hold(self.hold_limit)
+                cell.scheduled = True
+        cell.inbox.hold(self.hold_limit)
         return False
 
     def _finalize(self, cell: _Cell, reason: object) -> None:
@@ -379,40 +550,53 @@ class ActorSystem:
             cell.state = "dead"
             cell.reason = reason
             actor = cell.actor
-        if actor is not None and not actor._aw_done.is_set():
+        if actor is not None and not actor._aw_finished:
             actor._aw_stop_now = True
             cell.inbox.put_system(Envelope(Wake()))
-        for child in reversed(list(cell.children)):  # a copy: finalizing edits the list
-            self._stop_incarnation(child, graceful=True, timeout=5.0)
-            self._finalize(child, SHUTDOWN)
-        leftovers = cell.take_backlog() + cell.inbox.close()
+        children = cell.children
+        if children:
+            for child in reversed(list(children)):  # a copy: finalizing edits it
+                self._stop_incarnation(child, graceful=True, timeout=5.0)
+                self._finalize(child, SHUTDOWN)
+        leftovers = cell.inbox.close()
+        backlog = cell.take_backlog()
+        if backlog:
+            leftovers = [
+                e
+                for i in backlog
+                for e in ([Envelope(m) for m in i] if i.__class__ is list else [i])
+            ] + leftovers
         for env in leftovers:
             cell._reject(env, "actor stopped before handling it")
         with self._lock:
             if self._registry.get(cell.name) is cell:
                 del self._registry[cell.name]
-            if cell in self._top:
-                self._top.remove(cell)
+            self._top.pop(cell, None)
             retired = self._retired
-            retired["received"] += cell.taken - cell.control
+            retired["received"] += cell.inbox.taken - cell.control
             retired["processed"] += cell.processed
             retired["failed"] += cell.failed
             retired["dropped"] += cell.inbox.dropped + cell.policy_drops
             retired["restarts"] += cell.restarts
             retired["actors"] += 1
-            watchers = list(cell.watchers)
-            cell.watchers.clear()
-        if cell.parent is not None:
-            with cell.parent.lock:
-                if cell in cell.parent.children:
-                    cell.parent.children.remove(cell)
+            watchers = cell.watchers or []
+            cell.watchers = None
+            if cell.dispatcher in self._pinned:
+                self._pinned.discard(cell.dispatcher)
+                cell.dispatcher._release(cell)
+        parent = cell.parent
+        if parent is not None:
+            with parent.lock:
+                if parent.children is not None:
+                    parent.children.pop(cell, None)
         for watcher in watchers:
             if not watcher.dead:  # a dead watcher needs no news (nor a dead letter)
                 watcher.inbox.put_system(Envelope(Terminated(cell.address, reason)))
-        cell.terminated.set()
+        cell.finalized = True
+        self._incarnation_done()
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop every actor in reverse start order, then timers and I/O; join all threads."""
+        """Stop every actor in reverse start order, then timers, I/O and the dispatcher."""
         deadline = time.monotonic() + timeout
         with self._lock:
             if self._shut:
@@ -427,26 +611,40 @@ class ActorSystem:
             if running:
                 assert actor is not None
                 cell.inbox.put_system(Envelope(Stop(actor)))
-                if not actor._aw_done.wait(remaining):
+                if not self._wait(lambda a=actor: a._aw_finished, remaining):  # type: ignore[misc]
                     self.log.warning("actor did not stop in time", actor=cell.name)
             self._finalize(cell, SHUTDOWN)
         with self._lock:
             self._shut = True
             leftovers = list(self._registry.values())
+            pinned = list(self._pinned)
         for cell in leftovers:
             self._finalize(cell, SHUTDOWN)
         self.timers.shutdown(max(deadline - time.monotonic(), 0.1))
         self.io.shutdown(max(deadline - time.monotonic(), 0.1))
-        for thread in list(self._threads):
-            if thread is not threading.current_thread():
-                thread.join(max(deadline - time.monotonic(), 0.0))
-        alive = [t.name for t in self._threads if t.is_alive()]
+        for d in [*pinned, *self._pools]:
+            d.shutdown(max(deadline - time.monotonic(), 0.1))
+        self.dispatcher.shutdown(max(deadline - time.monotonic(), 0.1))
+        alive = [t.name for t in self.threads() if t is not threading.current_thread()]
         if alive:
             self.log.warning("threads still running after shutdown", threads=alive)
 
     @property
     def is_shut_down(self) -> bool:
         return self._shut
+
+    def threads(self) -> list[threading.Thread]:
+        """The live threads this system runs (dispatcher workers, pinned actors, I/O,
+        timers)."""
+        with self._lock:
+            pinned = list(self._pinned)
+        out = self.dispatcher.threads()
+        for d in [*pinned, *self._pools]:
+            out.extend(d.threads())
+        for t in (self.io._thread, self.timers._thread):
+            if t.is_alive():
+                out.append(t)
+        return out
 
     # -- lookup, watch, timers ----------------------------------------------------------
 
@@ -461,13 +659,12 @@ class ActorSystem:
         return cell.address
 
     def current(self) -> Address | None:
-        """The address of the actor whose thread is calling, or None (not an actor's)."""
-        ident = threading.get_ident()
-        with self._lock:
-            for cell in self._registry.values():
-                if cell.thread_ident == ident and not cell.dead:
-                    return cell.address
-        return None
+        """The address of the actor whose handler is running on the calling thread, or
+        None (not inside an actor of this system)."""
+        cell = current_cell()
+        if cell is None or cell.system is not self or cell.dead:
+            return None
+        return cell.address
 
     def actors(self) -> list[Address]:
         """Addresses of every live actor."""
@@ -482,6 +679,8 @@ class ActorSystem:
         wcell, tcell = watcher._cell, watched._cell
         with tcell.lock:
             if not tcell.dead:
+                if tcell.watchers is None:
+                    tcell.watchers = []
                 if wcell not in tcell.watchers:
                     tcell.watchers.append(wcell)
                 return
@@ -490,7 +689,7 @@ class ActorSystem:
     def unwatch(self, watcher: Address, watched: Address) -> None:
         tcell = watched._cell
         with tcell.lock:
-            if watcher._cell in tcell.watchers:
+            if tcell.watchers and watcher._cell in tcell.watchers:
                 tcell.watchers.remove(watcher._cell)
 
     def send_after(self, delay: float, address: Address, message: Any) -> Timer:
@@ -524,7 +723,8 @@ class ActorSystem:
                 self.log.error("failure listener raised", error=repr(exc))
 
     def metrics(self) -> dict[str, Any]:
-        """Per-actor counters and system totals (a snapshot; counters only grow)."""
+        """Per-actor counters, system totals and the dispatcher's figures (a snapshot;
+        counters only grow)."""
         with self._lock:
             cells = list(self._registry.values())
             retired = dict(self._retired)
@@ -532,9 +732,9 @@ class ActorSystem:
         totals = {k: v for k, v in retired.items() if k != "actors"}
         for cell in cells:
             queued = cell.inbox.qsize()
-            depth = queued + len(cell.backlog)
+            depth = queued + cell.backlog_size()
             row: dict[str, Any] = {
-                "received": cell.taken - cell.control + queued,
+                "received": cell.inbox.taken - cell.control + queued,
                 "processed": cell.processed,
                 "failed": cell.failed,
                 "dropped": cell.inbox.dropped + cell.policy_drops,
@@ -548,4 +748,9 @@ class ActorSystem:
         totals["actors"] = len(cells)
         totals["stopped_actors"] = retired["actors"]
         totals["dead_letters"] = self.dead_letters.count
-        return {"system": self.name, "actors": actors, "totals": totals}
+        return {
+            "system": self.name,
+            "actors": actors,
+            "totals": totals,
+            "dispatcher": self.dispatcher.metrics(),
+        }

@@ -364,8 +364,23 @@ def test_messages_told_during_restart_backoff_reach_the_new_incarnation(
     assert system.dead_letters.count == 0
 
 
-def test_messages_beyond_the_hold_limit_go_to_dead_letters(make_system: Any) -> None:
+def test_a_sender_waits_for_a_full_hold_instead_of_losing_messages(make_system: Any) -> None:
     system = make_system(hold_limit=5)
+    journal = Journal()
+    slow = Backoff(min=0.3, max=0.3, factor=1.0, jitter=0.0)
+    system.spawn(Supervisor, children=specs(journal, "a"), backoff=slow)
+    address = system.lookup("a")
+    address.tell(Boom())
+    wait_until(lambda: system.metrics()["actors"]["a"]["state"] == "held")
+    for i in range(8):  # the sixth waits for the new incarnation
+        address.tell(i)
+    wait_until(lambda: journal.messages("a") == list(range(8)))
+    assert system.dead_letters.count == 0
+    assert system.metrics()["actors"]["a"]["dropped"] == 0
+
+
+def test_a_full_hold_past_its_timeout_is_counted_on_the_actor(make_system: Any) -> None:
+    system = make_system(hold_limit=5, hold_timeout=0.0)
     journal = Journal()
     slow = Backoff(min=0.5, max=0.5, factor=1.0, jitter=0.0)
     system.spawn(Supervisor, children=specs(journal, "a"), backoff=slow)
@@ -377,7 +392,37 @@ def test_messages_beyond_the_hold_limit_go_to_dead_letters(make_system: Any) -> 
     assert system.dead_letters.count == 3
     assert system.dead_letters.by_type() == {"int": 3}
     assert [d.message for d in system.dead_letters.recent()] == [5, 6, 7]
+    assert system.metrics()["actors"]["a"]["dropped"] == 3
+    assert system.metrics()["totals"]["dropped"] == 3
     wait_until(lambda: journal.messages("a") == [0, 1, 2, 3, 4])
+
+
+def test_a_sender_that_must_never_block_gets_counted_drops_from_a_full_hold(
+    make_system: Any,
+) -> None:
+    from actorwire.actors.dispatcher import mark_never_block
+
+    system = make_system(hold_limit=2)
+    journal = Journal()
+    slow = Backoff(min=0.5, max=0.5, factor=1.0, jitter=0.0)
+    system.spawn(Supervisor, children=specs(journal, "a"), backoff=slow)
+    address = system.lookup("a")
+    address.tell(Boom())
+    wait_until(lambda: system.metrics()["actors"]["a"]["state"] == "held")
+    refused: list[int] = []
+
+    def io_like() -> None:  # as the I/O loop thread is marked
+        mark_never_block()
+        for i in range(5):
+            address.tell(i)
+        refused.append(system.metrics()["actors"]["a"]["dropped"])
+
+    thread = threading.Thread(target=io_like)
+    thread.start()
+    thread.join(5)
+    assert refused == [3]
+    assert [d.message for d in system.dead_letters.recent()] == [2, 3, 4]
+    wait_until(lambda: journal.messages("a") == [0, 1])
 
 
 def test_a_bounded_child_mailbox_pushes_back_while_the_child_restarts(
@@ -406,7 +451,7 @@ def test_the_hold_limit_also_bounds_a_large_child_mailbox(make_system: Any) -> N
     system = make_system(hold_limit=2)
     journal = Journal()
     slow = Backoff(min=0.5, max=0.5, factor=1.0, jitter=0.0)
-    mailbox = Mailbox(capacity=100, overflow=Overflow.BACKPRESSURE, put_timeout=5.0)
+    mailbox = Mailbox(capacity=100, overflow=Overflow.BACKPRESSURE, put_timeout=0.0)
     system.spawn(
         Supervisor,
         children=[ChildSpec("a", probe_factory(journal, "a"), mailbox=mailbox)],
@@ -418,6 +463,7 @@ def test_the_hold_limit_also_bounds_a_large_child_mailbox(make_system: Any) -> N
     for i in range(5):
         address.tell(i)
     assert [d.message for d in system.dead_letters.recent()] == [2, 3, 4]
+    assert system.metrics()["actors"]["a"]["dropped"] == 3
     wait_until(lambda: journal.messages("a") == [0, 1])
 
 
