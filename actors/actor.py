@@ -175,7 +175,11 @@ class Actor(pykka.Actor):
         """
         if self._aw_stop_now:
             return SHUTDOWN
-        items = cell.take_backlog() or cell.inbox.drain(limit)
+        items = cell.backlog
+        if items:
+            cell.backlog = []
+        else:
+            items = cell.inbox.drain(min(limit, self.batch_size))
         n = len(items)
         batched = type(self).on_batch is not Actor.on_batch
         on_receive = self.on_receive

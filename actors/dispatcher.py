@@ -141,14 +141,6 @@ class Dispatcher:
     def metrics(self) -> dict[str, int]:
         return {}
 
-    @staticmethod
-    def _turn(cell: _Cell, worker: _Worker | None) -> None:
-        previous = _set_current(cell)
-        try:
-            cell.run_turn()
-        finally:
-            _local.cell = previous
-
 
 class PoolDispatcher(Dispatcher):
     """A shared pool of worker threads: the default for every actor of a system.
@@ -235,26 +227,29 @@ class PoolDispatcher(Dispatcher):
         self._runq.put(cell)
 
     def _work(self, worker: _Worker) -> None:
-        _local.worker = worker
+        local = _local
+        local.worker = worker
         get = self._runq.get
         clock = time.monotonic
-        turn = self._turn
         pool = self._pool
+        target = self.workers
         while True:
             cell = get()
             if cell is None:
                 break
             worker.cell = cell
             worker.since = clock()
+            local.cell = cell
             try:
-                turn(cell, worker)
+                cell.run_turn()
             except BaseException as exc:  # noqa: BLE001 - a runtime bug must not kill the pool
                 self._log.error("actor turn raised", actor=cell.name, error=repr(exc))
+            local.cell = None
             worker.since = 0.0
             worker.cell = None
             if worker.blocked:
                 self._unblock(worker)
-            if len(pool) - self._blocked > self.workers and self._retire(worker):
+            if len(pool) - self._blocked > target and self._retire(worker):
                 return  # a replacement took this worker's place while it was blocked
         with self._lock:
             if worker in pool:
@@ -392,13 +387,13 @@ class PinnedDispatcher(Dispatcher):
 
     def _work(self) -> None:
         get = self._runq.get
-        turn = self._turn
         while True:
             cell = get()
             if cell is None:
                 return
+            _local.cell = cell
             try:
-                turn(cell, None)
+                cell.run_turn()
             except BaseException as exc:  # noqa: BLE001 - defensive
                 structlog.get_logger("actorwire.dispatcher").error(
                     "actor turn raised", actor=cell.name, error=repr(exc)

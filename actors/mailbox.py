@@ -123,6 +123,8 @@ class Inbox:
     """
 
     dropped: int
+    items: deque[Any]
+    """The queue itself: truthy while anything waits."""
     taken: int
     """Messages drained so far (the one consumer updates it)."""
     _cell: Any
@@ -193,11 +195,13 @@ class FastInbox(Inbox):
         "_q",
         "_reject",
         "dropped",
+        "items",
         "taken",
     )
 
     def __init__(self, cell: Any, reject: RejectFn, hold_timeout: float | None) -> None:
         self._q: deque[Item] = deque()
+        self.items = self._q
         self._cell = cell
         self._closed = False
         self._hold: int | None = None
@@ -290,18 +294,17 @@ class FastInbox(Inbox):
         taken = 0
         extra = 0
         popleft = q.popleft
-        try:
-            while taken < limit:
-                item = popleft()
-                out.append(item)
-                if item.__class__ is list:
-                    k = len(item)
-                    taken += k
-                    extra += k - 1
-                else:
-                    taken += 1
-        except IndexError:
-            pass
+        append = out.append
+        # One consumer: while q is non-empty, popleft cannot fail.
+        while q and taken < limit:
+            item = popleft()
+            append(item)
+            if item.__class__ is list:
+                k = len(item)
+                taken += k
+                extra += k - 1
+            else:
+                taken += 1
         self.taken += taken
         if extra:
             with self._batch_lock:
@@ -378,6 +381,7 @@ class BoundedInbox(Inbox):
         self._policy = spec.overflow
         self._key = spec.key if spec.overflow is Overflow.CONFLATE else None
         self._items: deque[Envelope[Any] | _Key | _System | list[Any]] = deque()
+        self.items = self._items
         self._latest: dict[Hashable, Envelope[Any]] = {}
         self._count = 0  # user messages waiting (what capacity bounds)
         self._lock = threading.Lock()

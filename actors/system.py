@@ -85,6 +85,7 @@ class _Cell:
         "mailbox",
         "name",
         "parent",
+        "pending",
         "policy_drops",
         "processed",
         "reason",
@@ -114,6 +115,7 @@ class _Cell:
         self.dispatcher = dispatcher
         self.limit = dispatcher.throughput
         self.inbox = build_inbox(mailbox, self, self._reject, self._drop, system.hold_timeout)
+        self.pending = self.inbox.items  # truthy while anything waits (a C-level check)
         self.address = Address(self)
         self.actor: Actor | None = None
         self.state = "new"  # new -> running -> held (restarting) -> running ... -> dead
@@ -154,7 +156,7 @@ class _Cell:
     def runnable(self) -> None:
         """The incarnation may run now: open the handshake, and schedule what waits."""
         self.scheduled = False
-        if self.backlog or self.inbox:
+        if self.backlog or self.pending:
             self.schedule()
 
     def run_turn(self) -> None:
@@ -165,13 +167,22 @@ class _Cell:
         if not actor._aw_started:
             self.system._run_start(self, actor)
             return
-        outcome = actor._aw_turn(self, min(self.limit, actor.batch_size))
+        outcome = actor._aw_turn(self, self.limit)
         if outcome is not None:
             actor._aw_end(outcome)  # the handshake stays closed until a new incarnation
             return
         self.scheduled = False
-        if self.backlog or self.inbox:
+        if self.backlog or self.pending:
             self.schedule()
+
+    def try_claim(self) -> bool:
+        """Take an idle actor with nothing waiting off its dispatcher, so the caller may end
+        it on its own thread (no hand-off to a worker and back)."""
+        with self.lock:
+            if self.scheduled or self.backlog or self.pending or self.state != "running":
+                return False
+            self.scheduled = True
+            return True
 
     def take_backlog(self) -> list[Any]:
         backlog = self.backlog
@@ -483,6 +494,20 @@ class ActorSystem:
 
     # -- stopping ----------------------------------------------------------------------
 
+    def _stop_now(self, cell: _Cell, actor: Actor, timeout: float) -> bool:
+        """Gracefully stop ``actor`` after what it already has; True once it has ended."""
+        if cell.try_claim():
+            previous = _set_current(cell)
+            try:
+                actor._aw_end(NORMAL)
+            finally:
+                _set_current(previous)
+            return True
+        cell.inbox.put_system(Envelope(Stop(actor)))
+        if current_cell() is cell:
+            return True  # it ends after the current message: not waited for on its own turn
+        return self._wait(lambda: actor._aw_finished, timeout)
+
     def stop(self, address: Address, timeout: float = 5.0) -> bool:
         """Stop an actor for good, after the messages already queued; True if in time.
 
@@ -502,12 +527,12 @@ class ActorSystem:
             self._finalize(cell, NORMAL)
             return True
         assert actor is not None
-        cell.inbox.put_system(Envelope(Stop(actor)))
         if current_cell() is cell:
             # An actor stopping itself: the stop runs after the current message; waiting
             # here, on the very turn that must handle it, would only burn the timeout.
+            cell.inbox.put_system(Envelope(Stop(actor)))
             return True
-        if not self._wait(lambda: actor._aw_finished, timeout):
+        if not self._stop_now(cell, actor, timeout):
             self.log.warning("actor did not stop in time", actor=cell.name, timeout=timeout)
             return False
         return self._wait(lambda: cell.finalized, timeout)
@@ -523,12 +548,13 @@ class ActorSystem:
             if by_parent:
                 cell.stop_by_parent = True
         if graceful:
-            cell.inbox.put_system(Envelope(Stop(actor)))
+            if self._stop_now(cell, actor, timeout):
+                return True
         else:
             actor._aw_stop_now = True
             cell.inbox.put_system(Envelope(Wake()))
-        if self._wait(lambda: actor._aw_finished, timeout):
-            return True
+            if self._wait(lambda: actor._aw_finished, timeout):
+                return True
         actor._aw_stop_now = True
         self.log.warning(
             "actor did not stop within its shutdown timeout; abandoned",
@@ -610,8 +636,7 @@ class ActorSystem:
                 cell.stop_final = True
             if running:
                 assert actor is not None
-                cell.inbox.put_system(Envelope(Stop(actor)))
-                if not self._wait(lambda a=actor: a._aw_finished, remaining):  # type: ignore[misc]
+                if not self._stop_now(cell, actor, remaining):
                     self.log.warning("actor did not stop in time", actor=cell.name)
             self._finalize(cell, SHUTDOWN)
         with self._lock:
