@@ -1,9 +1,11 @@
-"""actorwire benchmarks against raw pykka, measured side by side in the same process.
+"""actorwire benchmarks against raw pykka, measured side by side in the same run.
 
 Run ``python -m bench`` (or ``make bench``) from the repository root. Each benchmark prints
 one JSON object on its own line on stdout; progress goes to stderr. The actorwire figure
 and its raw-pykka baseline are measured in the same run, interleaved run by run (the
 order rotates every run), and each reported figure is the median over the runs.
+``ask_latency`` and ``scale_actors`` measure in child processes (``python -m bench.latency``,
+``python -m bench.scale``), so CPU affinity, RSS and thread counts are one side's alone.
 
 Benchmarks (``python -m bench NAME ...`` runs a subset; ``--quick`` is a short smoke run):
 
@@ -18,7 +20,17 @@ Benchmarks (``python -m bench NAME ...`` runs a subset; ``--quick`` is a short s
     >= 2x the raw pykka chain).
 ``ask_latency``
     Sequential ask round trips to an echo actor after a warm-up; p50/p99/mean in
-    microseconds. Target: actorwire p99 <= 1.5x raw pykka p99.
+    microseconds, in two pinned placements (``os.sched_setaffinity``), each run in a child
+    process: asker and actor side on the same CPU, and on different CPUs (skipped with one
+    CPU). Target: actorwire p50 and p99 <= raw pykka in both. See ``bench/latency.py``.
+``scale_actors``
+    One row per N actors (10, 1,000, 10,000, 100,000; raw pykka up to 10,000), each side
+    in its own child process: spawn seconds, RSS per idle actor, Python and OS threads,
+    fan-out from one publisher actor to all N (deliveries/s, time to the last), round-robin
+    tells across all N (msg/s) and shutdown seconds. Targets: 100,000 actors spawned in
+    <= 5 s at <= 4 KB RSS each with threads <= workers + 8; round robin across 10,000
+    actors >= 50% of the 10-actor figure and >= 20x raw pykka. A side that runs out of its
+    per-phase time budget reports "did not finish in X s". See ``bench/scale.py``.
 ``keysquare_publish_to_callback`` / ``keysquare_snapshot_dataframe``
     Records published through one KeySession reaching another session's callback via
     the platform, each in its own process, against raw gRPC server streaming (target
@@ -29,6 +41,10 @@ Benchmarks (``python -m bench NAME ...`` runs a subset; ``--quick`` is a short s
     actorwire Sessions over ZMQ tcp on 127.0.0.1, against ``jupyter_client.Session``
     doing the same in the same run (target >= 1.5x); the ``_buffer`` row adds a 1 KiB
     buffer. See ``bench/jupyter.py``.
+``pipeline_bars``
+    Records per second through synthetic prices -> map -> key_by -> 1 s OHLC window ->
+    callback, against a raw pykka chain of the same length doing the same work (target
+    >= 2x). See ``bench/pipelines.py``.
 
 Baselines other than pykka are the raw libraries (gRPC, pyzmq, jupyter_client), measured
 in the same run so the ratio holds on a noisy machine.

@@ -17,12 +17,14 @@ from .jupyter import jupyter_session_roundtrip
 from .keysquare import keysquare_publish_to_callback, keysquare_snapshot_dataframe
 from .latency import ask_latency
 from .pipelines import pipeline_bars
+from .scale import scale_actors
 from .throughput import chain3, tell_throughput
 
 BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "tell_throughput": tell_throughput,
     "chain3": chain3,
     "ask_latency": ask_latency,
+    "scale_actors": scale_actors,
     "keysquare_publish_to_callback": keysquare_publish_to_callback,
     "keysquare_snapshot_dataframe": keysquare_snapshot_dataframe,
     "pipeline_bars": pipeline_bars,
