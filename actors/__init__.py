@@ -24,7 +24,7 @@ from .link import (
     TcpTransport,
     Transport,
 )
-from .log import configure_logging, redact_secrets
+from .log import configure_logging, redact_secrets, redact_text
 from .mailbox import Mailbox, MailboxFull, Overflow
 from .messages import NORMAL, SHUTDOWN, Control, ExpectedFailure, Terminated
 from .supervisor import (
@@ -80,4 +80,5 @@ __all__ = [
     "WhichChildren",
     "configure_logging",
     "redact_secrets",
+    "redact_text",
 ]

@@ -29,7 +29,7 @@ from .dispatcher import (
 )
 from .ioloop import IOLoop
 from .mailbox import Mailbox, build_inbox
-from .messages import NORMAL, SHUTDOWN, ExpectedFailure, Stop, Terminated, Wake, is_failure
+from .messages import NORMAL, SHUTDOWN, Control, ExpectedFailure, Stop, Terminated, Wake, is_failure
 from .timers import Timer, TimerService
 
 if TYPE_CHECKING:
@@ -199,6 +199,9 @@ class _Cell:
             err = ActorDeadError(f"actor {self.name!r} cannot take the message: {why}")
             envelope.reply_to.set_exception((ActorDeadError, err, None))
         if isinstance(message, _RUNTIME_MESSAGES):
+            return
+        if isinstance(message, Control):  # a wake-up or marker: no data was lost
+            self.log.debug("control message not delivered", message_type=type(message).__name__)
             return
         self.system.dead_letters.record(self.name, message, why)
 

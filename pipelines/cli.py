@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
             "every source is done; then drain (every accepted record goes through, open "
             "windows and batches flush, sinks flush and close), stop the servers and exit "
             "0. A second signal exits at once (130). A fatal error exits 1 with the "
-            "reason; a definition with problems exits 2 before anything starts."
+            "reason; a definition with problems exits 2 before anything starts; a run "
+            "that lost an accepted record to a dead letter exits 3 (the summary on "
+            "stderr says which stage)."
         ),
     )
     run.add_argument("file", metavar="FILE", help="the definition file (TOML)")

@@ -587,13 +587,17 @@ class Pipeline:
         return bool(sources) and all(r.state.done for r in sources)
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per stage: ``received``, ``processed``, ``failed``, ``dropped`` (mailbox overflow),
-        ``mailbox_depth``, ``restarts``, ``emitted``, and the component's own counters
-        prefixed ``source_``, ``op_`` or ``sink_``. Still readable after stop."""
+        """Per stage: ``received``, ``processed``, ``failed`` (its code raised on the record),
+        ``dropped`` (mailbox overflow), ``dead_lettered`` (records told to it that it never
+        handled: lost), ``mailbox_depth``, ``restarts``, ``emitted``, and the component's
+        own counters prefixed ``source_``, ``op_`` or ``sink_``. Still readable after stop."""
         system = self._system
         rows: dict[str, dict[str, Any]] = {}
-        if system is not None and not system.is_shut_down:
-            rows = system.metrics()["actors"]
+        lost: dict[str, int] = {}
+        if system is not None:
+            lost = system.dead_letters.lost()
+            if not system.is_shut_down:
+                rows = system.metrics()["actors"]
         out: dict[str, dict[str, int]] = {}
         for name, spec in self._specs.items():
             runtime = self._runtimes.get(name)
@@ -614,6 +618,7 @@ class Pipeline:
                 for counter in COUNTERS:
                     stats[counter] = getattr(state, counter)
             stats["dropped"] = int(row.get("dropped", 0))
+            stats["dead_lettered"] = lost.get(actor, 0)
             stats["mailbox_depth"] = int(row.get("mailbox_depth", 0))
             stats["restarts"] = int(row.get("restarts", 0))
             prefix = {"source": "source_", "sink": "sink_"}.get(spec.role, "op_")

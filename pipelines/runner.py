@@ -6,7 +6,10 @@ servers and then the pipeline under its supervision tree, serves ``/metrics`` an
 done. It then drains: the sources stop, every record already accepted goes through, open
 windows and batches are flushed, the sinks flush and close, the servers stop; exit 0.
 A second signal while draining exits at once (status 130). A fatal error (a supervisor
-that gave up, a stage that cannot start) exits 1 with the reason on stderr.
+that gave up, a stage that cannot start) exits 1 with the reason on stderr. The run ends
+with a summary on stderr: per stage, records failed, dead-lettered (never handled) and
+dropped; "clean" only when there are none and the drain finished. A run that lost an
+accepted record to a dead letter exits 3.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from ..actors.log import configure_logging
+from ..actors.log import configure_logging, redact_text
 from .definition import DefinitionError, parse_definition
 from .loader import build_pipeline
 from .metrics import MetricsServer, Snapshot
@@ -36,7 +39,13 @@ log = structlog.get_logger("actorwire.run")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_LOST = 3
+"""The run ended, but records a stage had accepted were lost to dead letters."""
 EXIT_FORCED = 130
+
+SUMMARY_COUNTERS = ("failed", "dead_lettered", "dropped")
+"""What the end-of-run summary reports per stage: records its code failed on, records it
+never handled (lost), records its mailbox's overflow policy dropped."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class _Signals:
 
 
 def _fail(message: str, code: int) -> int:
-    print(message, file=sys.stderr, flush=True)
+    print(redact_text(message), file=sys.stderr, flush=True)
     return code
 
 
@@ -135,13 +144,24 @@ def run_file(path: str | Path, options: RunOptions | None = None) -> int:
         reason = _wait(pipeline, signals.stop, options.duration)
         phase[0] = "stopping"
         log.info("stopping", reason=reason)
-        clean = pipeline.stop(drain=True, timeout=options.drain_timeout)
-        log.info("pipeline stopped", reason=reason, clean=clean, stages=pipeline.stats())
+        drained = pipeline.stop(drain=True, timeout=options.drain_timeout)
+        stages = pipeline.stats()
+        summary = summarize(stages)
+        clean = drained and not any(sum(row.values()) for row in summary.values())
+        log.info("pipeline stopped", reason=reason, clean=clean, drained=drained, stages=stages)
+        _print_summary(summary, clean)
         if pipeline.failure is not None:
             return _fail(f"actorwire run: pipeline failed: {pipeline.failure}", EXIT_FAILED)
-        if not clean:
+        if not drained:
             log.warning(
                 "the pipeline did not drain within the timeout", timeout=options.drain_timeout
+            )
+        lost = sum(row["dead_lettered"] for row in summary.values())
+        if lost:
+            return _fail(
+                f"actorwire run: {lost} accepted record(s) were lost to dead letters "
+                f"(see the summary above)",
+                EXIT_LOST,
             )
         return EXIT_OK
     finally:
@@ -149,6 +169,25 @@ def run_file(path: str | Path, options: RunOptions | None = None) -> int:
             metrics.stop()
         pipeline.stop(drain=False, timeout=5.0)  # idempotent; covers early returns
         signals.restore()
+
+
+def summarize(stages: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Per stage, the records that did not go through: failed, dead-lettered, dropped."""
+    return {name: {k: int(row.get(k, 0)) for k in SUMMARY_COUNTERS} for name, row in stages.items()}
+
+
+def _print_summary(summary: dict[str, dict[str, int]], clean: bool) -> None:
+    """One line per stage that lost anything, then the verdict, on stderr."""
+    for name, row in summary.items():
+        if any(row.values()):
+            counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in row.items())
+            print(f"stage {name}: {counts}", file=sys.stderr)
+    if clean:
+        print("run summary: clean (every record went through)", file=sys.stderr)
+    else:
+        totals = {k: sum(r[k] for r in summary.values()) for k in SUMMARY_COUNTERS}
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in totals.items())
+        print(f"run summary: not clean ({counts})", file=sys.stderr)
 
 
 def _wait(pipeline: Pipeline, stop: threading.Event, duration: float | None) -> str:

@@ -266,7 +266,10 @@ class _Wiring:
         rt = self._rt
         rt.state.failed += 1
         self.system.dead_letters.record(
-            self.address.name, record, f"stage {rt.name!r} failed on the record: {error!r}"
+            self.address.name,
+            record,
+            f"stage {rt.name!r} failed on the record: {error!r}",
+            failed=True,
         )
         if raise_now:
             raise error

@@ -299,3 +299,95 @@ def test_help_describes_every_command() -> None:
     ).stdout
     for option in ("--duration", "--metrics-port", "--log-format", "--log-level"):
         assert option in run_help
+
+
+SUMMARY = """\
+[pipeline]
+name = "summary"
+
+[[sources]]
+name = "ticks"
+kind = "synthetic_prices"
+rate = 20000
+limit = 5000
+
+[[stages]]
+name = "check"
+kind = "map"
+from = "ticks"
+fn = "fns:check"
+
+[[sinks]]
+name = "file"
+kind = "jsonl_file"
+from = "check"
+path = "out.jsonl"
+"""
+
+
+def test_run_ends_with_a_summary_that_says_clean_only_when_nothing_was_lost(
+    tmp_path: Path, runs: list[Run]
+) -> None:
+    write(tmp_path / "fns.py", "def check(r):\n    return r\n")
+    write(tmp_path / "p.toml", SUMMARY)
+    clean = start(runs, tmp_path, "run", "p.toml")
+    assert clean.wait() == 0, clean.stderr()
+    assert "run summary: clean" in clean.stderr()
+
+    failing = tmp_path / "failing"
+    failing.mkdir()
+    write(
+        failing / "fns.py",
+        "import itertools\nn = itertools.count()\n"
+        "def check(r):\n    if next(n) % 100 == 0:\n        raise ValueError('bad')\n"
+        "    return r\n",
+    )
+    write(failing / "p.toml", SUMMARY)
+    run = start(runs, failing, "run", "p.toml")
+    assert run.wait() == 0, run.stderr()  # failed records are the stage's own, not lost
+    err = run.stderr()
+    assert "stage check: failed 50, dead lettered 0, dropped 0" in err
+    assert "run summary: not clean (failed 50, dead lettered 0, dropped 0)" in err
+
+
+STUCK = """\
+[pipeline]
+name = "stuck"
+
+[[sources]]
+name = "ticks"
+kind = "synthetic_prices"
+rate = 1000
+limit = 200
+
+[[stages]]
+name = "slow"
+kind = "map"
+from = "ticks"
+fn = "fns:slow"
+
+[[sinks]]
+name = "file"
+kind = "jsonl_file"
+from = "slow"
+path = "out.jsonl"
+"""
+
+
+def test_run_that_loses_accepted_records_to_dead_letters_exits_3(
+    tmp_path: Path, runs: list[Run]
+) -> None:
+    # The stage hangs on its first record, so the drain times out and the records waiting
+    # in its mailbox are never handled: lost, counted, and the exit status says so.
+    write(
+        tmp_path / "fns.py",
+        "import threading\nforever = threading.Event()\n"
+        "def slow(r):\n    forever.wait(60)\n    return r\n",
+    )
+    write(tmp_path / "p.toml", STUCK)
+    run = start(runs, tmp_path, "run", "p.toml", "--duration", "1", "--drain-timeout", "1")
+    assert run.wait() == 3, run.stderr()
+    err = run.stderr()
+    assert "accepted record(s) were lost to dead letters" in err
+    assert "stage slow: failed 0, dead lettered " in err
+    assert "run summary: not clean" in err

@@ -613,3 +613,40 @@ def test_cached_subscribers_racing_each_get_the_whole_cache_once(ks: KeySession)
     assert not errors
     for got in collectors:  # each complete when its subscribe returned, nothing twice
         assert sorted(m.header.id for m in got.messages) == ids
+
+
+def test_a_thousand_subscriptions_with_ten_sleeping_stall_no_other(ks: KeySession) -> None:
+    # Subscriptions are actors on a shared pool, not threads: ten callbacks that block their
+    # worker are handed off, and the other 990 get every record meanwhile.
+    gate = threading.Event()
+    entered = threading.Semaphore(0)
+    counts = [0] * 990
+    lock = threading.Lock()
+
+    def sleeper(message: KeyMessage) -> None:
+        entered.release()
+        gate.wait(20)
+
+    def counter(i: int) -> Any:
+        def callback(message: KeyMessage) -> None:
+            with lock:
+                counts[i] += 1
+
+        return callback
+
+    try:
+        for i in range(1000):
+            callback = sleeper if i % 100 == 0 else counter(i - i // 100 - 1)
+            ks.subscribe("Price", callback=callback, subscription_type=SubscriptionType.LIVE_ONLY)
+        for i in range(5):
+            ks.publish("Price", f"S{i}", price(f"S{i}"))
+        for _ in range(10):
+            assert entered.acquire(timeout=10)  # all ten are inside their callback
+        wait_until(lambda: min(counts) == 5, timeout=20)
+        assert not gate.is_set()
+        system = ks._system
+        assert system is not None
+        # Workers (plus one hand-off per blocked one), the watchdog, I/O and timers.
+        assert len(system.threads()) <= system.dispatcher.workers + 10 + 3  # type: ignore[attr-defined]
+    finally:
+        gate.set()
