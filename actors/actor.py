@@ -20,6 +20,7 @@ import structlog
 from pykka import ActorDeadError
 from pykka import messages as pykka_messages
 
+from .dispatcher import _local
 from .messages import NORMAL, SHUTDOWN, Stop, Wake, is_failure
 
 if TYPE_CHECKING:
@@ -79,6 +80,9 @@ class Actor(pykka.Actor):
     _aw_started: bool = False
     _aw_finished: bool = False
     _aw_start_error: BaseException | None = None
+    _aw_batched: bool = False
+    _aw_running: bool = False  # started and not yet ended: turns may run
+    _aw_limit: int = 512
 
     def __init__(self) -> None:
         # pykka's __init__ makes a uuid, an Event and an ActorRef per actor: made lazily
@@ -179,9 +183,9 @@ class Actor(pykka.Actor):
         if items:
             cell.backlog = []
         else:
-            items = cell.inbox.drain(min(limit, self.batch_size))
+            items = cell.inbox.drain(limit)
         n = len(items)
-        batched = type(self).on_batch is not Actor.on_batch
+        batched = self._aw_batched
         on_receive = self.on_receive
         control = _CONTROL
         i = 0
@@ -194,7 +198,7 @@ class Actor(pykka.Actor):
                 ):
                     i += 1
                     run_len = 1
-                    outcome = self._aw_special(item, cell)
+                    outcome = self._aw_special(item, cell, last=i == n)
                     if outcome is not None:
                         cell.backlog = items[i:]
                         return outcome
@@ -244,7 +248,7 @@ class Actor(pykka.Actor):
             return exc
         return None
 
-    def _aw_special(self, env: Envelope[Any], cell: _Cell) -> object | None:
+    def _aw_special(self, env: Envelope[Any], cell: _Cell, *, last: bool = False) -> object | None:
         """An ask or a control message; returns a stop reason to end the loop, else None."""
         message = env.message
         reply = env.reply_to
@@ -290,7 +294,12 @@ class Actor(pykka.Actor):
             reply.set_exception((ActorDeadError, dead, None))
             return exc
         cell.processed += 1
-        reply.set(result)
+        if last:
+            # The turn's last answer is set by the dispatcher thread once the turn's
+            # bookkeeping is done (turns run on dispatcher threads only).
+            _local.reply = (reply, result)
+        else:
+            reply.set(result)
         return None
 
     def _aw_end(self, reason: object) -> None:
@@ -308,6 +317,7 @@ class Actor(pykka.Actor):
             except BaseException as exc:  # noqa: BLE001 - a failing on_stop is a failure
                 self.log.error("on_stop raised", error=repr(exc))
                 reason = exc
+        self._aw_running = False
         self._aw_finished = True
         event = self.__dict__.get("_aw_stopped_event")
         if event is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pykka import ActorDeadError
 from pykka._envelope import Envelope
 
-from .dispatcher import _local
+from .dispatcher import _local, current_cell
 from .mailbox import MailboxFull
 from .messages import Control
 
@@ -109,7 +109,7 @@ class Address:
         deadlock the pool); PoolExhausted when it may add no more.
         """
         cell = self._cell
-        if getattr(_local, "cell", None) is cell:
+        if current_cell() is cell:
             raise RuntimeError(f"actor {cell.name!r} asked itself: that would deadlock")
         reply = Reply()
         worker = getattr(_local, "worker", None)

@@ -117,7 +117,7 @@ def _expand(items: list[Item]) -> list[Envelope[Any]]:
 class Inbox:
     """The interface the actor loop and addresses use; see the two implementations.
 
-    Every put wakes the owning cell (``cell.scheduled`` / ``cell.schedule()``): a put to an
+    Every put wakes the owning cell (``cell.token`` / ``cell.schedule()``): a put to an
     idle actor schedules it on its dispatcher. Depth and capacity count messages, not
     items: a batch of 500 from one ``tell_many`` counts 500.
     """
@@ -173,7 +173,7 @@ class Inbox:
 
     def _wake(self) -> None:
         cell = self._cell
-        if not cell.scheduled:
+        if cell.token:
             cell.schedule()
 
 
@@ -225,9 +225,13 @@ class FastInbox(Inbox):
         if self._closed:
             self._flush_closed()
             return
-        cell = self._cell
-        if not cell.scheduled:
-            cell.schedule()
+        token = self._cell.token
+        if token:  # an idle actor: whoever pops its token queues its turn
+            try:
+                token.pop()
+            except IndexError:
+                return
+            self._cell.submit(self._cell)
 
     def _put_held(self, envelope: Envelope[Any], timeout: float | None) -> bool:
         """The actor restarts and its hold is full: wait for the new incarnation (bounded)
@@ -265,7 +269,7 @@ class FastInbox(Inbox):
             self._flush_closed()
             return
         cell = self._cell
-        if not cell.scheduled:
+        if cell.token:
             cell.schedule()
 
     def put_many(self, messages: list[Any]) -> int:
@@ -284,7 +288,7 @@ class FastInbox(Inbox):
             self._flush_closed()
             return 0
         cell = self._cell
-        if not cell.scheduled:
+        if cell.token:
             cell.schedule()
         return 0
 

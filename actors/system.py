@@ -63,9 +63,10 @@ _RUNTIME_MESSAGES: tuple[type, ...] = (Stop, Wake, _Internal, pykka_messages._Ac
 class _Cell:
     """Everything that outlives one incarnation: the name, the inbox, counters, links.
 
-    ``scheduled`` is the dispatcher handshake: True while a turn is queued or running, and
-    also while the actor cannot run (starting, restarting, dead), so that a sender only
-    schedules an idle, running actor. Only its False -> True edge takes ``lock``.
+    ``token`` is the dispatcher handshake: a one-element list while the actor is idle and
+    may run, empty while a turn is queued or running and while the actor cannot run
+    (starting, restarting, dead). Whoever pops the token (an atomic list operation)
+    schedules the turn, so a sender only schedules an idle, running actor, at most once.
     """
 
     __slots__ = (
@@ -90,11 +91,12 @@ class _Cell:
         "processed",
         "reason",
         "restarts",
-        "scheduled",
         "state",
         "stop_by_parent",
         "stop_final",
+        "submit",
         "system",
+        "token",
         "watchers",
     )
 
@@ -113,13 +115,14 @@ class _Cell:
         self.mailbox = mailbox
         self.parent = parent
         self.dispatcher = dispatcher
+        self.submit = dispatcher._execute  # bound once: the hot path makes no extra call
         self.limit = dispatcher.throughput
         self.inbox = build_inbox(mailbox, self, self._reject, self._drop, system.hold_timeout)
         self.pending = self.inbox.items  # truthy while anything waits (a C-level check)
         self.address = Address(self)
         self.actor: Actor | None = None
         self.state = "new"  # new -> running -> held (restarting) -> running ... -> dead
-        self.scheduled = True  # not runnable until its first incarnation has started
+        self.token: list[bool] = []  # not runnable until its first incarnation has started
         self.lock = threading.Lock()
         self.backlog: list[Any] = []
         self.control = 0  # runtime messages taken (stop, wake): not counted as received
@@ -145,33 +148,37 @@ class _Cell:
 
     # -- scheduling (see the dispatcher module) ---------------------------------------
 
+    @property
+    def scheduled(self) -> bool:
+        """True while a turn is queued or running, or the actor cannot run."""
+        return not self.token
+
     def schedule(self) -> None:
         """Queue a turn on the dispatcher unless one is queued or the actor cannot run."""
-        with self.lock:
-            if self.scheduled:
-                return
-            self.scheduled = True
-        self.dispatcher._execute(self)
+        try:
+            self.token.pop()
+        except IndexError:
+            return
+        self.submit(self)
 
     def runnable(self) -> None:
         """The incarnation may run now: open the handshake, and schedule what waits."""
-        self.scheduled = False
+        self.token.append(True)
         if self.backlog or self.pending:
             self.schedule()
 
     def run_turn(self) -> None:
         """One turn on a dispatcher thread: start the incarnation, or handle messages."""
         actor = self.actor
-        if actor is None or actor._aw_finished:
+        if actor is None or not actor._aw_running:
+            if actor is not None and not actor._aw_started and not actor._aw_finished:
+                self.system._run_start(self, actor)
             return
-        if not actor._aw_started:
-            self.system._run_start(self, actor)
-            return
-        outcome = actor._aw_turn(self, self.limit)
+        outcome = actor._aw_turn(self, actor._aw_limit)
         if outcome is not None:
             actor._aw_end(outcome)  # the handshake stays closed until a new incarnation
             return
-        self.scheduled = False
+        self.token.append(True)
         if self.backlog or self.pending:
             self.schedule()
 
@@ -179,9 +186,12 @@ class _Cell:
         """Take an idle actor with nothing waiting off its dispatcher, so the caller may end
         it on its own thread (no hand-off to a worker and back)."""
         with self.lock:
-            if self.scheduled or self.backlog or self.pending or self.state != "running":
+            if self.backlog or self.pending or self.state != "running":
                 return False
-            self.scheduled = True
+            try:
+                self.token.pop()
+            except IndexError:
+                return False
             return True
 
     def take_backlog(self) -> list[Any]:
@@ -436,6 +446,8 @@ class ActorSystem:
                 "started; it must build a new one on every call"
             )
         actor._aw_cell = cell
+        actor._aw_batched = type(actor).on_batch is not Actor.on_batch
+        actor._aw_limit = min(cell.limit, actor.batch_size)
         actor.system = self
         actor.address = cell.address
         with cell.lock:
@@ -444,7 +456,7 @@ class ActorSystem:
             cell.actor = actor
             cell.state = "running"
             cell.stop_by_parent = False
-            cell.scheduled = True  # closed until on_start is done
+            cell.token.clear()  # closed until on_start is done
         cell.inbox.hold(None)
         if isinstance(cell.dispatcher, PinnedDispatcher):
             cell.dispatcher._execute(cell)  # its first turn runs on_start
@@ -472,6 +484,7 @@ class ActorSystem:
         finally:
             _set_current(previous)
         actor._aw_started = True
+        actor._aw_running = True
         if actor._aw_cell is cell and cell.actor is actor:
             cell.runnable()
         self._incarnation_done()
@@ -567,7 +580,7 @@ class ActorSystem:
         with cell.lock:
             if cell.actor is actor:
                 cell.state = "held"
-                cell.scheduled = True
+                cell.token.clear()
         cell.inbox.hold(self.hold_limit)
         return False
 

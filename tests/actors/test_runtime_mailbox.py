@@ -289,7 +289,7 @@ def test_tell_many_delivers_in_order_and_counts_refusals(system: ActorSystem) ->
 class _NoCell:
     """Stands in for an actor's cell: never asks to be scheduled (nobody drains)."""
 
-    scheduled = True
+    token: list[bool] = []  # no token: a turn is already queued
 
 
 def _messages(items: list[Any]) -> list[Any]:
