@@ -356,3 +356,18 @@ def test_tell_many_is_one_mailbox_item_but_depth_counts_messages(make_system: An
     release.set()
     assert actor.ask("batches") == [0, 500]
     assert system.metrics()["actors"][actor.name]["processed"] == 502  # with the ask
+
+
+@pytest.mark.timeout(60)
+def test_fifty_thousand_actors_spawn_answer_and_shut_down(make_system: Any) -> None:
+    # Spawn and shutdown do O(1) bookkeeping per actor (a per-spawn scan of every actor or
+    # thread made 10,000 spawns take 16 s, so 50,000 would not finish within the timeout).
+    system = make_system(dispatcher=PoolDispatcher(workers=2))
+    addresses = [system.spawn(Counter) for _ in range(50_000)]
+    for i, address in enumerate(addresses):
+        address.tell(i)
+    assert addresses[-1].ask("seen") == [49_999]
+    assert len(system.threads()) == 5
+    system.shutdown()
+    assert not any(a.is_alive() for a in addresses[::1000])
+    assert system.metrics()["totals"]["stopped_actors"] == 50_000
