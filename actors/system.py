@@ -83,6 +83,7 @@ class _Cell:
         "inbox",
         "limit",
         "lock",
+        "logger",
         "mailbox",
         "name",
         "parent",
@@ -136,11 +137,15 @@ class _Cell:
         self.stop_final = False
         self.finalized = False
         self.reason: object = None
+        self.logger: FilteringBoundLogger | None = None
 
     @property
     def log(self) -> FilteringBoundLogger:
-        # Bound on use, not per actor: 100,000 idle actors need no logger each.
-        return _LOG.bind(system=self.system.name, actor=self.name)
+        # Bound on first use, not per actor: 100,000 idle actors need no logger each.
+        logger = self.logger
+        if logger is None:
+            logger = self.logger = _LOG.bind(system=self.system.name, actor=self.name)
+        return logger
 
     @property
     def dead(self) -> bool:
