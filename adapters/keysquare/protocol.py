@@ -125,7 +125,7 @@ _FAST_OK: dict[str, frozenset[type]] = {
     "float": frozenset({int, type(None)}),  # a float must also be finite: checked below
     "int": frozenset({int, type(None)}),
     "bool": frozenset({bool, type(None)}),
-    "timestamp": frozenset({int, type(None)}),
+    "timestamp": frozenset({int, float, type(None)}),  # epoch seconds, as _check_value
     "json": frozenset({str, int, float, bool, dict, list, type(None)}),
 }
 
