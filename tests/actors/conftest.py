@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from actorwire.actors import Actor, ActorSystem
+from actorwire.actors import Actor, ActorSystem, Dispatcher, PoolDispatcher
 
 THREAD_GRACE = 2.0
 """Seconds a test's threads get to finish after the test before the leak guard fails it."""
@@ -37,13 +37,30 @@ def no_thread_leaks() -> Iterator[None]:
         pytest.fail(f"test left threads running: {names}")
 
 
+DISPATCHERS: dict[str, Callable[[], Dispatcher]] = {
+    "pool": PoolDispatcher,
+    "one-worker": lambda: PoolDispatcher(workers=1),
+}
+"""The runtime tests run on each: the default pool, and a pool of one worker (where any
+hidden dependence on a second thread would deadlock)."""
+
+
+@pytest.fixture(params=list(DISPATCHERS))
+def dispatcher_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def make_system(request: pytest.FixtureRequest) -> Iterator[Callable[..., ActorSystem]]:
-    """Build ActorSystems with any arguments; every one is shut down after the test."""
+def make_system(
+    request: pytest.FixtureRequest, dispatcher_kind: str
+) -> Iterator[Callable[..., ActorSystem]]:
+    """Build ActorSystems with any arguments (on the dispatcher kind under test unless one
+    is given); every one is shut down after the test."""
     systems: list[ActorSystem] = []
     base = request.node.name.replace("[", "-").replace("]", "")[:40]
 
     def make(name: str | None = None, **kwargs: Any) -> ActorSystem:
+        kwargs.setdefault("dispatcher", DISPATCHERS[dispatcher_kind]())
         system = ActorSystem(name or f"{base}-{len(systems)}", **kwargs)
         systems.append(system)
         return system
@@ -54,10 +71,11 @@ def make_system(request: pytest.FixtureRequest) -> Iterator[Callable[..., ActorS
 
 
 @pytest.fixture
-def system(request: pytest.FixtureRequest) -> Iterator[ActorSystem]:
-    """A fresh ActorSystem, shut down (all its threads joined) after the test."""
+def system(request: pytest.FixtureRequest, dispatcher_kind: str) -> Iterator[ActorSystem]:
+    """A fresh ActorSystem on the dispatcher kind under test, shut down (all its threads
+    joined) after the test."""
     name = request.node.name.replace("[", "-").replace("]", "")[:40]
-    with ActorSystem(name) as s:
+    with ActorSystem(name, dispatcher=DISPATCHERS[dispatcher_kind]()) as s:
         yield s
 
 

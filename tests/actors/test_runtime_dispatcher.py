@@ -243,6 +243,7 @@ def test_a_pinned_child_gets_a_new_thread_on_each_start_of_its_address(
 
 def test_a_pinned_actor_that_fails_to_start_reports_it(make_system: Any) -> None:
     system = make_system()
+    before = len(system.threads())
 
     class NoStart(Actor):
         def on_start(self) -> None:
@@ -250,7 +251,7 @@ def test_a_pinned_actor_that_fails_to_start_reports_it(make_system: Any) -> None
 
     with pytest.raises(ActorStartError, match="cannot start"):
         system.spawn(NoStart, dispatcher=PinnedDispatcher())
-    wait_until(lambda: len(system.threads()) == 5)
+    wait_until(lambda: len(system.threads()) == before)  # its thread ended with it
 
 
 def test_ask_from_a_pinned_actor_and_from_on_start_work(make_system: Any) -> None:
@@ -371,3 +372,13 @@ def test_fifty_thousand_actors_spawn_answer_and_shut_down(make_system: Any) -> N
     system.shutdown()
     assert not any(a.is_alive() for a in addresses[::1000])
     assert system.metrics()["totals"]["stopped_actors"] == 50_000
+
+
+def test_actors_stay_out_of_pykkas_process_global_registry(make_system: Any) -> None:
+    import pykka
+
+    system = make_system()
+    echo = system.spawn(Echo)
+    pinned = system.spawn(Echo, dispatcher=PinnedDispatcher())
+    assert echo.ask(1) == pinned.ask(1) == 1
+    assert pykka.ActorRegistry.get_all() == []
