@@ -25,7 +25,8 @@ __all__ = ["Health", "MetricsServer", "Snapshot"]
 
 log = structlog.get_logger("actorwire.metrics")
 
-STAGE_COUNTERS = ("received", "processed", "dropped", "failed", "restarts")
+STAGE_COUNTERS = ("received", "processed", "dropped", "failed", "dead_lettered", "restarts")
+DISPATCHER_GAUGES = ("workers", "blocked_workers", "run_queue")
 LINK_STATES = ("CONNECTING", "CONNECTED", "RECOVERING", "RECONNECTING", "FAILED", "CLOSED")
 
 
@@ -38,6 +39,7 @@ class Snapshot:
     links: Mapping[str, str] = field(default_factory=dict)  # link name -> LinkState name
     failure: str | None = None  # why the pipeline failed (a supervisor gave up), if it did
     phase: str = "running"  # "starting", "running" or "stopping": healthy only running
+    dispatcher: Mapping[str, int] = field(default_factory=dict)  # the system's pool figures
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,22 @@ class _PipelineCollector(Collector):
             for candidate in LINK_STATES:
                 links.add_metric([snap.pipeline, link, candidate], float(candidate == state))
         yield links
+        if snap.dispatcher:
+            for name in DISPATCHER_GAUGES:
+                gauge = GaugeMetricFamily(
+                    f"actorwire_dispatcher_{name}",
+                    f"The pool's {name.replace('_', ' ')}",
+                    labels=["pipeline"],
+                )
+                gauge.add_metric([snap.pipeline], float(snap.dispatcher.get(name, 0)))
+                yield gauge
+            handoffs = CounterMetricFamily(
+                "actorwire_dispatcher_blocked_handoffs",
+                "Workers replaced while blocked in a handler or a wait",
+                labels=["pipeline"],
+            )
+            handoffs.add_metric([snap.pipeline], float(snap.dispatcher.get("blocked_handoffs", 0)))
+            yield handoffs
         up = GaugeMetricFamily(
             "actorwire_pipeline_healthy", "1 when /healthz answers 200", labels=["pipeline"]
         )

@@ -627,6 +627,14 @@ class Pipeline:
             out[name] = stats
         return out
 
+    def dispatcher_stats(self) -> dict[str, int]:
+        """The pool running the stages: ``workers``, ``blocked_workers``,
+        ``blocked_handoffs``, ``run_queue`` (empty before start and after stop)."""
+        system = self._system
+        if system is None or system.is_shut_down:
+            return {}
+        return dict(system.metrics()["dispatcher"])
+
     def links(self) -> dict[str, str]:
         """Stages that hold a connection (keysquare): stage name -> LinkState name."""
         return {

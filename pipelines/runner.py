@@ -213,4 +213,5 @@ def _snapshot(pipeline: Pipeline, phase: str) -> Snapshot:
         links=pipeline.links(),
         failure=pipeline.failure,
         phase=phase,
+        dispatcher=pipeline.dispatcher_stats(),
     )

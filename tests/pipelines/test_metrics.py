@@ -24,9 +24,11 @@ class State:
                     "failed": 0,
                     "restarts": 2,
                     "mailbox_depth": 3,
+                    "dead_lettered": 4,
                 },
             },
             links={"prices": "CONNECTED"},
+            dispatcher={"workers": 2, "blocked_workers": 1, "blocked_handoffs": 5},
         )
 
     def read(self) -> Snapshot:
@@ -64,6 +66,10 @@ def test_metrics_expose_stage_counters_depth_restarts_and_link_states(
     assert 'actorwire_link_state{link="prices",pipeline="bars",state="CONNECTED"} 1.0' in text
     assert 'actorwire_link_state{link="prices",pipeline="bars",state="FAILED"} 0.0' in text
     assert 'actorwire_pipeline_healthy{pipeline="bars"} 1.0' in text
+    assert 'actorwire_stage_dead_lettered_total{pipeline="bars",stage="window"} 4.0' in text
+    assert 'actorwire_dispatcher_workers{pipeline="bars"} 2.0' in text
+    assert 'actorwire_dispatcher_blocked_workers{pipeline="bars"} 1.0' in text
+    assert 'actorwire_dispatcher_blocked_handoffs_total{pipeline="bars"} 5.0' in text
 
 
 def test_metrics_are_read_at_scrape_time(served: tuple[State, MetricsServer]) -> None:

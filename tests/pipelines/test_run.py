@@ -261,6 +261,7 @@ def test_metrics_and_healthz_while_running(tmp_path: Path, runs: list[Run]) -> N
     text = get("/metrics")[1]
     assert 'actorwire_link_state{link="prices",pipeline="quickstart",state="CONNECTED"} 1.0' in text
     assert 'actorwire_stage_mailbox_depth{pipeline="quickstart",stage="record"}' in text
+    assert 'actorwire_dispatcher_workers{pipeline="quickstart"}' in text  # the live pool
     run.proc.send_signal(signal.SIGTERM)
     assert run.wait() == 0, run.stderr()
 
