@@ -179,11 +179,7 @@ class Actor(pykka.Actor):
         """
         if self._aw_stop_now:
             return SHUTDOWN
-        items = cell.backlog
-        if items:
-            cell.backlog = []
-        else:
-            items = cell.inbox.drain(limit)
+        items = cell.take_backlog() if cell.backlog else cell.inbox.drain(limit)
         n = len(items)
         batched = self._aw_batched
         on_receive = self.on_receive
@@ -200,7 +196,7 @@ class Actor(pykka.Actor):
                     run_len = 1
                     outcome = self._aw_special(item, cell, last=i == n)
                     if outcome is not None:
-                        cell.backlog = items[i:]
+                        cell.leave(self, items[i:])
                         return outcome
                 elif batched:
                     # A run of tells (envelopes and tell_many lists) goes to on_batch whole.
@@ -232,6 +228,11 @@ class Actor(pykka.Actor):
                             else:
                                 i += 1
                             raise
+                        if self._aw_stop_now:  # a kill lands between messages, as for tells
+                            cell.processed += k + 1
+                            rest = item[k + 1 :]
+                            cell.leave(self, [rest, *items[i + 1 :]] if rest else items[i + 1 :])
+                            return SHUTDOWN
                     cell.processed += len(item)
                     i += 1
                 else:
@@ -240,11 +241,11 @@ class Actor(pykka.Actor):
                     on_receive(item.message)
                     cell.processed += 1
                 if self._aw_stop_now:
-                    cell.backlog = items[i:]
+                    cell.leave(self, items[i:])
                     return SHUTDOWN
         except BaseException as exc:  # noqa: BLE001 - one actor's failure is its own
             cell.failed += run_len
-            cell.backlog = items[i:]
+            cell.leave(self, items[i:])
             return exc
         return None
 

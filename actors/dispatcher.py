@@ -81,6 +81,11 @@ def may_block() -> bool:
     return not getattr(_local, "never_block", False)
 
 
+def in_pool() -> bool:
+    """True on a pool worker (an actor's turn, or on_start run there)."""
+    return getattr(_local, "worker", None) is not None
+
+
 def mark_never_block() -> None:
     """Declare the calling thread one that must never wait for a mailbox: a full mailbox
     or a restarting actor's full hold gives it the overflow policy (counted drops)."""
@@ -124,7 +129,9 @@ class Dispatcher:
     """Runs scheduled actors. Subclasses: :class:`PoolDispatcher`, :class:`PinnedDispatcher`.
 
     A dispatcher instance belongs to one actor system (a PinnedDispatcher to one actor);
-    pass a new one to each ``ActorSystem``/``spawn``.
+    pass a new one to each ``ActorSystem``/``spawn``. A subclass runs a submitted cell with
+    ``cell.run_turn()`` on one of its threads (never two at once for one cell) and then
+    answers the turn's deferred ask: ``_local.reply`` (a ``(reply, value)`` pair) if set.
     """
 
     throughput: int = DEFAULT_THROUGHPUT
@@ -318,9 +325,14 @@ class PoolDispatcher(Dispatcher):
                 return True
         return False
 
-    def _mark_blocked(self, worker: _Worker) -> bool:
+    def _mark_blocked(self, worker: _Worker, *, waiting: bool = False) -> bool:
         """Count ``worker`` as blocked and add a replacement if the pool is short (lock held).
-        False when the bound on blocked workers is reached."""
+        False when the bound on blocked workers is reached.
+
+        A worker stuck in a handler is replaced while the pool has fewer unblocked workers
+        than ``workers``. One that waits on the runtime (an ask: usually microseconds) is
+        replaced only when no other worker is free to serve what it waits for: none is
+        unblocked, or none is parked and the pool is short."""
         if worker.blocked:
             return True
         if self._blocked >= self.max_blocked:
@@ -328,7 +340,11 @@ class PoolDispatcher(Dispatcher):
         worker.blocked = True
         self._blocked += 1
         self.blocked_handoffs += 1
-        if self._running and len(self._pool) - self._blocked < self.workers:
+        unblocked = len(self._pool) - self._blocked
+        short = unblocked < self.workers
+        if waiting:
+            short = unblocked == 0 or (short and not self._idle)
+        if self._running and short:
             self._add_worker()
         self._count()
         return True
@@ -339,7 +355,7 @@ class PoolDispatcher(Dispatcher):
             yield
             return
         with self._lock:
-            ok = self._mark_blocked(worker)
+            ok = self._mark_blocked(worker, waiting=True)
         if not ok:
             if strict:
                 cell = current_cell()
@@ -356,6 +372,8 @@ class PoolDispatcher(Dispatcher):
             yield
         finally:
             self._unblock(worker)
+            if worker.since:
+                worker.since = time.monotonic()  # the wait is over: the turn goes on afresh
 
     def _watch(self) -> None:
         """Replace workers stuck in one turn for longer than the threshold."""
@@ -369,12 +387,21 @@ class PoolDispatcher(Dispatcher):
                     since = worker.since
                     if since and not worker.blocked and now - since > threshold:
                         cell = worker.cell
-                        if self._mark_blocked(worker):
-                            self._log.info(
-                                "worker blocked in a handler; replaced",
-                                actor=cell.name if cell is not None else None,
-                                seconds=round(now - since, 3),
-                            )
+                        if not self._mark_blocked(worker):
+                            continue
+                        if worker.since != since:
+                            # The turn ended meanwhile (the worker clears ``since`` before
+                            # it looks at ``blocked``): take the mark back.
+                            worker.blocked = False
+                            self._blocked -= 1
+                            self.blocked_handoffs -= 1
+                            self._count()
+                            continue
+                        self._log.info(
+                            "worker blocked in a handler; replaced",
+                            actor=cell.name if cell is not None else None,
+                            seconds=round(now - since, 3),
+                        )
 
     def shutdown(self, timeout: float = 5.0) -> None:
         with self._lock:

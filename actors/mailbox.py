@@ -20,7 +20,7 @@ from typing import Any
 
 from pykka._envelope import Envelope
 
-from .dispatcher import blocking, may_block
+from .dispatcher import blocking, in_pool, may_block
 
 __all__ = ["Mailbox", "MailboxFull", "Overflow"]
 
@@ -123,6 +123,9 @@ class Inbox:
     """
 
     dropped: int
+    """Messages the overflow policy dropped."""
+    lost: int
+    """Messages refused while the actor restarted (its hold full): also dead letters."""
     items: deque[Any]
     """The queue itself: truthy while anything waits."""
     taken: int
@@ -196,6 +199,7 @@ class FastInbox(Inbox):
         "_reject",
         "dropped",
         "items",
+        "lost",
         "taken",
     )
 
@@ -210,6 +214,7 @@ class FastInbox(Inbox):
         self._extra = 0  # messages beyond one per queued batch
         self._batch_lock = threading.Lock()
         self.dropped = 0
+        self.lost = 0
         self.taken = 0
 
     def put(self, envelope: Envelope[Any], /, timeout: float | None = -1.0) -> None:
@@ -234,13 +239,18 @@ class FastInbox(Inbox):
             self._cell.submit(self._cell)
 
     def _put_held(self, envelope: Envelope[Any], timeout: float | None) -> bool:
-        """The actor restarts and its hold is full: wait for the new incarnation (bounded)
-        unless this sender must never block; True once queued, else counted and rejected."""
+        """The actor restarts and its hold is full. A plain thread waits for the new
+        incarnation (bounded); an actor on a pool never waits for an unbounded mailbox (it
+        would stall everything it feeds): the message goes past the hold; a thread that
+        must never block gets a counted loss. True once queued."""
+        if in_pool():
+            self._q.append(envelope)
+            return True
         if timeout is not None and timeout < 0:
             timeout = self._hold_timeout
         if timeout != 0 and may_block():
             deadline = None if timeout is None else time.monotonic() + timeout
-            with blocking(), _HOLD:
+            with _HOLD:
                 while True:
                     hold = self._hold
                     if self._closed or hold is None or len(self._q) + self._extra < hold:
@@ -256,7 +266,7 @@ class FastInbox(Inbox):
         if self._closed:
             self._reject(envelope, "actor is dead")
             return False
-        self.dropped += 1
+        self.lost += 1
         self._reject(envelope, HOLD_FULL)
         return False
 
@@ -299,9 +309,11 @@ class FastInbox(Inbox):
         extra = 0
         popleft = q.popleft
         append = out.append
-        # One consumer: while q is non-empty, popleft cannot fail.
         while q and taken < limit:
-            item = popleft()
+            try:
+                item = popleft()
+            except IndexError:  # emptied by a close() racing an abandoned turn
+                break
             append(item)
             if item.__class__ is list:
                 k = len(item)
@@ -316,7 +328,7 @@ class FastInbox(Inbox):
         return out
 
     def qsize(self) -> int:
-        return len(self._q) + self._extra
+        return max(len(self._q) + self._extra, 0)
 
     def __bool__(self) -> bool:
         return bool(self._q)
@@ -373,9 +385,11 @@ class _System:
 class BoundedInbox(Inbox):
     """Bounded inbox with an overflow policy; asks and system messages are never dropped.
 
-    While the actor restarts, its hold bounds the inbox too; a sender that may block waits
-    for room as under BACKPRESSURE, one that must not (the I/O loop, a timer) gets the
-    overflow policy, and what is still refused is counted as dropped.
+    While the actor restarts, its hold bounds the inbox too and the overflow policy applies
+    to it: under BACKPRESSURE or CONFLATE a sender that may block waits for the new
+    incarnation (one on a pool is replaced on its worker meanwhile), one that must not (the
+    I/O loop, a timer) is refused; a drop policy drops. What is refused is counted (``lost``)
+    and dead-lettered.
     """
 
     def __init__(self, spec: Mailbox, cell: Any, reject: RejectFn, drop: DropFn) -> None:
@@ -394,7 +408,9 @@ class BoundedInbox(Inbox):
         self._hold: int | None = None
         self._reject = reject
         self._drop = drop
+        self._system = 0  # system messages waiting (not counted against capacity)
         self.dropped = 0
+        self.lost = 0
         self.taken = 0
 
     def _limit(self) -> int | None:
@@ -490,7 +506,7 @@ class BoundedInbox(Inbox):
                 # The actor died while the sender waited: a dead letter, not "full".
                 return "actor is dead", None
             if held and self._hold is not None and self._count >= self._hold:
-                self.dropped += 1
+                self.lost += 1
                 return HOLD_FULL, None
         # FAIL, a timed-out wait, or an ask that a drop policy may not discard.
         raise MailboxFull(self._full_message())
@@ -545,6 +561,7 @@ class BoundedInbox(Inbox):
             closed = self._closed
             if not closed:
                 self._items.append(_System(envelope))
+                self._system += 1
         if closed:
             self._reject(envelope, "actor is dead")
         else:
@@ -566,6 +583,7 @@ class BoundedInbox(Inbox):
                 elif cls is _System:
                     assert isinstance(item, _System)
                     out.append(item.envelope)
+                    self._system -= 1
                     taken += 1
                 elif cls is list:
                     assert isinstance(item, list)
@@ -582,7 +600,7 @@ class BoundedInbox(Inbox):
         return out
 
     def qsize(self) -> int:
-        return self._count + sum(1 for i in self._items if i.__class__ is _System)
+        return self._count + self._system
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -605,6 +623,7 @@ class BoundedInbox(Inbox):
                     out.append(item)
             self._items.clear()
             self._count = 0
+            self._system = 0
             self._not_full.notify_all()
         return _expand(out)
 

@@ -23,12 +23,13 @@ from .dispatcher import (
     Dispatcher,
     PinnedDispatcher,
     PoolDispatcher,
+    _local,
     _set_current,
     blocking,
     current_cell,
 )
 from .ioloop import IOLoop
-from .mailbox import Mailbox, build_inbox
+from .mailbox import Mailbox, _expand, build_inbox
 from .messages import NORMAL, SHUTDOWN, Control, ExpectedFailure, Stop, Terminated, Wake, is_failure
 from .timers import Timer, TimerService
 
@@ -181,6 +182,10 @@ class _Cell:
             return
         outcome = actor._aw_turn(self, actor._aw_limit)
         if outcome is not None:
+            reply = _local.reply
+            if reply is not None:  # answered now, not after on_stop and the cleanup
+                _local.reply = None
+                reply[0].set(reply[1])
             actor._aw_end(outcome)  # the handshake stays closed until a new incarnation
             return
         self.token.append(True)
@@ -200,10 +205,29 @@ class _Cell:
             return True
 
     def take_backlog(self) -> list[Any]:
-        backlog = self.backlog
-        if backlog:
+        with self.lock:
+            backlog = self.backlog
             self.backlog = []
         return backlog
+
+    def leave(self, actor: Actor, rest: list[Any]) -> None:
+        """What a turn of ``actor`` drained but did not handle (it failed or was stopped):
+        the backlog of this incarnation or the next. A turn that outlived its incarnation
+        (abandoned past its shutdown timeout) hands it to the one running now, in front of
+        what that one has, or to dead letters when the address is dead."""
+        if not rest:
+            return
+        with self.lock:
+            if self.state == "dead":
+                rejected = _expand(rest)
+            else:
+                rejected = []
+                self.backlog = rest + self.backlog
+                stale = self.actor is not actor
+        for env in rejected:
+            self._reject(env, "actor stopped before handling it")
+        if not rejected and stale:
+            self.schedule()  # the current incarnation may be idle: wake it
 
     def backlog_size(self) -> int:
         return sum(len(i) if i.__class__ is list else 1 for i in self.backlog)
@@ -241,12 +265,12 @@ class _Cell:
             if self.actor is not actor or self.state == "dead":
                 return
             if isinstance(reason, ExpectedFailure):
-                self.log.warning("actor failed", error=repr(reason))
+                self.log.warning("actor failed", error=_describe(reason))
             elif is_failure(reason):
                 assert isinstance(reason, BaseException)
                 self.log.error(
                     "actor failed",
-                    error=repr(reason),
+                    error=_describe(reason),
                     exc_info=(type(reason), reason, reason.__traceback__),
                 )
             parent = self.parent
@@ -266,6 +290,15 @@ class _Cell:
 
 
 _LOG: FilteringBoundLogger = structlog.get_logger("actorwire.actor")
+
+
+def _describe(exc: BaseException) -> str:
+    """``repr(exc)``, or its type when its own ``__repr__`` raises: a failure is reported
+    whatever the exception does."""
+    try:
+        return repr(exc)
+    except Exception:  # noqa: BLE001
+        return f"<{type(exc).__name__} (repr failed)>"
 
 
 class ActorSystem:
@@ -314,6 +347,7 @@ class ActorSystem:
         self._top: dict[_Cell, None] = {}
         self._pinned: set[Dispatcher] = set()
         self._pools: list[Dispatcher] = []
+        self._released: list[Dispatcher] = []
         self._names = itertools.count(1)
         self._failure_listeners: list[FailureListener] = []
         if on_failure is not None:
@@ -605,14 +639,8 @@ class ActorSystem:
             for child in reversed(list(children)):  # a copy: finalizing edits it
                 self._stop_incarnation(child, graceful=True, timeout=5.0)
                 self._finalize(child, SHUTDOWN)
-        leftovers = cell.inbox.close()
-        backlog = cell.take_backlog()
-        if backlog:
-            leftovers = [
-                e
-                for i in backlog
-                for e in ([Envelope(m) for m in i] if i.__class__ is list else [i])
-            ] + leftovers
+        closed = cell.inbox.close()
+        leftovers = _expand(cell.take_backlog()) + closed  # in the order they were told
         for env in leftovers:
             cell._reject(env, "actor stopped before handling it")
         with self._lock:
@@ -623,7 +651,7 @@ class ActorSystem:
             retired["received"] += cell.inbox.taken - cell.control
             retired["processed"] += cell.processed
             retired["failed"] += cell.failed
-            retired["dropped"] += cell.inbox.dropped + cell.policy_drops
+            retired["dropped"] += cell.inbox.dropped + cell.inbox.lost + cell.policy_drops
             retired["restarts"] += cell.restarts
             retired["actors"] += 1
             watchers = cell.watchers or []
@@ -631,6 +659,9 @@ class ActorSystem:
             if cell.dispatcher in self._pinned:
                 self._pinned.discard(cell.dispatcher)
                 cell.dispatcher._release(cell)
+                # Kept until its thread ends, so shutdown joins (or reports) a stuck one.
+                self._released = [d for d in self._released if d.threads()]
+                self._released.append(cell.dispatcher)
         parent = cell.parent
         if parent is not None:
             with parent.lock:
@@ -663,9 +694,10 @@ class ActorSystem:
         with self._lock:
             self._shut = True
             leftovers = list(self._registry.values())
-            pinned = list(self._pinned)
         for cell in leftovers:
             self._finalize(cell, SHUTDOWN)
+        with self._lock:
+            pinned = [*self._pinned, *self._released]
         self.timers.shutdown(max(deadline - time.monotonic(), 0.1))
         self.io.shutdown(max(deadline - time.monotonic(), 0.1))
         for d in [*pinned, *self._pools]:
@@ -683,7 +715,7 @@ class ActorSystem:
         """The live threads this system runs (dispatcher workers, pinned actors, I/O,
         timers)."""
         with self._lock:
-            pinned = list(self._pinned)
+            pinned = [*self._pinned, *self._released]
         out = self.dispatcher.threads()
         for d in [*pinned, *self._pools]:
             out.extend(d.threads())
@@ -761,7 +793,7 @@ class ActorSystem:
             self._failure_listeners.remove(listener)
 
     def _report_failure(self, address: Address, reason: BaseException) -> None:
-        self.log.error("top-level actor failed", actor=address.name, error=repr(reason))
+        self.log.error("top-level actor failed", actor=address.name, error=_describe(reason))
         for listener in list(self._failure_listeners):
             try:
                 listener(address, reason)
@@ -783,7 +815,8 @@ class ActorSystem:
                 "received": cell.inbox.taken - cell.control + queued,
                 "processed": cell.processed,
                 "failed": cell.failed,
-                "dropped": cell.inbox.dropped + cell.policy_drops,
+                "dropped": cell.inbox.dropped + cell.inbox.lost + cell.policy_drops,
+                "lost": cell.inbox.lost,
                 "mailbox_depth": depth,
                 "restarts": cell.restarts,
                 "state": cell.state,

@@ -617,7 +617,9 @@ class Pipeline:
             else:
                 for counter in COUNTERS:
                     stats[counter] = getattr(state, counter)
-            stats["dropped"] = int(row.get("dropped", 0))
+            # Policy drops only: records refused by a restarting stage's full hold are
+            # dead letters, counted in dead_lettered.
+            stats["dropped"] = int(row.get("dropped", 0)) - int(row.get("lost", 0))
             stats["dead_lettered"] = lost.get(actor, 0)
             stats["mailbox_depth"] = int(row.get("mailbox_depth", 0))
             stats["restarts"] = int(row.get("restarts", 0))

@@ -686,3 +686,27 @@ def test_a_child_of_a_failed_supervisor_is_reported_dead_to_its_watchers(
     a.tell(Boom())
     wait_until(lambda: got, what="Terminated")
     assert got == [Terminated(a, "shutdown")]
+
+
+def test_an_actor_on_the_pool_is_never_stalled_by_a_full_hold(make_system: Any) -> None:
+    # A pooled sender must not wait on an unbounded mailbox's hold (it would stall
+    # everything it feeds): its messages go past the hold and none is lost.
+    system = make_system(hold_limit=2)
+    journal = Journal()
+    slow = Backoff(min=2.0, max=2.0, factor=1.0, jitter=0.0)
+    system.spawn(Supervisor, children=specs(journal, "a"), backoff=slow)
+    child = system.lookup("a")
+
+    class Feeder(Actor):
+        def on_receive(self, message: Any) -> Any:
+            for i in range(10):
+                child.tell(i)
+            return "fed"
+
+    feeder = system.spawn(Feeder)
+    child.tell(Boom())
+    wait_until(lambda: system.metrics()["actors"]["a"]["state"] == "held")
+    assert feeder.ask("go", timeout=1.5) == "fed"  # well before the restart is due
+    wait_until(lambda: journal.messages("a") == list(range(10)))
+    assert system.metrics()["actors"]["a"]["dropped"] == 0
+    assert system.dead_letters.count == 0
