@@ -306,8 +306,10 @@ class ActorSystem:
     dead letters.
 
     ``dispatcher`` runs the actors (default: a new ``PoolDispatcher()``: a few workers
-    shared by every actor). Use it as a context manager, or call ``shutdown()``. Two
-    systems share nothing.
+    shared by every actor). ``hold_limit`` and ``hold_timeout`` bound what a restarting
+    actor holds and how long a sender waits on it. ``start_timeout`` bounds the wait for a
+    pinned actor's ``on_start`` (a pooled actor's runs on the spawning thread). Use it as a
+    context manager, or call ``shutdown()``. Two systems share nothing.
     """
 
     def __init__(
