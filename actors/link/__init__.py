@@ -2,7 +2,8 @@
 
 Sans-I/O policies (``BackoffPolicy``, ``HeartbeatPolicy``, ``SequenceTracker``) with time
 passed in, and the thin actors around them (``Transport``, ``HeartbeatActor``,
-``ReconnectActor``, ``SequenceActor``) composed by ``Link`` under a supervisor.
+``ReconnectActor``, ``SequenceActor``) composed by ``Link`` under a supervisor; the link's
+whole state machine is ``LinkMachine``, a sans-I/O table the reconnect actor feeds.
 """
 
 from ..backoff import Backoff, BackoffPolicy
@@ -14,9 +15,11 @@ from .adapter import (
     Ordering,
     PeerError,
     Routed,
+    SessionLost,
 )
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
-from .link import HeartbeatActor, Link, LinkState, ReconnectActor, SequenceActor, StateListener
+from .link import HeartbeatActor, Link, ReconnectActor, SequenceActor, StateListener
+from .machine import LinkMachine, LinkState, Phase
 from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
 from .transport import (
     Close,
@@ -53,10 +56,12 @@ __all__ = [
     "Inbound",
     "Link",
     "LinkAdapter",
+    "LinkMachine",
     "LinkState",
     "LinkStats",
     "Ordering",
     "PeerError",
+    "Phase",
     "ProtocolError",
     "ReconnectActor",
     "RequestRecovery",
@@ -64,6 +69,7 @@ __all__ = [
     "Send",
     "SequenceActor",
     "SequenceTracker",
+    "SessionLost",
     "StateListener",
     "TcpTransport",
     "Transport",

@@ -25,6 +25,7 @@ __all__ = [
     "Ordering",
     "PeerError",
     "Routed",
+    "SessionLost",
 ]
 
 
@@ -56,6 +57,15 @@ class AuthFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionLost:
+    """Control event: the peer no longer knows our session (it says we are not logged in):
+    the link drops the connection, redials and logs in again. Not a refusal of the
+    credentials: it never ends the link."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class PeerError:
     """Control event: the peer reported an error that does not end the link."""
 
@@ -68,7 +78,7 @@ class Routed:
 
     ``data`` holds ``(stream, seq, item)``; ``seq`` None means unsequenced (delivered as is).
     ``seq`` is an int for Ordering.REPLAY, any totally ordered value for Ordering.LATEST.
-    ``control`` holds control events (Authenticated, AuthFailed, PeerError, or the
+    ``control`` holds control events (Authenticated, AuthFailed, SessionLost, PeerError, or the
     adapter's own, handed to ``LinkAdapter.on_control``). ``errors`` holds ``(reason,
     fatal)`` for frames that could not be understood: counted and logged; a fatal one
     drops the connection.

@@ -17,7 +17,6 @@ these actors only feed them time and messages.
 
 from __future__ import annotations
 
-import enum
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -30,8 +29,32 @@ from ..actor import Actor
 from ..backoff import Backoff, BackoffPolicy
 from ..clock import Clock, monotonic
 from ..supervisor import ChildSpec, Strategy, Supervisor
-from .adapter import Authenticated, AuthFailed, LinkAdapter, Ordering, PeerError
+from .adapter import Authenticated, AuthFailed, LinkAdapter, Ordering, PeerError, SessionLost
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
+from .machine import (
+    ArmHeartbeat,
+    CloseConnection,
+    CloseRequested,
+    Dial,
+    DisarmHeartbeat,
+    LinkMachine,
+    LinkState,
+    LoginAccepted,
+    LoginRefused,
+    Lost,
+    Opened,
+    Phase,
+    RecoveryChanged,
+    Report,
+    Restarted,
+    ResumeSubscriptions,
+    SendFrames,
+    Started,
+    Stopped,
+    SupervisorGaveUp,
+    SuspendSubscriptions,
+    Timer,
+)
 from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
 from .transport import (
     Close,
@@ -59,17 +82,6 @@ __all__ = [
     "SequenceActor",
     "StateListener",
 ]
-
-
-class LinkState(enum.Enum):
-    """Where a link stands; every change goes to the state listener with a reason."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECOVERING = "recovering"
-    RECONNECTING = "reconnecting"
-    FAILED = "failed"
-    CLOSED = "closed"
 
 
 StateListener = Callable[[LinkState, str], None]
@@ -131,8 +143,10 @@ class _Dead:
 
 
 @dataclass(frozen=True, slots=True)
-class _Redial:
-    gen: int
+class _Fire:
+    """A machine timer came due: its event goes back to the machine."""
+
+    event: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,154 +399,149 @@ class HeartbeatActor(_LinkActor):
         self.system.send_after(max(delay, 0.005), self.address, _Tick(self.gen))
 
 
+class _MachineCell:
+    """The link's state machine and what its shells share: it outlives the reconnect
+    actor's incarnations (the generation with it), and the link's supervisor marks it
+    ``closing`` before it stops the link's actors for good."""
+
+    def __init__(self, machine: LinkMachine) -> None:
+        self.machine = machine
+        self.lock = threading.Lock()
+        self.closing = False
+
+
 class ReconnectActor(_LinkActor):
-    """The link's state machine: dial, authenticate, resubscribe; redial with backoff."""
+    """The thin shell around the link's LinkMachine: turns messages into machine events
+    and the machine's actions into messages to the transport, heartbeat and sequence
+    actors, timers and state reports."""
 
     def __init__(
         self,
         peers: dict[str, str],
         adapter: LinkAdapter,
-        backoff: Backoff,
-        max_attempts: int | None,
+        cell: _MachineCell,
         on_state: StateListener,
+        clock: Clock,
     ) -> None:
         super().__init__(peers)
         self.adapter = adapter
-        self.policy = BackoffPolicy(backoff, max_attempts=max_attempts)
+        self.cell = cell
         self.on_state = on_state
-        self.gen = 0
-        self.state: LinkState | None = None
-        self.peer_name = "?"
-        self.awaiting_auth = False
-        self.recovering = False
-        self.reconnects = 0
-        self.closed = False
+        self.clock = clock
         self.protocol_errors = 0
         self.last_protocol_error: str | None = None
 
+    @property
+    def machine(self) -> LinkMachine:
+        return self.cell.machine
+
     def on_start(self) -> None:
-        self._dial("starting")
+        if self.machine.phase is Phase.IDLE:
+            self._feed(Started())
+        else:
+            self._feed(Restarted("the link's supervisor restarted its actors"))
 
     def on_stop(self) -> None:
-        if not self.closed:
-            self._set(LinkState.CLOSED, "link stopped")
-
-    def on_failure(self, *_exc: Any) -> None:
-        self._set(LinkState.RECONNECTING, "link supervisor restarting the reconnect actor")
+        if self.cell.closing:
+            self._feed(Stopped())
+        # Otherwise the supervisor restarts the link's actors: the next incarnation redials.
 
     def on_receive(self, message: Any) -> Any:
+        gen = self.machine.gen
         if isinstance(message, Connected):
-            if self._current(message.gen):
-                self._connected(message)
+            if message.gen == gen:  # the login frames are made for the current one only
+                self._feed(Opened(gen, message.peer, tuple(self.adapter.on_connected())))
         elif isinstance(message, ControlEvents):
-            if self._current(message.gen):
+            if message.gen == gen:
                 for event in message.events:
-                    self._control(event)
+                    self._control(gen, event)
         elif isinstance(message, ProtocolError):
-            if self._current(message.gen):
+            if message.gen == gen:
                 self.protocol_errors += 1
                 self.last_protocol_error = message.reason
         elif isinstance(message, ConnectFailed | Disconnected | _Dead):
-            if self._current(message.gen):
-                self._lost(message.reason)
-        elif isinstance(message, _Redial):
-            if message.gen == self.gen and not self.closed and self.state is not LinkState.FAILED:
-                self._dial("redialling")
+            self._feed(Lost(message.gen, message.reason))
+        elif isinstance(message, _Fire):
+            self._feed(message.event)
         elif isinstance(message, _Recovering):
-            self.recovering = message.active
-            if message.active and self.state is LinkState.CONNECTED:
-                self._set(LinkState.RECOVERING, "sequence gap: recovering")
-            elif not message.active and self.state is LinkState.RECOVERING:
-                self._set(LinkState.CONNECTED, "gap recovered")
+            self._feed(RecoveryChanged(message.active))
         elif isinstance(message, _CloseLink):
-            self.closed = True
-            self.peer("transport").tell(Close())
-            self.peer("heartbeat").tell(_Disarm())
-            self.peer("sequence").tell(_Suspend())
-            self._set(LinkState.CLOSED, "closed by the user")
+            self._feed(CloseRequested())
         elif isinstance(message, _Status):
+            machine = self.machine
             return {
-                "state": self.state.name if self.state else None,
-                "peer": self.peer_name,
-                "reconnects": self.reconnects,
-                "attempts": self.policy.attempts,
+                "state": machine.state.name if machine.state else None,
+                "phase": machine.phase.name,
+                "peer": machine.peer,
+                "reconnects": machine.reconnects,
+                "attempts": machine.attempts,
                 "last_protocol_error": self.last_protocol_error,
             }
         else:
             super().on_receive(message)
         return None
 
-    def _current(self, gen: int) -> bool:
-        return gen == self.gen and not self.closed and self.state is not LinkState.FAILED
-
-    def _dial(self, reason: str) -> None:
-        self.gen += 1
-        if self.state is None:
-            self._set(LinkState.CONNECTING, reason)
-        else:
-            self.log.info("redialling", attempt=self.policy.attempts)
-            self._set(LinkState.RECONNECTING, reason)
-        self.peer("heartbeat").tell(_Disarm())
-        self.peer("transport").tell(Connect(self.gen))
-
-    def _connected(self, message: Connected) -> None:
-        self.peer_name = message.peer
-        self.peer("heartbeat").tell(_Arm(message.gen))
-        hello = self.adapter.on_connected()
-        if hello:
-            self.awaiting_auth = True
-            self.peer("transport").tell(Send(list(hello)))
-        else:
-            self._established()
-
-    def _established(self) -> None:
-        self.awaiting_auth = False
-        self.policy.reset()
-        self.peer("sequence").tell(_Resume(self.gen))
-        self._set(LinkState.CONNECTED, f"connected to {self.peer_name}")
-
-    def _control(self, event: Any) -> None:
+    def _control(self, gen: int, event: Any) -> None:
         if isinstance(event, Authenticated):
-            if self.awaiting_auth:
-                self._established()
+            self._feed(LoginAccepted(gen))
         elif isinstance(event, AuthFailed):
-            self._fail(f"authentication failed: {event.reason}")
+            self._feed(LoginRefused(gen, event.reason))
+        elif isinstance(event, SessionLost):
+            self._feed(Lost(gen, f"the peer lost our session: {event.reason}"))
         elif isinstance(event, PeerError):
-            self.log.warning("peer reported an error", peer=self.peer_name, reason=event.reason)
+            self.log.warning("peer reported an error", peer=self.machine.peer, reason=event.reason)
         else:
             frames = self.adapter.on_control(event)
             if frames:
                 self.peer("transport").tell(Send(list(frames)))
 
-    def _lost(self, reason: str) -> None:
-        self.peer("sequence").tell(_Suspend())
-        self.peer("heartbeat").tell(_Disarm())
-        self.peer("transport").tell(Close(self.gen))
-        delay = self.policy.next_delay()
-        if delay is None:
-            self._fail(f"gave up after {self.policy.attempts} attempts; last error: {reason}")
-            return
-        self.reconnects += 1
-        self._set(LinkState.RECONNECTING, f"{reason}; redialling in {delay:.3f}s")
-        self.system.send_after(delay, self.address, _Redial(self.gen))
+    def _feed(self, event: Any) -> None:
+        with self.cell.lock:
+            actions = self.machine.handle(event, self.clock())
+        for action in actions:
+            self._do(action)
 
-    def _fail(self, reason: str) -> None:
-        self.peer("transport").tell(Close())
-        self.peer("heartbeat").tell(_Disarm())
-        self.peer("sequence").tell(_Suspend())
-        self._set(LinkState.FAILED, reason)
+    def _do(self, action: Any) -> None:
+        cls = action.__class__
+        if cls is Dial:
+            if action.gen > 1:
+                self.log.info("redialling", attempt=self.machine.attempts)
+            self.peer("transport").tell(Connect(action.gen))
+        elif cls is SendFrames:
+            self.peer("transport").tell(Send(list(action.frames)))
+        elif cls is ArmHeartbeat:
+            self.peer("heartbeat").tell(_Arm(action.gen))
+        elif cls is DisarmHeartbeat:
+            self.peer("heartbeat").tell(_Disarm())
+        elif cls is ResumeSubscriptions:
+            self.peer("sequence").tell(_Resume(action.gen))
+        elif cls is SuspendSubscriptions:
+            self.peer("sequence").tell(_Suspend())
+        elif cls is CloseConnection:
+            self.peer("transport").tell(Close(action.gen))
+        elif cls is Timer:
+            self.system.send_after(action.delay, self.address, _Fire(action.event))
+        elif cls is Report:
+            _report(self.log, self.on_state, action)
 
-    def _set(self, state: LinkState, reason: str) -> None:
-        if state is self.state:
-            return  # only changes reach the listener (each redial is logged, not reported)
-        self.state = state
-        log = (
-            self.log.warning
-            if state in (LinkState.FAILED, LinkState.RECONNECTING)
-            else self.log.info
-        )
-        log("link state", state=state.name, reason=reason)
-        self.on_state(state, reason)
+
+def _report(log: Any, on_state: StateListener, action: Report) -> None:
+    level = log.warning if action.state in (LinkState.FAILED, LinkState.RECONNECTING) else log.info
+    level("link state", state=action.state.name, reason=action.reason)
+    on_state(action.state, action.reason)
+
+
+class _LinkSupervisor(Supervisor):
+    """The link's supervisor: marks the machine closing before it stops the link's actors
+    for good, so that the reconnect actor tells a final stop from a restart."""
+
+    def __init__(self, cell: _MachineCell, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._machine_cell = cell
+
+    def on_stop(self) -> None:
+        self._machine_cell.closing = True
+        super().on_stop()
 
 
 class Link:
@@ -566,6 +575,7 @@ class Link:
         max_restarts: int = 10,
         restart_window: float = 10.0,
         max_backlog: int = 1000,
+        login_timeout: float | None = None,
     ) -> None:
         if not isinstance(adapter, LinkAdapter):
             raise TypeError(f"Link adapter must be a LinkAdapter, got {adapter!r}")
@@ -605,6 +615,14 @@ class Link:
             return t
 
         backoff = backoff or Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2)
+        self._clock = clock
+        self._machine = _MachineCell(
+            LinkMachine(
+                BackoffPolicy(backoff, max_attempts=max_attempts),
+                login_timeout=heartbeat_deadline if login_timeout is None else login_timeout,
+            )
+        )
+        machine = self._machine
         self._children = [
             ChildSpec(
                 peers["sequence"],
@@ -619,7 +637,7 @@ class Link:
             ),
             ChildSpec(
                 peers["reconnect"],
-                lambda: ReconnectActor(peers, adapter, backoff, max_attempts, self._on_state),
+                lambda: ReconnectActor(peers, adapter, machine, self._on_state, clock),
             ),
         ]
         self.address: Address | None = None
@@ -633,7 +651,8 @@ class Link:
         # The link's own supervisor giving up (restart intensity exceeded) ends in FAILED.
         self.system.add_failure_listener(self._on_supervisor_failure)
         self.address = self.system.spawn(
-            Supervisor,
+            _LinkSupervisor,
+            self._machine,
             children=self._children,
             strategy=Strategy.REST_FOR_ONE,
             max_restarts=self._max_restarts,
@@ -645,7 +664,12 @@ class Link:
     def _on_supervisor_failure(self, address: Address, error: BaseException) -> None:
         if address == self.address:
             self.system.remove_failure_listener(self._on_supervisor_failure)
-            self._on_state(LinkState.FAILED, f"link supervisor gave up: {error!r}")
+            cell = self._machine
+            with cell.lock:
+                actions = cell.machine.handle(SupervisorGaveUp(repr(error)), self._clock())
+            for action in actions:  # the link's actors are gone: only the report is left
+                if isinstance(action, Report):
+                    _report(self._log, self._on_state, action)
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the connection for good and stop the link's actors."""

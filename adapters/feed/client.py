@@ -11,6 +11,7 @@ from actorwire.actors.link import (
     LinkAdapter,
     PeerError,
     Routed,
+    SessionLost,
     TcpTransport,
     Transport,
 )
@@ -50,8 +51,10 @@ class FeedAdapter(LinkAdapter):
                 if frame.what == "auth":
                     out.control.append(Authenticated())
             elif kind is Err:
-                if frame.reason in ("bad token", "not authenticated"):
+                if frame.reason == "bad token":  # the credentials are refused: for good
                     out.control.append(AuthFailed(frame.reason))
+                elif frame.reason == "not authenticated":  # the server lost our login
+                    out.control.append(SessionLost(frame.reason))
                 else:
                     out.control.append(PeerError(frame.reason))
             elif kind is Garbage:

@@ -110,6 +110,33 @@ def test_silent_server_hits_heartbeat_deadline_and_reconnects(
     h.expect(15)
 
 
+def _silent_restart(server: FeedServer, n: int) -> None:
+    """The server goes silent, dies and comes back still silent: the link's next login is
+    read and ignored; then the server answers again, and says "not authenticated" to
+    whatever that connection sends next."""
+    server.go_silent()
+    server.kill()
+    server.publish("A", n)
+    before = server.frames_received
+    server.restart()
+    server.wait_for(lambda: server.frames_received > before, timeout=10)  # the lost login
+    server.resume()
+
+
+def test_silence_during_a_login_never_ends_the_link_failed(
+    system: ActorSystem, server: FeedServer
+) -> None:
+    h = Harness(system, server).start("A")
+    server.publish("A", 10)
+    h.expect(10)
+    for _ in range(3):
+        _silent_restart(server, 5)
+        assert h.link.wait_for(LinkState.CONNECTED, 10), h.link.history()[-4:]
+    server.publish("A", 5)
+    h.expect(30)
+    assert LinkState.FAILED not in h.seen_states(), h.link.history()
+
+
 def test_quiet_but_alive_server_does_not_flap(system: ActorSystem, server: FeedServer) -> None:
     h = Harness(system, server).start("A")
     # The server answers pings, so a link with no data stays up past several deadlines.
@@ -221,7 +248,7 @@ def test_state_listener_sees_each_change_and_close(system: ActorSystem, server: 
     assert h.states == h.link.history()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_random_faults_lose_and_duplicate_nothing(
     system: ActorSystem, server: FeedServer, seed: int
 ) -> None:
@@ -229,7 +256,7 @@ def test_random_faults_lose_and_duplicate_nothing(
     h = Harness(system, server).start("A")
     total = 0
     for _ in range(12):
-        fault = rng.choice(["skip", "repeat", "reorder", "garbage", "kill", "none"])
+        fault = rng.choice(["skip", "repeat", "reorder", "garbage", "kill", "silent", "none"])
         if fault == "skip":
             server.skip_next(rng.randint(1, 5))
         elif fault == "repeat":
@@ -243,11 +270,14 @@ def test_random_faults_lose_and_duplicate_nothing(
             server.kill()
             server.publish("A", n)
             server.restart()
+        elif fault == "silent":
+            _silent_restart(server, n)
         else:
             server.publish("A", n)
         total += n
         server.clear_faults()
     h.expect(total)
+    assert LinkState.FAILED not in h.seen_states(), h.link.history()
 
 
 class _BuggyAdapter(FeedAdapter):
