@@ -21,11 +21,11 @@ from .pipeline import (
     StageHandle,
     StageSpec,
 )
+from .plugins import KindRegistry, Plugin, ServerKind, plugin_errors, plugins
 from .sinks import (
     SINKS,
     CallbackSink,
     JsonlFileSink,
-    KeySquarePublishSink,
     ParquetFileSink,
     StdoutSink,
     make_sink,
@@ -34,7 +34,6 @@ from .sources import (
     SOURCES,
     InletSource,
     JsonlFileSource,
-    KeySquareSource,
     SyntheticPricesSource,
     make_source,
 )
@@ -53,8 +52,7 @@ __all__ = [
     "InletSource",
     "JsonlFileSink",
     "JsonlFileSource",
-    "KeySquarePublishSink",
-    "KeySquareSource",
+    "KindRegistry",
     "Merge",
     "MetricsServer",
     "Operator",
@@ -62,6 +60,8 @@ __all__ = [
     "ParquetFileSink",
     "Pipeline",
     "PipelineError",
+    "Plugin",
+    "ServerKind",
     "Sink",
     "Snapshot",
     "Source",
@@ -78,5 +78,7 @@ __all__ = [
     "make_sink",
     "make_source",
     "parse_definition",
+    "plugin_errors",
+    "plugins",
     "resolve_callable",
 ]

@@ -1,14 +1,13 @@
 """The ``actorwire`` command line.
 
-``actorwire serve ADAPTER`` runs an adapter's embedded server until SIGINT or SIGTERM. Only
-``keysquare`` has one so far; each adapter registers a runner in ``SERVERS``.
+``actorwire serve ADAPTER`` runs an adapter's embedded server until SIGINT or SIGTERM; the
+adapters that have one register it through their ``actorwire.plugins`` entry point.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -16,37 +15,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-__all__ = ["SERVERS", "build_parser", "main"]
+__all__ = ["build_parser", "main", "servers"]
 
 Runner = Callable[[argparse.Namespace, threading.Event], int]
 
 
-def _serve_keysquare(args: argparse.Namespace, stop: threading.Event) -> int:
-    """Run the KeySquare-style data platform until ``stop`` is set."""
-    from actorwire.adapters.keysquare.config import load_config  # noqa: PLC0415
-    from actorwire.adapters.keysquare.server import serve  # noqa: PLC0415
+def servers() -> dict[str, Runner]:
+    """Adapters with an embedded server (from the installed plugins): name -> runner(args,
+    stop_event) -> exit code."""
+    from .plugins import server_kinds  # noqa: PLC0415 - loads the plugins on use
 
-    try:
-        config = load_config(args.config)
-    except ValueError as exc:
-        return _fail(f"actorwire serve keysquare: bad config: {exc}", 2)
-    port = 6800 if args.port is None else args.port
-    try:
-        server = serve(host=args.host, port=port, config=config, store_path=args.store)
-    except (OSError, sqlite3.Error, RuntimeError) as exc:
-        return _fail(f"actorwire serve keysquare: cannot start: {exc}", 1)
-    try:
-        host = f"[{server.host}]" if ":" in server.host else server.host
-        print(f"keysquare platform listening on {host}:{server.port}", flush=True)
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.stop()
-    return 0
-
-
-SERVERS: dict[str, Runner] = {"keysquare": _serve_keysquare}
-"""Adapters with an embedded server: name -> runner(args, stop_event) -> exit code."""
+    return {name: kind.serve for name, kind in server_kinds().items() if kind.serve is not None}
 
 
 def _fail(message: str, code: int) -> int:
@@ -91,11 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         parents=[logging_options],
         help="run an adapter's embedded server",
-        description=f"Run an embedded server until SIGINT/SIGTERM. Adapters: {', '.join(SERVERS)}.",
+        description="Run an adapter's embedded server until SIGINT/SIGTERM.",
     )
-    serve.add_argument("adapter", metavar="ADAPTER", help=f"one of: {', '.join(SERVERS)}")
+    serve.add_argument(
+        "adapter", metavar="ADAPTER", help="an adapter with a server (keysquare, ...)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (keysquare: 6800; 0: any)")
+    serve.add_argument(
+        "--port", type=int, default=None, help="port (default: the adapter's own; 0: any)"
+    )
     serve.add_argument("--config", metavar="FILE", help="platform config (TOML)")
     serve.add_argument("--store", metavar="FILE", help="message store (SQLite file)")
     serve.set_defaults(handler=_cmd_serve)
@@ -193,11 +176,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    runner = SERVERS.get(args.adapter)
+    runners = servers()
+    runner = runners.get(args.adapter)
     if runner is None:
         return _fail(
             f"actorwire serve: unknown adapter {args.adapter!r} "
-            f"(available: {', '.join(sorted(SERVERS))})",
+            f"(available: {', '.join(sorted(runners)) or 'none installed'})",
             2,
         )
     if args.port is not None and not 0 <= args.port <= 65535:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..actors.tomlcheck import TomlChecker, TomlError, join, kind_of
+from .plugins import plugin_errors, server_kinds
 from .registry import param_problems
 
 __all__ = [
@@ -75,7 +76,7 @@ STAGE_KEYS = (
     "on_error",
     "mailbox_key",
 )
-SERVER_KINDS = ("keysquare",)
+
 SERVER_KEYS = ("kind", "host", "port", "config", "store")
 OVERFLOWS = ("backpressure", "drop_oldest", "drop_newest", "conflate", "fail")
 RESTARTS = ("permanent", "transient", "temporary")
@@ -225,6 +226,14 @@ def parse_definition(path_or_text: str | Path, registries: Registries | None = N
     return definition
 
 
+def _server_kinds() -> tuple[str, ...]:
+    kinds = tuple(server_kinds())
+    if not kinds:
+        errors = plugin_errors()
+        return ("none installed",) if not errors else (f"none loaded: {errors}",)
+    return kinds
+
+
 def default_registries() -> Registries:
     """The built-in kinds: sources, operators (stages) and sinks."""
     from .operators import OPERATORS  # noqa: PLC0415 - the registries import the stages
@@ -321,11 +330,11 @@ class _Parser:
             return None
         if "kind" not in table:
             self.errors.append(
-                check.fail(f"{where}.kind", f"missing (one of {', '.join(SERVER_KINDS)})")
+                check.fail(f"{where}.kind", f"missing (one of {', '.join(_server_kinds())})")
             )
             return None
         kind: str | None = self.attempt(
-            lambda: check.choice(table["kind"], f"{where}.kind", SERVER_KINDS)
+            lambda: check.choice(table["kind"], f"{where}.kind", _server_kinds())
         )
         host: str | None = self.attempt(
             lambda: check.string(table.get("host", "127.0.0.1"), f"{where}.host")
@@ -352,12 +361,11 @@ class _Parser:
         return ServerDef(name, kind, host, port, config, store or None)
 
     def server_config(self, kind: str | None, config: dict[str, Any], where: str) -> None:
-        if kind != "keysquare":
+        server_kind = server_kinds().get(kind or "")
+        if server_kind is None:
             return
-        from actorwire.adapters.keysquare.config import parse_config  # noqa: PLC0415
-
         try:
-            parse_config(config, self.check.source)
+            server_kind.check_config(config, self.check.source)
         except ValueError as exc:
             # parse_config names the path inside the config table: re-anchor it here.
             text = str(exc).removeprefix(f"{self.check.source}: ")
@@ -509,12 +517,16 @@ class _Parser:
         if factory is None:
             close = difflib.get_close_matches(kind, list(registry), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
+            broken = "".join(
+                f"; plugin {name!r} failed to load: {error}"
+                for name, error in plugin_errors().items()
+            )
             self.errors.append(
                 check.fail(
                     f"{where}.kind",
                     f"unknown {section[:-1]} kind {kind!r} "
                     f"(expected one of {', '.join(sorted(registry))}, "
-                    f"or 'module:Class' for your own){hint}",
+                    f"or 'module:Class' for your own){hint}{broken}",
                 )
             )
             return

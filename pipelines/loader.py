@@ -29,6 +29,7 @@ from .definition import (
     parse_definition,
 )
 from .pipeline import Pipeline
+from .plugins import EmbeddedServer, plugin_errors, server_kinds
 from .stage import Role
 
 __all__ = ["DefinitionPipeline", "build_pipeline", "load_definition"]
@@ -36,64 +37,51 @@ __all__ = ["DefinitionPipeline", "build_pipeline", "load_definition"]
 log = structlog.get_logger("actorwire.pipelines")
 
 
-class EmbeddedServer:
-    """One ``[servers.<name>]`` entry: its config, its chosen port, and the running server."""
+class DefinedServer:
+    """One ``[servers.<name>]`` entry: its port (settled now, so the stages can be built with
+    the server's address) and the server its kind's plugin builds."""
 
     def __init__(self, spec: ServerDef, base_dir: Path) -> None:
-        from actorwire.adapters.keysquare.config import (  # noqa: PLC0415
-            PlatformConfig,
-            load_config,
-            parse_config,
-        )
-
+        kinds = server_kinds()
+        kind = kinds.get(spec.kind)
+        if kind is None:
+            raise ValueError(
+                f"servers.{spec.name}.kind: no installed adapter serves {spec.kind!r}"
+                f"{_plugin_hint()}"
+            )
         self.spec = spec
-        self.config: PlatformConfig
-        if isinstance(spec.config, str):
-            path = Path(spec.config)
-            self.config = load_config(path if path.is_absolute() else base_dir / path)
-        elif spec.config is not None:
-            self.config = parse_config(spec.config, f"servers.{spec.name}.config")
-        else:
-            self.config = load_config(None)
-        # Without ``store`` the server keeps stored records in memory (by choice: quietly).
-        self.store: Path | str = ":memory:"
-        if spec.store:
-            store = Path(spec.store)
-            self.store = store if store.is_absolute() else base_dir / store
-        # Port 0 is settled now, so the stages can be built with the server's address.
         self.port = spec.port or _free_port(spec.host)
-        self.server: Any = None
+        try:
+            self.server: EmbeddedServer = kind.build(
+                spec.host, self.port, spec.config, spec.store, base_dir
+            )
+        except ValueError as exc:
+            raise ValueError(f"servers.{spec.name}.config: {exc}") from None
 
     @property
     def url(self) -> str:
-        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
-        return f"{host}:{self.port}"
+        return self.server.url
 
     def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
-        """The first application that may ``verb`` ("read"/"publish") ``data_type``."""
-        types = [t for t in self.config.types if data_type in (t.name, t.qualified)]
-        for app in self.config.applications.values():
-            allowed = app.can_read if verb == "read" else app.can_publish
-            if any(allowed(t.schema, t.name) for t in types) or (
-                not types and allowed("", data_type)
-            ):
-                return app.name, app.api_key
-        raise ValueError(
-            f"server {self.spec.name!r}: no application in its config may {verb} "
-            f"{data_type!r}; give application_name and api_key"
-        )
+        try:
+            return self.server.credentials(data_type, verb)
+        except ValueError as exc:
+            raise ValueError(f"server {self.spec.name!r}: {exc}") from None
 
     def start(self) -> None:
-        from actorwire.adapters.keysquare.server import serve  # noqa: PLC0415
-
-        self.server = serve(self.spec.host, self.port, self.config, self.store)
+        self.server.start()
         log.info("embedded server started", server=self.spec.name, url=self.url)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-            log.info("embedded server stopped", server=self.spec.name)
+        self.server.stop()
+        log.info("embedded server stopped", server=self.spec.name)
+
+
+def _plugin_hint() -> str:
+    errors = plugin_errors()
+    if not errors:
+        return ""
+    return " (" + "; ".join(f"plugin {n!r} failed to load: {e}" for n, e in errors.items()) + ")"
 
 
 def _free_port(host: str) -> int:
@@ -123,11 +111,11 @@ class DefinitionPipeline(Pipeline):
             ),
         )
         self.definition = definition
-        self.servers = {s.name: EmbeddedServer(s, definition.base_dir) for s in definition.servers}
+        self.servers = {s.name: DefinedServer(s, definition.base_dir) for s in definition.servers}
 
     def start(self) -> DefinitionPipeline:
         """Start the embedded servers, then the stages (servers stop again if that fails)."""
-        started: list[EmbeddedServer] = []
+        started: list[DefinedServer] = []
         try:
             for server in self.servers.values():
                 server.start()
@@ -193,7 +181,7 @@ def load_definition(path_or_text: str | Path, system: ActorSystem | None = None)
     return build_pipeline(parse_definition(path_or_text), system)
 
 
-def _resolve_server(stage: StageDef, servers: dict[str, EmbeddedServer]) -> dict[str, Any]:
+def _resolve_server(stage: StageDef, servers: dict[str, DefinedServer]) -> dict[str, Any]:
     params = dict(stage.params)
     name = params.pop("server", None)
     if name is None:

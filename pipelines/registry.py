@@ -74,10 +74,16 @@ def make(section: str, registry: Mapping[str, Callable[..., T]], kind: str, para
         raise TypeError(f"{section} kind must be a string, got {kind!r}")
     factory = registry.get(kind)
     if factory is None:
+        from .plugins import plugin_errors  # noqa: PLC0415 - plugins import this module's users
+
         close = difflib.get_close_matches(kind, list(registry), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
+        broken = "".join(
+            f"; plugin {name!r} failed to load: {error}" for name, error in plugin_errors().items()
+        )
         raise ValueError(
-            f"unknown {section} kind {kind!r}{hint}; expected one of {', '.join(sorted(registry))}"
+            f"unknown {section} kind {kind!r}{hint}; expected one of "
+            f"{', '.join(sorted(registry))}{broken}"
         )
     check_params(f"{section} {kind!r}", factory, params)
     return factory(**params)

@@ -5,7 +5,6 @@
 - ``jsonl_file``: appends JSON lines; rotates by size (``file.jsonl`` -> ``file.1.jsonl``,
   ``file.2.jsonl``, ... in the order they fill up), which the ``jsonl_file`` source replays.
 - ``parquet_file``: batched writes with pyarrow, closed properly on stop.
-- ``keysquare_publish``: publishes each batch of records to a KeySquare type.
 
 A record a sink cannot take (not serialisable, missing its id field, refused by the
 platform's schema) is counted as failed and goes to dead letters; the others are written.
@@ -23,18 +22,16 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from ._keysquare import check_credentials, close_session, open_session
 from .operators import resolve_callable
+from .plugins import KindRegistry
 from .registry import make, positive_int
 from .rotation import next_part
-from .sources import HEADER_FIELDS
 from .stage import Sink, StageContext
 
 __all__ = [
     "SINKS",
     "CallbackSink",
     "JsonlFileSink",
-    "KeySquarePublishSink",
     "ParquetFileSink",
     "StdoutSink",
     "make_sink",
@@ -483,128 +480,19 @@ class ParquetFileSink(Sink):
         return {"rows": self._rows, "row_groups": self._row_groups}
 
 
-# -- keysquare_publish --------------------------------------------------------------------
-
-
-class KeySquarePublishSink(Sink):
-    """``keysquare_publish``: publishes each record to ``data_type`` with ``publish_many``
-    (one request per batch, acknowledged before the next batch).
-
-    The record's ``id_field`` value is the record id. The data published is the record's
-    ``fields`` (default: every field except the keysquare header fields ``id``, ``source``,
-    ``group``, ``seq`` and ``timestamp_ns``, so records from a ``keysquare`` source can be
-    republished as they are). If the platform's schema refuses the batch, the records are
-    sent one by one and only those refused count as failed.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        application_name: str,
-        api_key: str,
-        data_type: str,
-        id_field: str,
-        fields: Sequence[str] | None = None,
-        schema: str = "",
-        source: str = "",
-        group: str = "NONE",
-        timeout: float = 10.0,
-    ) -> None:
-        owner = "keysquare_publish sink"
-        check_credentials(owner, url, application_name, api_key)
-        if not isinstance(data_type, str) or not data_type:
-            raise ValueError(f"{owner}: data_type must be a non-empty string, got {data_type!r}")
-        if not isinstance(id_field, str) or not id_field:
-            raise ValueError(f"{owner}: id_field must be a field name, got {id_field!r}")
-        if fields is not None and (
-            isinstance(fields, str) or not all(isinstance(f, str) and f for f in fields)
-        ):
-            raise ValueError(f"{owner}: fields must be a list of field names, got {fields!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ValueError(f"{owner}: timeout must be a number of seconds > 0, got {timeout!r}")
-        self._url = url
-        self._app = application_name
-        self._key = api_key
-        self._data_type = data_type
-        self._id_field = id_field
-        self._fields = tuple(fields) if fields is not None else None
-        self._schema = schema
-        self._source = source
-        self._group = group
-        self._timeout = float(timeout)
-        self._session: Any = None
-        self._ctx: StageContext | None = None
-        self._published = 0
-
-    def __repr__(self) -> str:
-        return f"KeySquarePublishSink(url={self._url!r}, data_type={self._data_type!r})"
-
-    def start(self, ctx: StageContext) -> None:
-        self._ctx = ctx
-        self._session = open_session(ctx, self._url, self._app, self._key, self._timeout)
-
-    def _item(self, record: Any) -> tuple[str, dict[str, Any]] | None:
-        assert self._ctx is not None
-        if not isinstance(record, dict) or self._id_field not in record:
-            self._ctx.record_failed(
-                record, ValueError(f"record has no id field {self._id_field!r}")
-            )
-            return None
-        if self._fields is not None:
-            data = {f: record[f] for f in self._fields if f in record}
-        else:
-            data = {k: v for k, v in record.items() if k not in HEADER_FIELDS}
-        return (str(record[self._id_field]), data)
-
-    def _publish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        self._session.publish_many(
-            self._data_type,
-            items,
-            schema=self._schema,
-            source=self._source,
-            group=self._group,
-            timeout=self._timeout,
-        )
-        self._published += len(items)
-
-    def write(self, records: list[Any], now: float) -> None:
-        assert self._ctx is not None
-        pairs = [(r, self._item(r)) for r in records]
-        items = [item for _, item in pairs if item is not None]
-        if not items:
-            return
-        try:
-            self._publish(items)
-        except ValueError:
-            # Refused before anything was sent (a field the type lacks, a bad value): send
-            # one by one so only the bad records fail.
-            for record, item in pairs:
-                if item is None:
-                    continue
-                try:
-                    self._publish([item])
-                except ValueError as exc:
-                    self._ctx.record_failed(record, exc)
-
-    def stop(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and self._ctx is not None:
-            close_session(self._ctx, session)
-
-    def stats(self) -> dict[str, int]:
-        return {"published": self._published}
-
-
 # -- registry -----------------------------------------------------------------------------
 
-SINKS: dict[str, Callable[..., Sink]] = {
-    "callback": CallbackSink,
-    "stdout": StdoutSink,
-    "jsonl_file": JsonlFileSink,
-    "parquet_file": ParquetFileSink,
-    "keysquare_publish": KeySquarePublishSink,
-}
-"""Sink kind (as definition files spell it) -> constructor taking keyword parameters."""
+SINKS: KindRegistry[Sink] = KindRegistry(
+    "sinks",
+    {
+        "callback": CallbackSink,
+        "stdout": StdoutSink,
+        "jsonl_file": JsonlFileSink,
+        "parquet_file": ParquetFileSink,
+    },
+)
+"""Sink kind (as definition files spell it) -> constructor taking keyword parameters: the
+built-in kinds and those the installed adapters add (``keysquare_publish``, ...)."""
 
 
 def make_sink(kind: str, **params: Any) -> Sink:

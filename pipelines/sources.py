@@ -3,7 +3,6 @@
 - ``synthetic_prices``: a seeded random walk of bid/ask/last/volume per symbol, at a rate.
 - ``jsonl_file``: replays a JSON-lines file (and its rotated parts), as fast as possible or
   at the recorded speed.
-- ``keysquare``: a KeySession subscription; each record becomes one flat dict.
 - ``inlet``: records told to the stage's address enter the pipeline (for your own actors,
   threads and tests).
 
@@ -17,23 +16,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..adapters.keysquare import (
-    GROUP_WILDCARD,
-    ID_WILDCARD,
-    SOURCE_WILDCARD,
-    KeyMessage,
-    KeySession,
-    Subscription,
-    SubscriptionType,
-)
-from ._keysquare import check_credentials, close_session, open_session
+from .plugins import KindRegistry
 from .registry import make, positive_int
 from .rotation import rotated_parts
 from .stage import Source, StageContext
@@ -43,7 +33,6 @@ __all__ = [
     "SOURCES",
     "InletSource",
     "JsonlFileSource",
-    "KeySquareSource",
     "SyntheticPricesSource",
     "make_source",
 ]
@@ -319,143 +308,6 @@ class JsonlFileSource(Source):
         return {"produced": self._produced, "bad_lines": self._bad}
 
 
-# -- keysquare ----------------------------------------------------------------------------
-
-HEADER_FIELDS = ("id", "source", "group", "seq", "timestamp_ns")
-"""Header fields a keysquare record carries next to its data fields (header wins)."""
-
-
-def flatten(message: KeyMessage) -> dict[str, Any]:
-    """A KeyMessage as one flat dict: its data fields plus ``id``, ``source``, ``group``,
-    ``seq`` and ``timestamp_ns`` from the header."""
-    header = message["header"]
-    record = dict(message["data"])
-    for name in HEADER_FIELDS:
-        record[name] = header[name]
-    return record
-
-
-class KeySquareSource(Source):
-    """``keysquare``: subscribes to ``data_type`` on a KeySquare platform.
-
-    ``url`` is ``"host:port"``; ``application_name`` and ``api_key`` are the credentials
-    (the key never appears in logs). ``schema``, ``source``, ``group`` and ``id`` filter as in
-    ``KeySession.subscribe`` (empty: any). ``subscription_type`` is ``"CACHED_AND_LIVE"``
-    (first the platform's cached records) or ``"LIVE_ONLY"``. Each record is a flat dict
-    (see :func:`flatten`); voided records are skipped unless ``include_voided`` (they then
-    carry ``"voided": True``). Records go straight from the subscription's actor to the next
-    stages, so bound those stages' mailboxes, not this one. Never done.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        application_name: str,
-        api_key: str,
-        data_type: str,
-        schema: str = "",
-        source: str = SOURCE_WILDCARD,
-        group: str = GROUP_WILDCARD,
-        id: str = ID_WILDCARD,
-        subscription_type: str | SubscriptionType = "CACHED_AND_LIVE",
-        include_voided: bool = False,
-        timeout: float = 10.0,
-    ) -> None:
-        owner = "keysquare source"
-        check_credentials(owner, url, application_name, api_key)
-        if not isinstance(data_type, str) or not data_type:
-            raise ValueError(f"{owner}: data_type must be a non-empty string, got {data_type!r}")
-        for name, value in (("schema", schema), ("source", source), ("group", group), ("id", id)):
-            if not isinstance(value, str):
-                raise TypeError(f"{owner}: {name} must be a string, got {value!r}")
-        if isinstance(subscription_type, str):
-            try:
-                subscription_type = SubscriptionType[subscription_type.upper()]
-            except KeyError:
-                names = ", ".join(t.name for t in SubscriptionType)
-                raise ValueError(
-                    f"{owner}: subscription_type must be one of {names}, got {subscription_type!r}"
-                ) from None
-        if not isinstance(subscription_type, SubscriptionType):
-            raise TypeError(f"{owner}: subscription_type must be a string or SubscriptionType")
-        self._url = url
-        self._app = application_name
-        self._key = api_key
-        self._data_type = data_type
-        self._filters = {"schema": schema, "source": source, "group": group, "id": id}
-        self._type = subscription_type
-        self._include_voided = include_voided
-        self._timeout = _positive(owner, "timeout", timeout) or 10.0
-        self._session: KeySession | None = None
-        self._sub: Subscription | None = None
-        self._ctx: StageContext | None = None
-        self._received = 0
-        self._voided = 0
-
-    def __repr__(self) -> str:
-        return f"KeySquareSource(url={self._url!r}, data_type={self._data_type!r})"
-
-    def start(self, ctx: StageContext) -> None:
-        self._ctx = ctx
-        session = open_session(ctx, self._url, self._app, self._key, self._timeout)
-        self._session = session
-        try:
-            self._sub = session.subscribe(
-                self._data_type,
-                self._deliver(ctx, voided=False),
-                voided_callback=self._deliver(ctx, voided=True),
-                schema=self._filters["schema"],
-                source=self._filters["source"],
-                group=self._filters["group"],
-                id=self._filters["id"],
-                subscription_type=self._type,
-                timeout=self._timeout,
-            )
-        except BaseException:
-            self.stop()
-            raise
-
-    def _deliver(self, ctx: StageContext, *, voided: bool) -> Callable[[KeyMessage], None]:
-        state = ctx.state
-        emit = ctx.emit
-
-        # Runs in the subscription's own actor: one record per call.
-        def deliver(message: KeyMessage) -> None:
-            if voided:
-                self._voided += 1
-                if not self._include_voided:
-                    state.component_stats = self.stats()
-                    return
-                record = flatten(message)
-                record["voided"] = True
-            else:
-                record = flatten(message)
-            self._received += 1
-            state.received += 1
-            state.processed += 1
-            emit([record])
-            state.component_stats = self.stats()
-
-        return deliver
-
-    def stop(self) -> None:
-        session, self._session = self._session, None
-        sub, self._sub = self._sub, None
-        if session is None:
-            return
-        try:
-            if sub is not None and sub.active:
-                session.unsubscribe(sub)
-        finally:
-            if self._ctx is not None:
-                close_session(self._ctx, session)
-            else:
-                session.stop()
-
-    def stats(self) -> dict[str, int]:
-        return {"records": self._received, "voided": self._voided}
-
-
 # -- inlet --------------------------------------------------------------------------------
 
 
@@ -467,13 +319,16 @@ class InletSource(Source):
 
 # -- registry -----------------------------------------------------------------------------
 
-SOURCES: dict[str, Callable[..., Source]] = {
-    "synthetic_prices": SyntheticPricesSource,
-    "jsonl_file": JsonlFileSource,
-    "keysquare": KeySquareSource,
-    "inlet": InletSource,
-}
-"""Source kind (as definition files spell it) -> constructor taking keyword parameters."""
+SOURCES: KindRegistry[Source] = KindRegistry(
+    "sources",
+    {
+        "synthetic_prices": SyntheticPricesSource,
+        "jsonl_file": JsonlFileSource,
+        "inlet": InletSource,
+    },
+)
+"""Source kind (as definition files spell it) -> constructor taking keyword parameters:
+the built-in kinds and those the installed adapters add (``keysquare``, ...)."""
 
 
 def make_source(kind: str, **params: Any) -> Source:

@@ -1,0 +1,448 @@
+"""The keysquare adapter in pipelines: the ``keysquare`` source, the ``keysquare_publish``
+sink and the ``keysquare`` embedded server kind, registered through the
+``actorwire.plugins`` entry point (``plugin()``)."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...pipelines.plugins import Plugin, ServerKind
+from ...pipelines.sources import _positive
+from ...pipelines.stage import Sink, Source
+from . import (
+    GROUP_WILDCARD,
+    ID_WILDCARD,
+    SOURCE_WILDCARD,
+    KeyMessage,
+    KeySession,
+    KeySessionState,
+    Subscription,
+    SubscriptionType,
+)
+from .config import PlatformConfig, load_config, parse_config
+from .server import serve
+
+if TYPE_CHECKING:
+    from ...pipelines.stage import StageContext
+
+__all__ = [
+    "HEADER_FIELDS",
+    "KeySquarePublishSink",
+    "KeySquareSource",
+    "PlatformServer",
+    "flatten",
+    "plugin",
+]
+
+DEFAULT_PORT = 6800
+
+
+LINK_STATE = {
+    KeySessionState.CONNECTED: "CONNECTED",
+    KeySessionState.DISCONNECTED: "RECONNECTING",
+    KeySessionState.REGISTRATION_FAILED: "FAILED",
+    KeySessionState.SCHEMA_DOWNLOAD_FAILED: "FAILED",
+    KeySessionState.ERROR: "FAILED",
+}
+"""A KeySession state as the LinkState name health checks use (others: CONNECTING)."""
+
+
+def check_credentials(owner: str, url: str, application_name: str, api_key: str) -> None:
+    """Raise at definition time for a malformed url or empty credentials (never echoing
+    the key)."""
+    host, sep, port = str(url).rpartition(":")
+    if not isinstance(url, str) or not sep or not host or not port.isdigit():
+        raise ValueError(f"{owner}: url must be 'host:port', got {url!r}")
+    if not isinstance(application_name, str) or not application_name:
+        raise ValueError(f"{owner}: application_name must be a non-empty string")
+    if not isinstance(api_key, str) or not api_key:
+        raise ValueError(f"{owner}: api_key must be a non-empty string")
+
+
+def open_session(
+    ctx: StageContext, url: str, application_name: str, api_key: str, timeout: float
+) -> KeySession:
+    """A started KeySession on the stage's own actor system; its state goes to ``ctx``."""
+
+    def listener(state: KeySessionState, _message: str) -> None:
+        ctx.set_link_state(LINK_STATE.get(state, "CONNECTING"))
+
+    return KeySession(
+        application_name,
+        api_key,
+        url,
+        session_state_listener=listener,
+        timeout=max(1, round(timeout)),
+        system=ctx.system,
+    )
+
+
+def close_session(ctx: StageContext, session: KeySession | None) -> None:
+    """Stop a session; the link then counts as CLOSED."""
+    if session is None:
+        return
+    session.stop()
+    ctx.set_link_state("CLOSED")
+
+
+# -- keysquare ----------------------------------------------------------------------------
+
+HEADER_FIELDS = ("id", "source", "group", "seq", "timestamp_ns")
+"""Header fields a keysquare record carries next to its data fields (header wins)."""
+
+
+def flatten(message: KeyMessage) -> dict[str, Any]:
+    """A KeyMessage as one flat dict: its data fields plus ``id``, ``source``, ``group``,
+    ``seq`` and ``timestamp_ns`` from the header."""
+    header = message["header"]
+    record = dict(message["data"])
+    for name in HEADER_FIELDS:
+        record[name] = header[name]
+    return record
+
+
+class KeySquareSource(Source):
+    """``keysquare``: subscribes to ``data_type`` on a KeySquare platform.
+
+    ``url`` is ``"host:port"``; ``application_name`` and ``api_key`` are the credentials
+    (the key never appears in logs). ``schema``, ``source``, ``group`` and ``id`` filter as in
+    ``KeySession.subscribe`` (empty: any). ``subscription_type`` is ``"CACHED_AND_LIVE"``
+    (first the platform's cached records) or ``"LIVE_ONLY"``. Each record is a flat dict
+    (see :func:`flatten`); voided records are skipped unless ``include_voided`` (they then
+    carry ``"voided": True``). Records go straight from the subscription's actor to the next
+    stages, so bound those stages' mailboxes, not this one. Never done.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        application_name: str,
+        api_key: str,
+        data_type: str,
+        schema: str = "",
+        source: str = SOURCE_WILDCARD,
+        group: str = GROUP_WILDCARD,
+        id: str = ID_WILDCARD,
+        subscription_type: str | SubscriptionType = "CACHED_AND_LIVE",
+        include_voided: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        owner = "keysquare source"
+        check_credentials(owner, url, application_name, api_key)
+        if not isinstance(data_type, str) or not data_type:
+            raise ValueError(f"{owner}: data_type must be a non-empty string, got {data_type!r}")
+        for name, value in (("schema", schema), ("source", source), ("group", group), ("id", id)):
+            if not isinstance(value, str):
+                raise TypeError(f"{owner}: {name} must be a string, got {value!r}")
+        if isinstance(subscription_type, str):
+            try:
+                subscription_type = SubscriptionType[subscription_type.upper()]
+            except KeyError:
+                names = ", ".join(t.name for t in SubscriptionType)
+                raise ValueError(
+                    f"{owner}: subscription_type must be one of {names}, got {subscription_type!r}"
+                ) from None
+        if not isinstance(subscription_type, SubscriptionType):
+            raise TypeError(f"{owner}: subscription_type must be a string or SubscriptionType")
+        self._url = url
+        self._app = application_name
+        self._key = api_key
+        self._data_type = data_type
+        self._filters = {"schema": schema, "source": source, "group": group, "id": id}
+        self._type = subscription_type
+        self._include_voided = include_voided
+        self._timeout = _positive(owner, "timeout", timeout) or 10.0
+        self._session: KeySession | None = None
+        self._sub: Subscription | None = None
+        self._ctx: StageContext | None = None
+        self._received = 0
+        self._voided = 0
+
+    def __repr__(self) -> str:
+        return f"KeySquareSource(url={self._url!r}, data_type={self._data_type!r})"
+
+    def start(self, ctx: StageContext) -> None:
+        self._ctx = ctx
+        session = open_session(ctx, self._url, self._app, self._key, self._timeout)
+        self._session = session
+        try:
+            self._sub = session.subscribe(
+                self._data_type,
+                self._deliver(ctx, voided=False),
+                voided_callback=self._deliver(ctx, voided=True),
+                schema=self._filters["schema"],
+                source=self._filters["source"],
+                group=self._filters["group"],
+                id=self._filters["id"],
+                subscription_type=self._type,
+                timeout=self._timeout,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def _deliver(self, ctx: StageContext, *, voided: bool) -> Callable[[KeyMessage], None]:
+        state = ctx.state
+        emit = ctx.emit
+
+        # Runs in the subscription's own actor: one record per call.
+        def deliver(message: KeyMessage) -> None:
+            if voided:
+                self._voided += 1
+                if not self._include_voided:
+                    state.component_stats = self.stats()
+                    return
+                record = flatten(message)
+                record["voided"] = True
+            else:
+                record = flatten(message)
+            self._received += 1
+            state.received += 1
+            state.processed += 1
+            emit([record])
+            state.component_stats = self.stats()
+
+        return deliver
+
+    def stop(self) -> None:
+        session, self._session = self._session, None
+        sub, self._sub = self._sub, None
+        if session is None:
+            return
+        try:
+            if sub is not None and sub.active:
+                session.unsubscribe(sub)
+        finally:
+            if self._ctx is not None:
+                close_session(self._ctx, session)
+            else:
+                session.stop()
+
+    def stats(self) -> dict[str, int]:
+        return {"records": self._received, "voided": self._voided}
+
+
+# -- keysquare_publish --------------------------------------------------------------------
+
+
+class KeySquarePublishSink(Sink):
+    """``keysquare_publish``: publishes each record to ``data_type`` with ``publish_many``
+    (one request per batch, acknowledged before the next batch).
+
+    The record's ``id_field`` value is the record id. The data published is the record's
+    ``fields`` (default: every field except the keysquare header fields ``id``, ``source``,
+    ``group``, ``seq`` and ``timestamp_ns``, so records from a ``keysquare`` source can be
+    republished as they are). If the platform's schema refuses the batch, the records are
+    sent one by one and only those refused count as failed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        application_name: str,
+        api_key: str,
+        data_type: str,
+        id_field: str,
+        fields: Sequence[str] | None = None,
+        schema: str = "",
+        source: str = "",
+        group: str = "NONE",
+        timeout: float = 10.0,
+    ) -> None:
+        owner = "keysquare_publish sink"
+        check_credentials(owner, url, application_name, api_key)
+        if not isinstance(data_type, str) or not data_type:
+            raise ValueError(f"{owner}: data_type must be a non-empty string, got {data_type!r}")
+        if not isinstance(id_field, str) or not id_field:
+            raise ValueError(f"{owner}: id_field must be a field name, got {id_field!r}")
+        if fields is not None and (
+            isinstance(fields, str) or not all(isinstance(f, str) and f for f in fields)
+        ):
+            raise ValueError(f"{owner}: fields must be a list of field names, got {fields!r}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"{owner}: timeout must be a number of seconds > 0, got {timeout!r}")
+        self._url = url
+        self._app = application_name
+        self._key = api_key
+        self._data_type = data_type
+        self._id_field = id_field
+        self._fields = tuple(fields) if fields is not None else None
+        self._schema = schema
+        self._source = source
+        self._group = group
+        self._timeout = float(timeout)
+        self._session: Any = None
+        self._ctx: StageContext | None = None
+        self._published = 0
+
+    def __repr__(self) -> str:
+        return f"KeySquarePublishSink(url={self._url!r}, data_type={self._data_type!r})"
+
+    def start(self, ctx: StageContext) -> None:
+        self._ctx = ctx
+        self._session = open_session(ctx, self._url, self._app, self._key, self._timeout)
+
+    def _item(self, record: Any) -> tuple[str, dict[str, Any]] | None:
+        assert self._ctx is not None
+        if not isinstance(record, dict) or self._id_field not in record:
+            self._ctx.record_failed(
+                record, ValueError(f"record has no id field {self._id_field!r}")
+            )
+            return None
+        if self._fields is not None:
+            data = {f: record[f] for f in self._fields if f in record}
+        else:
+            data = {k: v for k, v in record.items() if k not in HEADER_FIELDS}
+        return (str(record[self._id_field]), data)
+
+    def _publish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        self._session.publish_many(
+            self._data_type,
+            items,
+            schema=self._schema,
+            source=self._source,
+            group=self._group,
+            timeout=self._timeout,
+        )
+        self._published += len(items)
+
+    def write(self, records: list[Any], now: float) -> None:
+        assert self._ctx is not None
+        pairs = [(r, self._item(r)) for r in records]
+        items = [item for _, item in pairs if item is not None]
+        if not items:
+            return
+        try:
+            self._publish(items)
+        except ValueError:
+            # Refused before anything was sent (a field the type lacks, a bad value): send
+            # one by one so only the bad records fail.
+            for record, item in pairs:
+                if item is None:
+                    continue
+                try:
+                    self._publish([item])
+                except ValueError as exc:
+                    self._ctx.record_failed(record, exc)
+
+    def stop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and self._ctx is not None:
+            close_session(self._ctx, session)
+
+    def stats(self) -> dict[str, int]:
+        return {"published": self._published}
+
+
+# -- the embedded server -------------------------------------------------------------------
+
+
+class PlatformServer:
+    """A definition's ``[servers.<name>] kind = "keysquare"``: its config, its port, and
+    the running platform."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        config: str | Mapping[str, Any] | None,
+        store: str | None,
+        base_dir: Path,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.config: PlatformConfig
+        if isinstance(config, str):
+            path = Path(config)
+            self.config = load_config(path if path.is_absolute() else base_dir / path)
+        elif config is not None:
+            self.config = parse_config(dict(config), "config")
+        else:
+            self.config = load_config(None)
+        # Without ``store`` the server keeps stored records in memory (by choice: quietly).
+        self.store: Path | str = ":memory:"
+        if store:
+            stored = Path(store)
+            self.store = stored if stored.is_absolute() else base_dir / stored
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
+        """The first application that may ``verb`` ("read"/"publish") ``data_type``."""
+        types = [t for t in self.config.types if data_type in (t.name, t.qualified)]
+        for app in self.config.applications.values():
+            allowed = app.can_read if verb == "read" else app.can_publish
+            if any(allowed(t.schema, t.name) for t in types) or (
+                not types and allowed("", data_type)
+            ):
+                return app.name, app.api_key
+        raise ValueError(
+            f"no application in its config may {verb} "
+            f"{data_type!r}; give application_name and api_key"
+        )
+
+    def start(self) -> None:
+        self.server = serve(self.host, self.port, self.config, self.store)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def serve_command(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Run the KeySquare-style data platform until ``stop`` is set."""
+    try:
+        config = load_config(args.config)
+    except ValueError as exc:
+        return _fail(f"actorwire serve keysquare: bad config: {exc}", 2)
+    port = 6800 if args.port is None else args.port
+    try:
+        server = serve(host=args.host, port=port, config=config, store_path=args.store)
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        return _fail(f"actorwire serve keysquare: cannot start: {exc}", 1)
+    try:
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        print(f"keysquare platform listening on {host}:{server.port}", flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr, flush=True)
+    return code
+
+
+def _check_config(table: Mapping[str, Any], where: str) -> None:
+    parse_config(dict(table), where)
+
+
+def plugin() -> Plugin:
+    """What this adapter adds to pipelines (the ``actorwire.plugins`` entry point)."""
+    return Plugin(
+        "keysquare",
+        sources={"keysquare": KeySquareSource},
+        sinks={"keysquare_publish": KeySquarePublishSink},
+        servers={
+            "keysquare": ServerKind(
+                "keysquare",
+                DEFAULT_PORT,
+                _check_config,
+                PlatformServer,
+                serve_command,
+            )
+        },
+    )

@@ -1,0 +1,161 @@
+"""Plugins: how adapters give pipelines their sources, sinks and embedded servers.
+
+Pipelines name no adapter. An adapter package declares an entry point in the
+``actorwire.plugins`` group whose object is a function returning a :class:`Plugin`; its
+source and sink kinds then resolve by name like the built-in ones (``kind = "keysquare"``),
+its server kinds serve ``[servers.x] kind = "..."`` in definitions and ``actorwire serve
+KIND``. Plugins load on first use of a kind that is not built in, so ``import
+actorwire.pipelines`` loads no adapter (nor its dependencies). A plugin that fails to load
+is reported, with its error, wherever one of its kinds is looked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import structlog
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EmbeddedServer",
+    "KindRegistry",
+    "Plugin",
+    "ServerKind",
+    "plugin_errors",
+    "plugins",
+    "server_kinds",
+]
+
+ENTRY_POINT_GROUP = "actorwire.plugins"
+
+T = TypeVar("T")
+
+log = structlog.get_logger("actorwire.plugins")
+
+
+class EmbeddedServer(Protocol):
+    """A running (or ready to run) embedded server of a definition's ``[servers.x]``."""
+
+    @property
+    def url(self) -> str:
+        """``host:port`` the definition's stages connect to."""
+        ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
+        """``(application_name, api_key)`` of the first application of the server's config
+        that may ``verb`` ("read" or "publish") ``data_type``; ValueError if none may."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """One kind of embedded server an adapter offers.
+
+    ``check_config(table, where)`` raises ValueError (``"<where>.<key>: <problem>"``) for a
+    bad inline config; ``build(host, port, config, store, base_dir)`` returns an
+    :class:`EmbeddedServer` not yet started (``config`` is a path, an inline table or None
+    for the default; ``port`` is settled); ``serve(args, stop)`` runs ``actorwire serve
+    KIND`` until ``stop`` is set and returns an exit code.
+    """
+
+    name: str
+    default_port: int
+    check_config: Callable[[Mapping[str, Any], str], None]
+    build: Callable[[str, int, str | Mapping[str, Any] | None, str | None, Path], EmbeddedServer]
+    serve: Callable[[argparse.Namespace, threading.Event], int] | None = None
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """What one adapter adds: source and sink kinds (constructors taking keyword
+    parameters) and embedded server kinds."""
+
+    name: str
+    sources: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    sinks: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    servers: Mapping[str, ServerKind] = field(default_factory=dict)
+
+
+_lock = threading.Lock()
+_loaded: dict[str, Plugin] | None = None
+_errors: dict[str, str] = {}
+
+
+def plugins() -> dict[str, Plugin]:
+    """Every installed plugin, loaded once (by entry point name)."""
+    global _loaded
+    with _lock:
+        if _loaded is None:
+            loaded: dict[str, Plugin] = {}
+            for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                try:
+                    factory = entry.load()
+                    plugin = factory() if callable(factory) else factory
+                    if not isinstance(plugin, Plugin):
+                        raise TypeError(f"{entry.value} gave {plugin!r}, not a Plugin")
+                except Exception as exc:  # noqa: BLE001 - one broken plugin hides no other
+                    _errors[entry.name] = f"{type(exc).__name__}: {exc}"
+                    log.warning(
+                        "plugin failed to load", plugin=entry.name, error=_errors[entry.name]
+                    )
+                    continue
+                loaded[entry.name] = plugin
+            _loaded = loaded
+        return dict(_loaded)
+
+
+def plugin_errors() -> dict[str, str]:
+    """Plugins that failed to load: entry point name -> the error."""
+    plugins()
+    return dict(_errors)
+
+
+def server_kinds() -> dict[str, ServerKind]:
+    """Every embedded server kind the installed plugins offer."""
+    out: dict[str, ServerKind] = {}
+    for plugin in plugins().values():
+        out.update(plugin.servers)
+    return out
+
+
+class KindRegistry(Mapping[str, Callable[..., T]]):
+    """Built-in kinds plus the kinds the installed plugins add (``"sources"`` or
+    ``"sinks"``), loaded on first use of a kind that is not built in."""
+
+    def __init__(self, section: str, builtins: Mapping[str, Callable[..., T]]) -> None:
+        self._section = section
+        self._builtins = dict(builtins)
+
+    def _all(self) -> dict[str, Callable[..., T]]:
+        out = dict(self._builtins)
+        for plugin in plugins().values():
+            out.update(getattr(plugin, self._section))
+        return out
+
+    def __getitem__(self, kind: str) -> Callable[..., T]:
+        found = self._builtins.get(kind)
+        if found is not None:
+            return found
+        return self._all()[kind]
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._builtins or kind in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return f"KindRegistry({self._section!r}: {', '.join(self._all())})"
