@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 # Setup output goes to stderr so that `make bench` prints only JSON on stdout.
 $(STAMP): setup.cfg pyproject.toml
-	@echo "setting up $(VENV) (python 3.11 venv, actorwire with its dev extra)" >&2
+	@echo "setting up $(VENV) (python 3.11 venv, actorwire with every extra and the dev tools)" >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/python -m pip install --quiet --upgrade pip >&2
-	@$(BIN)/python -m pip install --quiet -e '.[dev]' >&2
+	@$(BIN)/python -m pip install --quiet -e '.[all,dev]' >&2
 	@touch $(STAMP)
 
 run: $(STAMP)

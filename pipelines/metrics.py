@@ -16,10 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import Collector
 
 __all__ = ["Health", "MetricsServer", "Snapshot"]
 
@@ -68,11 +64,15 @@ def health(snapshot: Snapshot) -> Health:
     return Health(not reasons, body)
 
 
-class _PipelineCollector(Collector):
+class _PipelineCollector:
+    """Reads a Snapshot at scrape time (prometheus-client's collector protocol)."""
+
     def __init__(self, read: Callable[[], Snapshot]) -> None:
         self._read = read
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: PLC0415
+
         snap = self._read()
         counters = {
             name: CounterMetricFamily(
@@ -129,6 +129,16 @@ class MetricsServer:
     """``/metrics`` and ``/healthz`` over HTTP on a thread; ``port=0`` picks a free port."""
 
     def __init__(self, read: Callable[[], Snapshot], host: str = "127.0.0.1", port: int = 0):
+        try:
+            from prometheus_client import CollectorRegistry  # noqa: PLC0415
+            from prometheus_client.exposition import (  # noqa: PLC0415
+                CONTENT_TYPE_LATEST,
+                generate_latest,
+            )
+        except ImportError:
+            raise ImportError(
+                "/metrics needs prometheus-client: pip install 'actorwire[metrics]'"
+            ) from None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_PipelineCollector(read))
         registry = self.registry

@@ -104,7 +104,11 @@ def plugins() -> dict[str, Plugin]:
                     if not isinstance(plugin, Plugin):
                         raise TypeError(f"{entry.value} gave {plugin!r}, not a Plugin")
                 except Exception as exc:  # noqa: BLE001 - one broken plugin hides no other
-                    _errors[entry.name] = f"{type(exc).__name__}: {exc}"
+                    error = f"{type(exc).__name__}: {exc}"
+                    if isinstance(exc, ModuleNotFoundError) and entry.dist is not None:
+                        # An adapter's dependencies come with the extra of its name.
+                        error += f" (pip install '{entry.dist.name}[{entry.name}]')"
+                    _errors[entry.name] = error
                     log.warning(
                         "plugin failed to load", plugin=entry.name, error=_errors[entry.name]
                     )

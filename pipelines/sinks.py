@@ -20,8 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-import orjson
-
+from ._json import dumps, dumps_line
 from .operators import resolve_callable
 from .plugins import KindRegistry
 from .registry import make, positive_int
@@ -85,7 +84,7 @@ class CallbackSink(Sink):
 
 
 def _json_line(record: Any) -> str:
-    return orjson.dumps(record, default=repr).decode()
+    return dumps(record, default=repr).decode()
 
 
 class StdoutSink(Sink):
@@ -144,8 +143,15 @@ class StdoutSink(Sink):
             isatty = getattr(out, "isatty", None)
             wanted = bool(isatty()) if callable(isatty) else False
         if wanted:
-            from rich.console import Console  # noqa: PLC0415 - only for the live table
-            from rich.live import Live  # noqa: PLC0415
+            try:
+                from rich.console import Console  # noqa: PLC0415 - only for the live table
+                from rich.live import Live  # noqa: PLC0415
+            except ImportError:
+                if self._live_wanted:
+                    raise ImportError(
+                        "stdout sink: live=True needs rich: pip install 'actorwire[console]'"
+                    ) from None
+                return  # a terminal without rich: one JSON line per record
 
             console = Console(file=out, force_terminal=True if self._live_wanted else None)
             self._live = Live(console=console, auto_refresh=False, transient=False)
@@ -279,13 +285,12 @@ class JsonlFileSink(Sink):
     def write(self, records: list[Any], now: float) -> None:
         file = self._file
         assert file is not None and self._ctx is not None
-        dumps = orjson.dumps
-        option = orjson.OPT_APPEND_NEWLINE
+        encode = dumps_line
         lines = []
         for record in records:
             try:
-                lines.append(dumps(record, option=option))
-            except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+                lines.append(encode(record))
+            except TypeError as exc:  # a value JSON cannot hold (orjson's error is one too)
                 self._ctx.record_failed(record, exc)
         limit = self._max_bytes
         if limit is None:

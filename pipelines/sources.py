@@ -21,8 +21,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from ._json import loads
 from .plugins import KindRegistry
 from .registry import make, positive_int
 from .rotation import rotated_parts
@@ -237,10 +236,10 @@ class JsonlFileSource(Source):
             if not line.strip():
                 continue
             try:
-                record = orjson.loads(line)
+                record = loads(line)
                 if not isinstance(record, dict):
                     raise ValueError(f"a JSONL record must be an object, got {line[:80]!r}")
-            except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+            except ValueError as exc:  # a JSON decode error is a ValueError
                 self._bad += 1
                 if self._ctx is not None:
                     self._ctx.record_failed(line, exc)
