@@ -19,6 +19,17 @@ __all__ = ["build_parser", "main", "servers"]
 
 Runner = Callable[[argparse.Namespace, threading.Event], int]
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("actorwire")
+    except PackageNotFoundError:  # running from a checkout that is not installed
+        return "unknown"
+
 
 def servers() -> dict[str, Runner]:
     """Adapters with an embedded server (from the installed plugins): name -> runner(args,
@@ -60,12 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logging_options.add_argument(
         "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
         default=argparse.SUPPRESS,
         help="debug, info, warning or error (default: info, or the definition's [logging])",
     )
+    parser.add_argument("--version", action="version", version=f"actorwire {_version()}")
     parser.add_argument("--log-format", choices=("console", "json"), default=None, help="as below")
-    parser.add_argument("--log-level", default=None, help="as below")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument(
+        "--log-level", type=str.lower, choices=LOG_LEVELS, default=None, help="as below"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser(
         "serve",
         parents=[logging_options],
@@ -211,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed by argparse
         return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:  # bare ``actorwire``: what it can do
+        parser.print_help()
+        return 0
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
