@@ -14,6 +14,7 @@ from .backoff import Backoff, BackoffPolicy
 from .clock import Clock, ManualClock
 from .deadletters import DeadLetter, DeadLetters
 from .dispatcher import Dispatcher, PinnedDispatcher, PoolDispatcher, PoolExhausted
+from .errors import ActorwireError
 from .ioloop import IOLoop
 from .link import (
     HeartbeatPolicy,
@@ -46,6 +47,7 @@ __all__ = [
     "ActorDeadError",
     "ActorStartError",
     "ActorSystem",
+    "ActorwireError",
     "Address",
     "Backoff",
     "BackoffPolicy",

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from .errors import ActorwireError
+
 if TYPE_CHECKING:
     from .system import _Cell
 
@@ -105,7 +107,7 @@ def blocking(*, strict: bool = False) -> Iterator[None]:
         yield
 
 
-class PoolExhausted(RuntimeError):
+class PoolExhausted(ActorwireError, RuntimeError):
     """An actor on a pool blocked (an ``ask`` to another actor) while every worker the pool
     may add was already blocked: waiting could deadlock, so the call fails at once."""
 

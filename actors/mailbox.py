@@ -21,6 +21,7 @@ from typing import Any
 from pykka._envelope import Envelope
 
 from .dispatcher import blocking, in_pool, may_block
+from .errors import ActorwireError
 
 __all__ = ["Mailbox", "MailboxFull", "Overflow"]
 
@@ -40,7 +41,7 @@ class Overflow(enum.Enum):
     """Raise MailboxFull to the sender at once."""
 
 
-class MailboxFull(Exception):
+class MailboxFull(ActorwireError):
     """A bounded mailbox refused a message (FAIL policy, or BACKPRESSURE timed out)."""
 
 

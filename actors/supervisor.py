@@ -19,6 +19,7 @@ from .actor import Actor
 from .backoff import Backoff
 from .clock import Clock, monotonic
 from .dispatcher import Dispatcher
+from .errors import ActorwireError
 from .mailbox import Mailbox
 from .messages import SHUTDOWN, is_failure
 from .system import ActorStartError, _Internal
@@ -100,7 +101,7 @@ class ChildSpec:
             )
 
 
-class SupervisorEscalation(RuntimeError):
+class SupervisorEscalation(ActorwireError, RuntimeError):
     """A supervisor gave up: more than ``max_restarts`` within ``within`` seconds."""
 
 

@@ -28,6 +28,7 @@ from .dispatcher import (
     blocking,
     current_cell,
 )
+from .errors import ActorwireError
 from .ioloop import IOLoop
 from .mailbox import Mailbox, _expand, build_inbox
 from .messages import NORMAL, SHUTDOWN, Control, ExpectedFailure, Stop, Terminated, Wake, is_failure
@@ -48,7 +49,7 @@ DEFAULT_HOLD_TIMEOUT = 10.0
 a bounded one waits its ``put_timeout``); then the message is a counted dead letter."""
 
 
-class ActorStartError(RuntimeError):
+class ActorStartError(ActorwireError, RuntimeError):
     """An actor's ``on_start`` raised; the cause is chained."""
 
 

@@ -11,10 +11,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import ActorwireError
+
 __all__ = ["TomlChecker", "TomlError", "join", "kind_of", "locate"]
 
 
-class TomlError(ValueError):
+class TomlError(ActorwireError, ValueError):
     """One problem in a TOML file: ``file:line: key.path: message`` (line when known)."""
 
     def __init__(self, source: str, path: str, message: str, line: int | None = None) -> None:

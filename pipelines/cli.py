@@ -227,9 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed by argparse
         return exc.code if isinstance(exc.code, int) else 2
-    if args.command is None:  # bare ``actorwire``: what it can do
-        parser.print_help()
-        return 0
+    if args.command is None:  # bare ``actorwire``: what it can do (a usage error still)
+        parser.print_help(sys.stderr)
+        return 2
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

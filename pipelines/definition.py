@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..actors.errors import ActorwireError
 from ..actors.tomlcheck import TomlChecker, TomlError, join, kind_of
 from .plugins import plugin_errors, server_kinds
 from .registry import param_problems
@@ -89,7 +90,7 @@ LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-class DefinitionError(ValueError):
+class DefinitionError(ActorwireError, ValueError):
     """A definition file with problems; ``errors`` holds each one (a TomlError)."""
 
     def __init__(self, errors: list[TomlError]) -> None:

@@ -44,6 +44,7 @@ from ..actors import (
     Strategy,
     Supervisor,
 )
+from ..actors.errors import ActorwireError
 from ..actors.log import REDACTED, is_secret_key
 from .operators import OPERATORS, Map, make_operator
 from .registry import check_params
@@ -94,7 +95,7 @@ STAGE_OPTIONS = (
 COUNTERS = ("received", "processed", "failed", "emitted")
 
 
-class PipelineError(RuntimeError):
+class PipelineError(ActorwireError, RuntimeError):
     """The pipeline failed: its supervisor gave up after too many restarts."""
 
 

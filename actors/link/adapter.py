@@ -14,6 +14,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..errors import ActorwireError
+
 if TYPE_CHECKING:
     from .transport import Transport
 
@@ -39,7 +41,7 @@ class Ordering(enum.Enum):
     last-value protocols, where a re-snapshot supersedes the updates it replaces."""
 
 
-class AuthRefused(Exception):
+class AuthRefused(ActorwireError):
     """Raised by a transport's ``open()`` when the peer refuses the credentials: the link
     goes FAILED instead of redialling. The message must not contain the credential."""
 

@@ -65,7 +65,7 @@ from .transport import (
     Disconnected,
     Inbound,
     LinkStats,
-    ProtocolError,
+    ProtocolFault,
     Send,
     _Peers,
 )
@@ -455,7 +455,7 @@ class ReconnectActor(_LinkActor):
             if message.gen == gen:
                 for event in message.events:
                     self._control(gen, event)
-        elif isinstance(message, ProtocolError):
+        elif isinstance(message, ProtocolFault):
             if message.gen == gen:
                 self.protocol_errors += 1
                 self.last_protocol_error = message.reason

@@ -32,7 +32,7 @@ __all__ = [
     "FrameCodec",
     "Inbound",
     "LinkStats",
-    "ProtocolError",
+    "ProtocolFault",
     "Send",
     "TcpTransport",
     "Transport",
@@ -79,7 +79,7 @@ class Disconnected:
 
 
 @dataclass(frozen=True, slots=True)
-class ProtocolError:
+class ProtocolFault:
     """A frame from the peer could not be understood (counted and logged on the loop)."""
 
     gen: int
@@ -346,7 +346,7 @@ class Transport(Actor):
                         fatal=is_fatal,
                         total=stats.protocol_errors,
                     )
-                    reconnect.tell(ProtocolError(gen, reason, is_fatal))
+                    reconnect.tell(ProtocolFault(gen, reason, is_fatal))
                     if is_fatal and fatal is None:
                         fatal = reason
                 if fatal is not None:

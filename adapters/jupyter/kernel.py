@@ -43,6 +43,7 @@ from ...actors import (
     Restart,
     Supervisor,
 )
+from ...actors.errors import ActorwireError
 from .client import KernelClient, KernelExited, KernelLaunched, StateListener
 from .connection import ConnectionInfo, new_connection_info, write_connection_file
 from .transport import StdinHandler
@@ -116,7 +117,7 @@ def find_kernel_spec(kernel_name: str) -> KernelSpec:
     )
 
 
-class KernelProcessExited(ExpectedFailure, RuntimeError):
+class KernelProcessExited(ExpectedFailure, ActorwireError, RuntimeError):
     """The kernel process exited without being asked to: its supervisor restarts it."""
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from ...actors.errors import ActorwireError
+
 __all__ = [
     "DEFAULT_DIGEST_HISTORY_SIZE",
     "DEFAULT_SIGNATURE_SCHEME",
@@ -66,7 +68,7 @@ Packer = Callable[[Any], bytes]
 Unpacker = Callable[[Any], Any]
 
 
-class MessageError(ValueError):
+class MessageError(ActorwireError, ValueError):
     """A multipart message that is not a valid Jupyter message (framing, JSON, shape)."""
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...actors.errors import ActorwireError
+
 __all__ = [
     "OUTPUT_TYPES",
     "Completed",
@@ -119,7 +121,7 @@ class ReplyMatcher:
         return len(self._pending)
 
 
-class ExecutionError(RuntimeError):
+class ExecutionError(ActorwireError, RuntimeError):
     """The code raised in the kernel: ``ename``, ``evalue`` and the ``traceback`` lines."""
 
     def __init__(self, ename: str, evalue: str, traceback: list[str]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 
+from ...actors.errors import ActorwireError
+
 __all__ = ["KernelDeadError", "KernelEvent", "KernelState", "next_state"]
 
 
@@ -77,7 +79,7 @@ def next_state(state: KernelState, event: KernelEvent) -> KernelState | None:
     return _TRANSITIONS.get((state, event))
 
 
-class KernelDeadError(RuntimeError):
+class KernelDeadError(ActorwireError, RuntimeError):
     """The kernel is dead, restarting, failed or closed: the request cannot be answered."""
 
 

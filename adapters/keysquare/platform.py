@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
+from ...actors.errors import ActorwireError
 from . import keysquare_pb2 as pb
 from .config import AppConfig, PlatformConfig, TypeDef
 from .protocol import (
@@ -57,7 +58,7 @@ _TypeId = tuple[str, str]
 _Checker = Callable[[Mapping[str, Any]], None]
 
 
-class PlatformError(Exception):
+class PlatformError(ActorwireError):
     """A refused request: ``code`` for the wire (Ack.code, a gRPC status), ``message`` for
     people."""
 
