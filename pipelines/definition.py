@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
 import sys
 import tomllib
@@ -219,12 +220,48 @@ def parse_definition(path_or_text: str | Path, registries: Registries | None = N
         line = getattr(exc, "lineno", None)
         raise DefinitionError([TomlError(source, "", f"invalid TOML: {exc}", line)]) from None
     parser = _Parser(TomlChecker(source, text), registries or default_registries())
+    doc = substitute_environment(doc, parser.check, parser.errors)
     with importable(base_dir):
         definition = parser.parse(doc, source, base_dir)
     if parser.errors:
         raise DefinitionError(parser.errors)
     assert definition is not None
     return definition
+
+
+_ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def substitute_environment(
+    doc: Mapping[str, Any], check: TomlChecker, errors: list[TomlError]
+) -> dict[str, Any]:
+    """``doc`` with every ``${NAME}`` in a string value replaced by the environment
+    variable ``NAME`` (``$${NAME}`` is a literal ``${NAME}``): secrets stay out of the file.
+    A variable that is not set is an error at the key path that names it."""
+
+    def string(value: str, path: str) -> str:
+        def one(match: re.Match[str]) -> str:
+            if match.group(1):
+                return match.group(0)[1:]  # $${NAME}: the text itself
+            name = match.group(2)
+            found = os.environ.get(name)
+            if found is None:
+                errors.append(check.fail(path, f"environment variable {name!r} is not set"))
+                return ""
+            return found
+
+        return _ENV.sub(one, value) if "${" in value else value
+
+    def walk(value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            return string(value, path)
+        if isinstance(value, dict):
+            return {k: walk(v, join(path, k) if path else k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    return {k: walk(v, k) for k, v in doc.items()}
 
 
 def _server_kinds() -> tuple[str, ...]:

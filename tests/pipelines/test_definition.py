@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from actorwire.pipelines.definition import DefinitionError
+from actorwire.pipelines.definition import DefinitionError, parse_definition
 from actorwire.pipelines.loader import DefinitionPipeline, load_definition
 
 HERE = Path(__file__).parent / "definitions"
@@ -178,3 +178,49 @@ def test_custom_stage_mistakes_are_definition_errors(
         sys.modules.pop("mystages", None)
     errors = info.value.errors
     assert any(e.path == path and expected in e.message for e in errors), str(info.value)
+
+
+ENV_DEF = """\
+[pipeline]
+name = "env"
+
+[[sources]]
+name = "ticks"
+kind = "synthetic_prices"
+symbols = ["${AW_TEST_SYMBOL}", "$${LITERAL}"]
+limit = 10
+
+[[sinks]]
+name = "out"
+kind = "jsonl_file"
+from = "ticks"
+path = "${AW_TEST_DIR}/out.jsonl"
+"""
+
+
+def test_definitions_take_values_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AW_TEST_SYMBOL", "EURUSD")
+    monkeypatch.setenv("AW_TEST_DIR", str(tmp_path))
+    path = tmp_path / "env.toml"
+    path.write_text(ENV_DEF)
+    definition = parse_definition(path)
+    assert definition.sources[0].params["symbols"] == ["EURUSD", "${LITERAL}"]
+    assert definition.sinks[0].params["path"] == f"{tmp_path}/out.jsonl"
+    assert "EURUSD" not in definition.text  # the file keeps the reference, not the value
+
+
+def test_an_unset_environment_variable_is_an_error_at_its_key_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AW_TEST_SYMBOL", raising=False)
+    monkeypatch.setenv("AW_TEST_DIR", str(tmp_path))
+    path = tmp_path / "env.toml"
+    path.write_text(ENV_DEF)
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(path)
+    assert (
+        f"{path}:7: sources[0].symbols[0]: environment variable 'AW_TEST_SYMBOL' is not set"
+        in str(info.value)
+    )
