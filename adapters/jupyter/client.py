@@ -46,6 +46,7 @@ from .transport import (
     HeartbeatLost,
     HeartbeatUp,
     Inbound,
+    KernelAnswered,
     Outbound,
     StdinChannel,
     StdinHandler,
@@ -392,6 +393,9 @@ class _SessionActor(Actor):
         self.probes.clear()
         info = self.info
         assert info is not None
+        # Alive: a kernel that freezes from here on is dead after heartbeat_deadline, not
+        # after the startup allowance, even before its first heartbeat answer.
+        self.client._channels["hb"].tell(KernelAnswered(self.gen))
         self._event(KernelEvent.READY, f"kernel answering on {info.ip} (shell {info.shell_port})")
         held, self.held = self.held, []
         for call in held:

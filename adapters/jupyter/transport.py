@@ -108,6 +108,14 @@ class _StdinRequests:
 
 
 @dataclass(frozen=True, slots=True)
+class KernelAnswered:
+    """The kernel on connection ``gen`` answered a request: it is alive, so the heartbeat
+    deadline holds from now on even if no heartbeat answer has come yet."""
+
+    gen: int
+
+
+@dataclass(frozen=True, slots=True)
 class ArmHeartbeat:
     """Start pinging ``url`` on a fresh socket. ``mode``: ``startup`` (the deadline is the
     startup timeout until the first answer, then the heartbeat deadline) or ``recover``
@@ -520,6 +528,8 @@ class HeartbeatChannel(Actor):
                 self._tick()
         elif isinstance(message, ArmHeartbeat):
             self._arm(message)
+        elif isinstance(message, KernelAnswered):
+            self._alive(message.gen)
         elif isinstance(message, Disconnect):
             self.gen = -1
             self.policy = None
@@ -536,6 +546,14 @@ class HeartbeatChannel(Actor):
         self.system.io.call_soon(self._reopen, message.gen, message.url)
         self._ping(now)
         self._schedule(self.policy.next_check(now))
+
+    def _alive(self, gen: int) -> None:
+        """Past startup: the startup allowance ends, the heartbeat deadline counts from now."""
+        if gen != self.gen or self.policy is None or self.answered or self.mode != "startup":
+            return
+        now = self.wiring.clock()
+        self.answered = True
+        self.policy = HeartbeatPolicy(self.interval, self.deadline, now, always_ping=True)
 
     def _pong(self, gen: int) -> None:
         policy = self.policy

@@ -241,3 +241,21 @@ def test_a_kernel_that_keeps_dying_ends_failed() -> None:
     assert KernelState.FAILED in states.states()
     assert "exited with code 3" in states.message(KernelState.DEAD)
     assert states.states()[-1] is KernelState.CLOSED
+
+
+@pytest.mark.timeout(60)
+def test_a_kernel_frozen_right_after_start_is_dead_after_the_heartbeat_deadline(
+    tmp_path: Path, started: list[KernelClient]
+) -> None:
+    # The startup allowance (startup_timeout) ends once the kernel has answered; a kernel
+    # frozen from then on is dead after heartbeat_deadline, even if no heartbeat answer had
+    # come yet (the long startup allowance would otherwise apply).
+    states = States()
+    opts = {**FAST, "startup_timeout": 45.0, "heartbeat_deadline": 2.0}
+    kernel = start_kernel(runtime_dir=tmp_path, state_listener=states, **opts)
+    started.append(kernel)
+    process = kernel.kernel
+    assert isinstance(process, KernelProcess) and process.pid is not None
+    os.kill(process.pid, signal.SIGSTOP)
+    assert kernel.wait_for_state(KernelState.DEAD, timeout=15), kernel.history()
+    assert "2s (heartbeat deadline)" in states.message(KernelState.DEAD)
