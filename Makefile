@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint proto clean
+.PHONY: run test bench lint proto clean chaos
 
 # Setup output goes to stderr so that `make bench` prints only JSON on stdout.
 $(STAMP): setup.cfg pyproject.toml
@@ -20,6 +20,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The seeded link chaos test over many seeds, for minutes (not part of CI, which runs one seed).
+AW_CHAOS_SEEDS ?= 1-20
+AW_CHAOS_SECONDS ?= 60
+chaos: $(STAMP)
+	AW_CHAOS_SEEDS=$(AW_CHAOS_SEEDS) AW_CHAOS_SECONDS=$(AW_CHAOS_SECONDS) \
+		$(BIN)/python -m pytest tests/integration/test_chaos.py -q
 
 bench: $(STAMP)
 	@$(BIN)/python -m bench
