@@ -28,6 +28,7 @@ import structlog
 from ..actor import Actor
 from ..backoff import Backoff, BackoffPolicy
 from ..clock import Clock, monotonic
+from ..statecell import StateCell
 from ..supervisor import ChildSpec, Strategy, Supervisor
 from .adapter import Authenticated, AuthFailed, LinkAdapter, Ordering, PeerError, SessionLost
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
@@ -590,10 +591,10 @@ class Link:
         self.name = name
         self._max_restarts = max_restarts
         self._restart_window = restart_window
-        self._listener = state_listener
-        self._cond = threading.Condition()
-        self._state: LinkState | None = None
-        self._history: list[tuple[LinkState, str]] = []
+        self._cell: StateCell[LinkState | None] = StateCell(None, name=name)
+        if state_listener is not None:
+            # The cell starts at None; every state it is told of is a LinkState.
+            self._cell.add_listener(state_listener)  # type: ignore[arg-type]
         self._log = structlog.get_logger("actorwire.link").bind(link=name)
         self.stats = LinkStats()
         peers = {
@@ -716,28 +717,20 @@ class Link:
 
     @property
     def state(self) -> LinkState | None:
-        return self._state
+        return self._cell.state
 
     def history(self) -> list[tuple[LinkState, str]]:
-        """Every state change so far, with its reason."""
-        with self._cond:
-            return list(self._history)
+        """The latest state changes (up to 1,000), with their reasons."""
+        return [(s, r) for s, r in self._cell.history() if s is not None]
 
     def _on_state(self, state: LinkState, reason: str) -> None:
-        with self._cond:
-            self._state = state
-            self._history.append((state, reason))
-            self._cond.notify_all()
-        if self._listener is not None:
-            try:
-                self._listener(state, reason)
-            except Exception as exc:  # noqa: BLE001 - a user callback must not break the link
-                self._log.error("state listener raised", error=repr(exc))
+        # Every change the machine reports is recorded, a repeated state included (its
+        # reason is news: the link's supervisor gave up after a redial, say).
+        self._cell.set(state, reason, force=True)
 
     def wait_for(self, state: LinkState, timeout: float = 10.0) -> bool:
         """Block until the link is in ``state``; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._state is state, timeout)
+        return self._cell.wait_for(state, timeout)
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """State, counters and per-stream positions, for metrics and debugging."""
