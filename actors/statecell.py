@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
+from .callbacks import plain_callback
+
 __all__ = ["StateCell"]
 
 S = TypeVar("S")
@@ -59,8 +61,7 @@ class StateCell(Generic[S]):
 
     def add_listener(self, listener: Listener[S]) -> None:
         """Call ``listener(state, reason)`` on every change (on the setter's thread)."""
-        if not callable(listener):
-            raise TypeError(f"a state listener must be callable, got {listener!r}")
+        plain_callback(listener, "a state listener")
         with self._cond:
             self._listeners.append(listener)
 

@@ -49,6 +49,7 @@ from numbers import Real
 from operator import itemgetter, methodcaller
 from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
+from ..actors.callbacks import plain_callback
 from .registry import check_params
 from .windows import (
     Aggregation,
@@ -182,7 +183,7 @@ def _callable(owner: str, name: str, value: object) -> Callable[..., Any]:
         raise TypeError(
             f"{owner}: {name} must be a callable or a 'module:function' string, got {value!r}"
         )
-    return value
+    return plain_callback(value, f"{owner}: {name}")
 
 
 _default_key = methodcaller("get", KEY_FIELD)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from ..actors.callbacks import plain_callback
 from ._json import dumps, dumps_line
 from .operators import resolve_callable
 from .plugins import KindRegistry
@@ -56,9 +57,7 @@ class CallbackSink(Sink):
                 fn = resolve_callable(fn)
             except ValueError as exc:
                 raise ValueError(f"callback sink: fn: {exc}") from None
-        if not callable(fn):
-            raise TypeError(f"callback sink: fn must be callable, got {fn!r}")
-        self._fn = fn
+        self._fn = plain_callback(fn, "callback sink: fn")
         self._ctx: StageContext | None = None
         self._calls = 0
 

@@ -31,6 +31,7 @@ import structlog
 import zmq.asyncio
 
 from ...actors import Actor, ActorSystem, Address, Terminated
+from ...actors.callbacks import plain_callback, user_callback
 from ...actors.clock import Clock, monotonic
 from ...actors.link.heartbeat import HeartbeatPolicy
 from .connection import ConnectionInfo
@@ -448,7 +449,7 @@ class _IopubFeed(Actor):
         if not isinstance(message, _Feed):
             return super().on_receive(message)
         for msg in message.msgs:
-            for callback in self.client._iopub_callbacks:
+            for _registered, callback in self.client._iopub_callbacks:
                 try:
                     callback(msg)
                 except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
@@ -557,8 +558,10 @@ class KernelClient:
         startup_timeout: float,
         clock: Clock = monotonic,
     ) -> None:
-        if on_stdin is not None and not callable(on_stdin):
-            raise TypeError(f"on_stdin must be callable(prompt, password) -> str, got {on_stdin!r}")
+        if on_stdin is not None:
+            plain_callback(on_stdin, "on_stdin")
+        if state_listener is not None:
+            plain_callback(state_listener, "state_listener")
         if state_listener is not None and not callable(state_listener):
             raise TypeError(
                 f"state_listener must be callable(state, message), got {state_listener!r}"
@@ -575,7 +578,9 @@ class KernelClient:
         self._history: list[tuple[KernelState, str]] = [(self._state, self._state_message)]
         self._cond = threading.Condition()
         self._msg_lock = threading.Lock()
-        self._iopub_callbacks: tuple[IopubCallback, ...] = ()
+        # (what was registered, what the feed actor calls): an async def one runs on the
+        # I/O loop.
+        self._iopub_callbacks: tuple[tuple[IopubCallback, IopubCallback], ...] = ()
         self._owner: KernelOwner | None = None
         self._info = None
         self._connection_file = None
@@ -723,20 +728,20 @@ class KernelClient:
 
     @on_stdin.setter
     def on_stdin(self, handler: StdinHandler | None) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"on_stdin must be callable(prompt, password) -> str, got {handler!r}")
+        if handler is not None:
+            plain_callback(handler, "on_stdin")
         self._wiring.stdin_handler = handler
 
     def on_iopub(self, callback: IopubCallback, *, remove: bool = False) -> IopubCallback:
         """Call ``callback(msg)`` for every iopub message (all requests, all clients of the
         kernel), in order, in the client's feed actor. ``remove=True`` unregisters it."""
-        if not callable(callback):
-            raise TypeError(f"on_iopub needs a callable(msg), got {callback!r}")
+        runner = user_callback(callback, "on_iopub callback", self._system.io)
         with self._msg_lock:
+            registered = [c for c, _ in self._iopub_callbacks]
             if remove:
-                self._iopub_callbacks = tuple(c for c in self._iopub_callbacks if c != callback)
-            elif callback not in self._iopub_callbacks:
-                self._iopub_callbacks = (*self._iopub_callbacks, callback)
+                self._iopub_callbacks = tuple(p for p in self._iopub_callbacks if p[0] != callback)
+            elif callback not in registered:
+                self._iopub_callbacks = (*self._iopub_callbacks, (callback, runner))
         return callback
 
     # -- requests ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import structlog
 from actorwire.actors import Actor, ActorSystem, Address, Backoff
+from actorwire.actors.callbacks import plain_callback, user_callback
 from actorwire.actors.link import Link, LinkState
 
 from . import keysquare_pb2 as pb
@@ -609,8 +610,8 @@ class KeySession:
         host, sep, port = str(url).rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError(f"url must be 'hostname:port', got {url!r}")
-        if session_state_listener is not None and not callable(session_state_listener):
-            raise TypeError("session_state_listener must be callable")
+        if session_state_listener is not None:
+            plain_callback(session_state_listener, "session_state_listener")
         self.application_name = application_name
         self.url = url
         self.host, self.port = host, int(port)
@@ -949,8 +950,8 @@ class KeySession:
         sub.address = self._system.spawn(
             _SubscriptionActor,
             sub,
-            callback,
-            voided_callback,
+            user_callback(callback, "subscribe callback", self._system.io),
+            user_callback(voided_callback, "voided_callback", self._system.io),
             ready,
             self._router,
             name=f"{self._link.name if self._link else 'ks'}.sub-{sub.subscription_id}",

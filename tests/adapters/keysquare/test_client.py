@@ -650,3 +650,25 @@ def test_a_thousand_subscriptions_with_ten_sleeping_stall_no_other(ks: KeySessio
         assert len(system.threads()) <= system.dispatcher.workers + 10 + 3  # type: ignore[attr-defined]
     finally:
         gate.set()
+
+
+def test_an_async_callback_runs_on_the_io_loop_and_gets_every_record(ks: KeySession) -> None:
+    got: list[str] = []
+    done = threading.Event()
+
+    async def callback(message: KeyMessage) -> None:
+        got.append(message["header"]["id"])
+        if len(got) == 3:
+            done.set()
+
+    ks.subscribe("Price", callback=callback, subscription_type=SubscriptionType.LIVE_ONLY)
+    for i in range(3):
+        ks.publish("Price", f"S{i}", price(f"S{i}"))
+    assert done.wait(10)
+    assert got == ["S0", "S1", "S2"]
+    with pytest.raises(TypeError, match="session_state_listener must be a plain function"):
+
+        async def listener(state: Any, message: str) -> None:
+            return None
+
+        KeySession("demo", "demo-key", "127.0.0.1:1", session_state_listener=listener)
