@@ -41,6 +41,7 @@ class StateCell(Generic[S]):
             raise ValueError(f"history_size must be >= 1, got {history_size!r}")
         self._cond = threading.Condition()
         self._state = initial
+        self._waited = initial  # the state waiters see: set after the listeners ran
         self._reason = reason
         self._history: deque[tuple[S, str]] = deque(maxlen=history_size)
         self._listeners: list[Listener[S]] = []
@@ -80,21 +81,25 @@ class StateCell(Generic[S]):
             self._reason = reason
             self._history.append((state, reason))
             listeners = list(self._listeners)
-            self._cond.notify_all()
         for listener in listeners:
             try:
                 listener(state, reason)
             except Exception as exc:  # noqa: BLE001 - a user callback must not break the owner
                 self._log.error("state listener raised", error=repr(exc))
+        # Waiters wake once the listeners have run: whoever waited for a state acts after
+        # the listeners saw it (their output, say, comes first).
+        with self._cond:
+            self._waited = self._state
+            self._cond.notify_all()
         return True
 
     def wait_for(self, target: S | Callable[[S], bool], timeout: float | None = None) -> bool:
-        """Block until the state is ``target`` (or ``target(state)`` is true); False on
-        timeout."""
+        """Block until the state is ``target`` (or ``target(state)`` is true) and its
+        listeners have been told; False on timeout."""
         if callable(target):
-            check: Callable[[], bool] = lambda: bool(target(self._state))  # noqa: E731
+            check: Callable[[], bool] = lambda: bool(target(self._waited))  # noqa: E731
         else:
-            check = lambda: self._state == target  # noqa: E731
+            check = lambda: self._waited == target  # noqa: E731
         with self._cond:
             return self._cond.wait_for(check, timeout)
 

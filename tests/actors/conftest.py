@@ -11,30 +11,10 @@ from typing import Any
 import pytest
 from actorwire.actors import Actor, ActorSystem, Dispatcher, PoolDispatcher
 
-THREAD_GRACE = 2.0
-"""Seconds a test's threads get to finish after the test before the leak guard fails it."""
-
 
 def blocked_waiters(condition: threading.Condition) -> int:
     """How many threads wait on ``condition`` (CPython keeps them in ``_waiters``)."""
     return len(condition._waiters)  # type: ignore[attr-defined]
-
-
-@pytest.fixture(autouse=True)
-def no_thread_leaks() -> Iterator[None]:
-    """Fail a test that leaves any thread it started (actors, timers, I/O, helpers) running."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + THREAD_GRACE
-    leaked: list[threading.Thread] = []
-    while True:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked or time.monotonic() >= deadline:
-            break
-        leaked[0].join(max(deadline - time.monotonic(), 0.0))
-    if leaked:
-        names = ", ".join(f"{t.name} (daemon={t.daemon})" for t in leaked)
-        pytest.fail(f"test left threads running: {names}")
 
 
 DISPATCHERS: dict[str, Callable[[], Dispatcher]] = {

@@ -56,3 +56,25 @@ def test_wait_for_a_state_or_a_predicate_from_another_thread() -> None:
 def test_bad_history_size_is_refused() -> None:
     with pytest.raises(ValueError, match="history_size"):
         StateCell("x", history_size=0)
+
+
+def test_a_waiter_wakes_after_the_listeners_have_run() -> None:
+    cell: StateCell[str] = StateCell("down")
+    entered, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow_listener(state: str, reason: str) -> None:
+        entered.set()
+        release.wait(5)
+        order.append("listener")
+
+    cell.add_listener(slow_listener)
+    setter = threading.Thread(target=lambda: cell.set("up"))
+    setter.start()
+    assert entered.wait(5)
+    assert not cell.wait_for("up", timeout=0.05)  # the listener has not finished
+    release.set()
+    assert cell.wait_for("up", timeout=5)
+    order.append("waiter")
+    setter.join(5)
+    assert order == ["listener", "waiter"]

@@ -4,7 +4,6 @@ embedded keysquare platform on 127.0.0.1."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,30 +11,13 @@ import pytest
 from actorwire.adapters.keysquare import PlatformServer, serve
 from actorwire.pipelines import Pipeline
 
-from tests.actors.conftest import THREAD_GRACE
-
 WAIT = 10.0
-PROCESS_THREADS = ("(_poll_wrapper)",)
-"""Threads grpc starts once per process (its poller): not a test's to stop."""
 
 
 @pytest.fixture
-def no_thread_leaks() -> Iterator[None]:
-    """Fail a test that leaves any thread it started (actors, timers, I/O) running."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + THREAD_GRACE
-    while True:
-        leaked = [
-            t
-            for t in threading.enumerate()
-            if t not in before and t.is_alive() and not any(p in t.name for p in PROCESS_THREADS)
-        ]
-        if not leaked or time.monotonic() >= deadline:
-            break
-        leaked[0].join(max(deadline - time.monotonic(), 0.0))
-    if leaked:
-        pytest.fail(f"test left threads running: {', '.join(t.name for t in leaked)}")
+def no_thread_leaks() -> None:
+    """Kept for the modules that name it: the root conftest's ``no_leaks`` guards every
+    test now."""
 
 
 class Collector:
