@@ -62,7 +62,7 @@ from .stage import (
     Stage,
     StageRuntime,
     StageState,
-    Wake,
+    StageTimer,
     build_user_actor,
 )
 
@@ -159,7 +159,7 @@ def _conflate_key(spec: str | Callable[[Any], Hashable]) -> Callable[[Any], Hash
         fn = spec
 
         def read(message: Any) -> Hashable:
-            return message if message.__class__ is Wake else fn(message)
+            return message if message.__class__ is StageTimer else fn(message)
 
     else:
         raise TypeError(f"mailbox_key must be a field name or a function, got {spec!r}")

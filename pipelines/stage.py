@@ -55,7 +55,7 @@ never moves past ``now`` must not spin the stage)."""
 # -- messages ---------------------------------------------------------------------------
 
 
-class Wake(Control):
+class StageTimer(Control):
     """Timer wake-up for a stage; ``slot`` says which timer ("tick" or "poll"). A Control
     message: a full mailbox never drops it, so a saturated stage counts no false drops."""
 
@@ -338,10 +338,10 @@ class Stage(_Wiring, Actor):
     # -- messages ----------------------------------------------------------------------
 
     def on_batch(self, messages: list[Any]) -> None:
-        records = [m for m in messages if m.__class__ is not Wake]
+        records = [m for m in messages if m.__class__ is not StageTimer]
         if len(records) != len(messages):
             for m in messages:
-                timer = self._timers.get(m.slot) if m.__class__ is Wake else None
+                timer = self._timers.get(m.slot) if m.__class__ is StageTimer else None
                 if timer is not None and timer.message is m:  # else a stale wake-up
                     del self._timers[m.slot]
                     self._armed.pop(m.slot, None)
@@ -462,7 +462,9 @@ class Stage(_Wiring, Actor):
         if old is not None:
             old.cancel()
         self._armed[slot] = due
-        self._timers[slot] = self.system.send_after(max(due - now, 0.0), self.address, Wake(slot))
+        self._timers[slot] = self.system.send_after(
+            max(due - now, 0.0), self.address, StageTimer(slot)
+        )
 
     # -- drain -------------------------------------------------------------------------
 
