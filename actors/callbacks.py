@@ -5,8 +5,10 @@ not run.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +41,38 @@ def user_callback(fn: object, what: str, io: IOLoop) -> Callable[..., Any]:
         raise TypeError(f"{what} must be callable, got {fn!r}")
     if not is_async_callable(fn):
         return fn
+    return _InOrder(fn, what, io)
 
-    def run(*args: Any) -> None:
-        future = io.submit(fn(*args))
-        future.add_done_callback(_report(what))
 
-    return run
+class _InOrder:
+    """Runs an ``async def`` callback on the I/O loop one call after another, in the order
+    the calls were made (each awaited before the next starts)."""
+
+    def __init__(self, fn: Any, what: str, io: IOLoop) -> None:
+        self._fn = fn
+        self._what = what
+        self._io = io
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, *args: Any) -> None:
+        self._io.call_soon(self._enqueue, args)
+
+    def _enqueue(self, args: tuple[Any, ...]) -> None:  # on the loop
+        self._pending.append(args)
+        if self._task is None:
+            self._task = self._io.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                args = self._pending.popleft()
+                try:
+                    await self._fn(*args)
+                except Exception as exc:  # noqa: BLE001 - a user callback must not stop the rest
+                    log.error("async callback raised", callback=self._what, error=repr(exc))
+        finally:
+            self._task = None
 
 
 def plain_callback(fn: object, what: str) -> Callable[..., Any]:
@@ -58,14 +86,3 @@ def plain_callback(fn: object, what: str) -> Callable[..., Any]:
             "here as it is returned"
         )
     return fn
-
-
-def _report(what: str) -> Callable[[Any], None]:
-    def done(future: Any) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            log.error("async callback raised", callback=what, error=repr(exc))
-
-    return done

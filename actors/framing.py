@@ -230,14 +230,19 @@ class LineFramer(Framer):
         return payload + b"\n"
 
     def _next(self) -> bytes | None:
-        buf, pos = self._buf, self._pos
+        buf, pos, limit = self._buf, self._pos, self.max_frame_size
         end = buf.find(b"\n", pos)
         if end < 0:
-            if len(buf) - pos > self.max_frame_size:
-                raise self._too_large(len(buf) - pos)
+            waiting = len(buf) - pos
+            if waiting and buf[-1] == 0x0D:  # a "\r" whose "\n" is in the next read
+                waiting -= 1
+            if waiting > limit:
+                raise self._too_large(waiting)
             return None
-        if end - pos > self.max_frame_size + 1:
-            raise self._too_large(end - pos)
         line = bytes(buf[pos:end])
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > limit:
+            raise self._too_large(len(line))
         self._pos = end + 1
-        return line[:-1] if line.endswith(b"\r") else line
+        return line

@@ -12,7 +12,7 @@ data waited, even if it keeps sending (pings, requests) meanwhile.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["Outbox", "TopicIndex"]
@@ -128,14 +128,16 @@ class TopicIndex(Generic[K, S]):
         for key in list(self._keys_of.get(subscriber, ())):
             self.remove(subscriber, key)
 
-    def match(self, key: K) -> Iterator[S]:
-        """The subscribers of ``key``, each once (wildcard ones too)."""
+    def match(self, key: K) -> list[S]:
+        """The subscribers of ``key``, each once (wildcard ones too): a snapshot, so a
+        fan-out may drop a subscriber (a slow connection) while it goes through them."""
         exact = self._by_key.get(key)
-        if exact:
-            yield from exact
-        for subscriber in self._everything:
-            if not exact or subscriber not in exact:
-                yield subscriber
+        everything = self._everything
+        if not everything:
+            return list(exact) if exact else []
+        if not exact:
+            return list(everything)
+        return [*exact, *(s for s in everything if s not in exact)]
 
     def keys(self, subscriber: S) -> set[K | None]:
         return set(self._keys_of.get(subscriber, ()))

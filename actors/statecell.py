@@ -80,6 +80,9 @@ class StateCell(Generic[S]):
             self._state = state
             self._reason = reason
             self._history.append((state, reason))
+            # Set before the listeners run (one of them may wait for this very state), but
+            # waiters are woken only once they have run (below).
+            self._waited = state
             listeners = list(self._listeners)
         for listener in listeners:
             try:
@@ -89,7 +92,6 @@ class StateCell(Generic[S]):
         # Waiters wake once the listeners have run: whoever waited for a state acts after
         # the listeners saw it (their output, say, comes first).
         with self._cond:
-            self._waited = self._state
             self._cond.notify_all()
         return True
 

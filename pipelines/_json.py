@@ -16,14 +16,17 @@ except ImportError:  # pragma: no cover - exercised by the runtime-only install 
     _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
     def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
-        if default is None:
-            return _encode(value).encode()
-        return json.dumps(
-            value, default=default, ensure_ascii=False, separators=(",", ":")
-        ).encode()
+        try:
+            if default is None:
+                return _encode(value).encode()
+            return json.dumps(
+                value, default=default, ensure_ascii=False, separators=(",", ":")
+            ).encode()
+        except ValueError as exc:  # a circular reference: a value JSON cannot hold
+            raise TypeError(str(exc)) from None
 
     def dumps_line(value: Any) -> bytes:
-        return _encode(value).encode() + b"\n"
+        return dumps(value) + b"\n"
 
     def loads(data: bytes | str) -> Any:
         return json.loads(data)

@@ -86,7 +86,7 @@ class Plugin:
     servers: Mapping[str, ServerKind] = field(default_factory=dict)
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # a plugin's import may look a kind up
 _loaded: dict[str, Plugin] | None = None
 _errors: dict[str, str] = {}
 

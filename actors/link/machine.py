@@ -398,8 +398,8 @@ _TABLE: dict[tuple[Phase, type], _Transition] = {
     (Phase.DIALING, Opened): _opened,
     **{(p, Lost): _lost for p in _CONNECTED},
     (Phase.LOGGING_IN, LoginAccepted): _accepted,
-    (Phase.LOGGING_IN, LoginRefused): _refused,
-    (Phase.UP, LoginRefused): _refused,
+    # A refusal can come while dialing too: a transport that logs in inside open().
+    **{(p, LoginRefused): _refused for p in _CONNECTED},
     (Phase.LOGGING_IN, LoginTimedOut): _login_timed_out,
     (Phase.WAITING, RedialDue): _redial,
     (Phase.UP, RecoveryChanged): _recovery,

@@ -62,19 +62,36 @@ def test_a_waiter_wakes_after_the_listeners_have_run() -> None:
     cell: StateCell[str] = StateCell("down")
     entered, release = threading.Event(), threading.Event()
     order: list[str] = []
+    lock = threading.Lock()
 
     def slow_listener(state: str, reason: str) -> None:
         entered.set()
         release.wait(5)
-        order.append("listener")
+        with lock:
+            order.append("listener")
+
+    def waiter() -> None:
+        assert cell.wait_for("up", timeout=5)
+        with lock:
+            order.append("waiter")
 
     cell.add_listener(slow_listener)
+    waiting = threading.Thread(target=waiter)
+    waiting.start()
     setter = threading.Thread(target=lambda: cell.set("up"))
     setter.start()
     assert entered.wait(5)
-    assert not cell.wait_for("up", timeout=0.05)  # the listener has not finished
+    waiting.join(0.05)
+    assert waiting.is_alive()  # told nothing yet: the listener is still running
     release.set()
-    assert cell.wait_for("up", timeout=5)
-    order.append("waiter")
+    waiting.join(5)
     setter.join(5)
     assert order == ["listener", "waiter"]
+
+
+def test_a_listener_may_wait_for_the_state_it_is_told_of() -> None:
+    cell: StateCell[str] = StateCell("down")
+    seen: list[bool] = []
+    cell.add_listener(lambda state, reason: seen.append(cell.wait_for(state, timeout=5)))
+    cell.set("up")
+    assert seen == [True]

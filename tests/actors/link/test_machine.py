@@ -124,6 +124,15 @@ def test_credentials_refused_fail_the_link_for_good() -> None:
         assert m.handle(event, 1.0) == []  # FAILED is final
 
 
+def test_credentials_refused_while_dialing_fail_the_link_too() -> None:
+    # A transport that logs in inside open() reports the refusal before it is open.
+    m = machine()
+    m.handle(Started(), 0.0)
+    actions = m.handle(LoginRefused(1, "bad token"), 0.1)
+    assert reports(actions) == [(LinkState.FAILED, "authentication failed: bad token")]
+    assert m.phase is Phase.FAILED
+
+
 def test_max_attempts_used_up_fails_with_the_last_error() -> None:
     m = machine(max_attempts=2)
     m.handle(Started(), 0.0)
