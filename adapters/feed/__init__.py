@@ -5,7 +5,7 @@ It is the smallest complete adapter: a sans-I/O codec (``protocol``), a Link ada
 test pipelines against a feed that can die, go silent, skip, repeat and reorder frames.
 """
 
-from .client import FeedAdapter
+from .link import FeedAdapter
 from .protocol import (
     HOST,
     MAX_LINE,

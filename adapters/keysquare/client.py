@@ -38,7 +38,7 @@ from .protocol import (
     field_checker,
     topic_key,
 )
-from .transport import (
+from .link import (
     AckEvent,
     KeySquareAdapter,
     KeySquareTransport,
