@@ -27,6 +27,15 @@ from actorwire.actors.callbacks import plain_callback, user_callback
 from actorwire.actors.link import Link, LinkState
 
 from . import keysquare_pb2 as pb
+from .link import (
+    AckEvent,
+    KeySquareAdapter,
+    KeySquareTransport,
+    SnapshotDone,
+    SubscribeResult,
+    SubSpec,
+    pb_topic,
+)
 from .model import ERROR_STATES, KeyHeader, KeyMessage, KeySessionState, SubscriptionType
 from .protocol import (
     GROUP_WILDCARD,
@@ -37,15 +46,6 @@ from .protocol import (
     encode_data,
     field_checker,
     topic_key,
-)
-from .link import (
-    AckEvent,
-    KeySquareAdapter,
-    KeySquareTransport,
-    SnapshotDone,
-    SubscribeResult,
-    SubSpec,
-    pb_topic,
 )
 
 __all__ = [
