@@ -140,3 +140,11 @@ def test_async_callbacks_run_in_order() -> None:
         assert finished == [0, 1]
     finally:
         io.shutdown()
+
+
+def test_a_transport_that_misses_a_coroutine_cannot_be_built() -> None:
+    class Forgetful(Transport):  # no open(), read(), write() or close_connection()
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Forgetful(FeedAdapter(1))  # type: ignore[abstract]

@@ -9,6 +9,7 @@ from an old connection are ignored.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Callable
@@ -183,17 +184,24 @@ class Transport(Actor):
 
     # -- subclass API (on the I/O loop) ------------------------------------------------
 
+    # Abstract: a subclass that forgets one cannot be built at all (it would otherwise fail
+    # on every dial and redial for ever).
+
+    @abc.abstractmethod
     async def open(self) -> None:
-        raise NotImplementedError
+        """Open the connection (raise AuthRefused if the peer refuses the credentials)."""
 
+    @abc.abstractmethod
     async def read(self) -> list[Any]:
-        raise NotImplementedError
+        """The frames of one read; an empty list or an exception ends the connection."""
 
+    @abc.abstractmethod
     async def write(self, frames: list[Any]) -> None:
-        raise NotImplementedError
+        """Write frames on the open connection."""
 
+    @abc.abstractmethod
     async def close_connection(self) -> None:
-        raise NotImplementedError
+        """Close the connection (idempotent)."""
 
     # -- actor side ---------------------------------------------------------------------
 
