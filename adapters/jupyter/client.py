@@ -34,6 +34,7 @@ from ...actors import Actor, ActorSystem, Address, Terminated
 from ...actors.callbacks import plain_callback, user_callback
 from ...actors.clock import Clock, monotonic
 from ...actors.link.heartbeat import HeartbeatPolicy
+from ...actors.statecell import StateCell
 from .connection import ConnectionInfo
 from .replies import Completed, ExecutionResult, ReplyMatcher, msg_type
 from .session import Session
@@ -572,11 +573,10 @@ class KernelClient:
         self.name = name or f"kernel-{next(_names)}"
         self.timeout = float(timeout)
         self._startup_timeout = float(startup_timeout)
-        self._listener = state_listener
-        self._state = KernelState.STARTING
-        self._state_message = "connecting"
-        self._history: list[tuple[KernelState, str]] = [(self._state, self._state_message)]
-        self._cond = threading.Condition()
+        self._cell: StateCell[KernelState] = StateCell(KernelState.STARTING, name=self.name)
+        self._cell.set(KernelState.STARTING, "connecting", force=True)  # in the history too
+        if state_listener is not None:
+            self._cell.add_listener(state_listener)
         self._msg_lock = threading.Lock()
         # (what was registered, what the feed actor calls): an async def one runs on the
         # I/O loop.
@@ -630,46 +630,37 @@ class KernelClient:
 
     @property
     def state(self) -> KernelState:
-        return self._state
+        return self._cell.state
 
     @property
     def state_message(self) -> str:
         """Why the client is in its current state."""
-        return self._state_message
+        return self._cell.reason
+
+    # The session actor's shorthand.
+    _state = state
+    _state_message = state_message
 
     def history(self) -> list[tuple[KernelState, str]]:
-        """Every state the client went through, with its reason."""
-        with self._cond:
-            return list(self._history)
+        """The states the client went through (the latest 1,000), with their reasons."""
+        return self._cell.history()
 
     def _set_state(self, state: KernelState, message: str) -> None:
-        with self._cond:
-            self._state = state
-            self._state_message = message
-            self._history.append((state, message))
         level = "warning" if state in (KernelState.DEAD, KernelState.FAILED) else "info"
         getattr(self._log, level)("kernel state", state=state.name, message=message)
-        if self._listener is not None:
-            try:
-                self._listener(state, message)
-            except Exception as exc:  # noqa: BLE001 - a user listener must not break the client
-                self._log.error("state_listener raised", error=repr(exc))
-        with self._cond:
-            self._cond.notify_all()
+        self._cell.set(state, message, force=True)
 
     def wait_for_state(self, *states: KernelState, timeout: float = 10.0) -> bool:
         """Block until the client is in one of ``states``; False at the timeout."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self._state in states, timeout)
+        return self._cell.wait_for(lambda state: state in states, timeout)
 
     def wait_for_ready(self, timeout: float | None = None) -> None:
         """Block until the kernel answers (ALIVE). Raises KernelDeadError if the client is
         FAILED or CLOSED, TimeoutError after ``timeout`` (default: ``startup_timeout``)."""
         limit = self._startup_timeout if timeout is None else timeout
         end = (KernelState.ALIVE, KernelState.FAILED, KernelState.CLOSED)
-        with self._cond:
-            reached = self._cond.wait_for(lambda: self._state in end, limit)
-            state, message = self._state, self._state_message
+        reached = self._cell.wait_for(lambda state: state in end, limit)
+        state, message = self._cell.state, self._cell.reason
         if state is KernelState.ALIVE:
             return
         if reached:
