@@ -25,6 +25,7 @@ import structlog
 from actorwire.actors import Actor, ActorSystem, Address, Backoff
 from actorwire.actors.callbacks import plain_callback, user_callback
 from actorwire.actors.link import Link, LinkState
+from actorwire.actors.statecell import StateCell
 
 from . import keysquare_pb2 as pb
 from .link import (
@@ -618,7 +619,6 @@ class KeySession:
         self.timeout = timeout
         self.auto_refresh_schema = auto_refresh_schema
         self.exit_on_state_error = exit_on_state_error
-        self._listener = session_state_listener
         self._own_system = system is None
         self._system_arg = system
         self._heartbeat = (heartbeat_interval, heartbeat_deadline)
@@ -626,10 +626,12 @@ class KeySession:
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise ValueError(f"max_pending must be an integer >= 1, got {max_pending!r}")
         self._max_pending = max_pending
-        self._state = KeySessionState.START
-        self._announced = KeySessionState.START
-        self._state_message = "created"
-        self._cond = threading.Condition()
+        self._cell: StateCell[KeySessionState] = StateCell(
+            KeySessionState.START, "created", name=f"keysession-{application_name}"
+        )
+        if session_state_listener is not None:
+            self._cell.add_listener(session_state_listener)
+        self._cond = threading.Condition()  # guards the schema
         self._schema: dict[tuple[str, str], _TypeInfo] = {}
         self._schema_version = 0
         self._register: pb.RegisterReply | None = None
@@ -690,14 +692,12 @@ class KeySession:
             backoff=self._backoff,
             state_listener=self._on_link_state,
         ).start()
-        with self._cond:
-            self._cond.wait_for(
-                lambda: (
-                    self._announced is KeySessionState.CONNECTED or self._announced in ERROR_STATES
-                ),
-                self.timeout,
-            )
-            state, message = self._state, self._state_message
+        # Returns once the listener has heard of the state (the cell wakes waiters then).
+        self._cell.wait_for(
+            lambda state: state is KeySessionState.CONNECTED or state in ERROR_STATES,
+            self.timeout,
+        )
+        state, message = self._cell.state, self._cell.reason
         if state is not KeySessionState.CONNECTED:
             reason = (
                 f"KeySession {self.application_name!r} failed to start: {state.name}: {message}"
@@ -756,22 +756,15 @@ class KeySession:
 
     # -- state and schema (called from the link's actors and the I/O loop) ---------------
 
+    @property
+    def _state(self) -> KeySessionState:
+        return self._cell.state
+
     def _set_state(self, state: KeySessionState, message: str) -> None:
-        with self._cond:
-            if state is self._state and message == self._state_message:
-                return
-            self._state = state
-            self._state_message = message
+        if state is self._cell.state and message == self._cell.reason:
+            return
         self._log.info("session state", state=state.name, message=message)
-        if self._listener is not None:
-            try:
-                self._listener(state, message)
-            except Exception as exc:  # noqa: BLE001 - a user listener must not break the link
-                self._log.error("session_state_listener raised", error=repr(exc))
-        with self._cond:
-            # Waiters (start) wake only once the listener has heard of the state.
-            self._announced = state
-            self._cond.notify_all()
+        self._cell.set(state, message, force=True)
 
     def _on_link_state(self, state: LinkState, reason: str) -> None:
         publisher = self._publisher
