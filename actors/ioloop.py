@@ -18,7 +18,9 @@ T = TypeVar("T")
 
 
 class IOLoop:
-    """An asyncio loop on its own thread; thread-safe ways in: ``submit`` and ``call_soon``."""
+    """An asyncio loop on its own thread; thread-safe ways in: ``submit``, ``run``, ``call``
+    and ``call_soon``. The one loop-thread helper: an actor system's I/O and every embedded
+    server run on one of these."""
 
     def __init__(self, name: str) -> None:
         self._log = structlog.get_logger("actorwire.io").bind(system=name)
@@ -69,6 +71,29 @@ class IOLoop:
             coro.close()
             raise RuntimeError("IOLoop.run called from the I/O thread would deadlock; await it")
         return self.submit(coro).result(timeout)
+
+    def call(self, fn: Callable[[], T], timeout: float | None = 30.0) -> T:
+        """Run the plain callable ``fn`` on the loop and return its result (or raise its
+        error); called from the loop thread, it just runs it."""
+        if self.in_loop_thread():
+            return fn()
+        if self._loop.is_closed():
+            raise RuntimeError("the I/O loop is shut down")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except Exception as exc:  # noqa: BLE001 - handed to the calling thread
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    @property
+    def alive(self) -> bool:
+        """True while the loop runs (not shut down)."""
+        return self._thread.is_alive() and not self._loop.is_closed()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule a plain callable on the loop from any thread."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from ...actors.ioloop import IOLoop
 from .protocol import (
     HOST,
     Auth,
@@ -106,8 +107,7 @@ class FeedServer:
         self._cond = threading.Condition(threading.RLock())
         # thread management
         self._control = threading.RLock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._io: IOLoop | None = None
 
     # -- lifecycle --
 
@@ -119,7 +119,7 @@ class FeedServer:
     @property
     def running(self) -> bool:
         """True while the loop thread runs (even if killed)."""
-        return self._loop is not None
+        return self._io is not None
 
     @property
     def listening(self) -> bool:
@@ -129,25 +129,19 @@ class FeedServer:
     def start(self) -> None:
         """Start the loop thread and listen; no-op if already running."""
         with self._control:
-            if self._loop is not None:
+            if self._io is not None:
                 return
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=self._run_loop, args=(loop,), name="FeedServer-loop", daemon=True
-            )
-            self._loop, self._thread = loop, thread
-            thread.start()
+            self._io = IOLoop("FeedServer")
             try:
                 self._call_async(self._listen)
             except BaseException:
                 self._stop_thread()
                 raise
-            thread.name = f"FeedServer-{self._port}"
 
     def stop(self) -> None:
         """Close listener and all connections, stop and join the loop thread; idempotent."""
         with self._control:
-            if self._loop is None:
+            if self._io is None:
                 return
             try:
                 self._call_async(self._shutdown)
@@ -157,14 +151,14 @@ class FeedServer:
     def kill(self) -> None:
         """Abruptly drop the listener and every connection; history is kept until restart."""
         with self._control:
-            if self._loop is None:
+            if self._io is None:
                 return
             self._call_async(self._shutdown)
 
     def restart(self) -> None:
         """Listen again on the same port (killing first if still up); starts if stopped."""
         with self._control:
-            if self._loop is None:
+            if self._io is None:
                 self.start()
                 return
 
@@ -300,61 +294,35 @@ class FeedServer:
 
     # -- thread plumbing --
 
-    def _run_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Body of the loop thread: run until stopped, then tidy up and close the loop."""
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            try:
-                tasks = asyncio.all_tasks(loop)
-                for task in tasks:
-                    task.cancel()
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
-
     def _stop_thread(self) -> None:
         """Stop the loop, join its thread and forget both."""
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        if loop is None or thread is None:
+        io, self._io = self._io, None
+        if io is None:
             return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(self.CALL_TIMEOUT)
-        if thread.is_alive():
+        io.shutdown(self.CALL_TIMEOUT)
+        if io.alive:
             raise RuntimeError("FeedServer loop thread did not stop")
 
-    def _check_thread(self) -> asyncio.AbstractEventLoop | None:
-        loop, thread = self._loop, self._thread
-        if thread is not None and threading.current_thread() is thread:
+    def _check_thread(self) -> IOLoop | None:
+        io = self._io
+        if io is not None and io.in_loop_thread():
             raise RuntimeError("FeedServer control methods must not run on its loop thread")
-        return loop
+        return io
 
     def _call(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on the loop thread and wait for it (directly if not started)."""
         with self._control:
-            loop = self._check_thread()
-            if loop is None:
+            io = self._check_thread()
+            if io is None:
                 return fn()
-
-            async def run() -> _T:
-                return fn()
-
-            return asyncio.run_coroutine_threadsafe(run(), loop).result(self.CALL_TIMEOUT)
+            return io.call(fn, self.CALL_TIMEOUT)
 
     def _call_async(self, fn: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         """Run coroutine function ``fn`` on the loop thread and wait for its result."""
         with self._control:
-            loop = self._check_thread()
-            assert loop is not None
-
-            async def run() -> _T:
-                return await fn()
-
-            return asyncio.run_coroutine_threadsafe(run(), loop).result(self.CALL_TIMEOUT)
+            io = self._check_thread()
+            assert io is not None
+            return io.run(fn(), self.CALL_TIMEOUT)
 
     # -- loop-side implementation --
 

@@ -24,6 +24,7 @@ import grpc
 import structlog
 from actorwire.actors import log as _log  # noqa: F401  (installs secret redaction)
 
+from ...actors.ioloop import IOLoop
 from . import keysquare_pb2 as pb
 from . import keysquare_pb2_grpc as pb_grpc
 from .config import AppConfig, PlatformConfig, load_config
@@ -203,8 +204,7 @@ class PlatformServer:
             0,
         )
         self._control = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._io: IOLoop | None = None
         self._grpc: grpc.aio.Server | None = None
         self._reaper: asyncio.Task[None] | None = None
         self._stopped = False
@@ -214,35 +214,17 @@ class PlatformServer:
     def start(self) -> None:
         """Start the loop thread and listen; returns once the port is bound."""
         with self._control:
-            if self._loop is not None or self._stopped:
+            if self._io is not None or self._stopped:
                 raise RuntimeError("a PlatformServer starts once")
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            self._thread = threading.Thread(
-                target=self._run_loop, args=(loop,), name="keysquare-platform", daemon=True
-            )
-            self._thread.start()
+            io = IOLoop("keysquare-platform")
+            self._io = io
             try:
-                asyncio.run_coroutine_threadsafe(self._start(), loop).result(timeout=30)
+                io.run(self._start(), timeout=30)
             except BaseException:
-                self._stop_loop()
+                io.shutdown()
                 self.store.close()
                 self._stopped = True
                 raise
-            self._thread.name = f"keysquare-platform-{self.port}"
-
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _start(self) -> None:
         server = grpc.aio.server(
@@ -277,22 +259,16 @@ class PlatformServer:
             if self._stopped:
                 return
             self._stopped = True
-            loop = self._loop
-            if loop is not None and self._thread is not None and self._thread.is_alive():
-                future = asyncio.run_coroutine_threadsafe(self._stop(grace), loop)
+            io = self._io
+            if io is not None and io.alive:
                 try:
-                    future.result(timeout=grace + 10)
+                    io.run(self._stop(grace), timeout=grace + 10)
                 except (concurrent.futures.TimeoutError, RuntimeError) as exc:
                     log.error("platform stop did not finish cleanly", error=str(exc))
-            self._stop_loop()
+            if io is not None:
+                io.shutdown(timeout=10)
             self.store.close()
             log.info("platform stopped", port=self.port)
-
-    def _stop_loop(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
 
     async def _stop(self, grace: float) -> None:
         for stream in list(self._streams.values()):
@@ -321,21 +297,10 @@ class PlatformServer:
 
     def _on_loop(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` on the server's loop and return its result (or raise its error)."""
-        loop = self._loop
-        if loop is None or self._stopped or loop.is_closed():
+        io = self._io
+        if io is None or self._stopped or not io.alive:
             raise RuntimeError("the platform server is not running")
-        if threading.current_thread() is self._thread:
-            return fn()
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except Exception as exc:  # noqa: BLE001 - handed to the calling thread
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout=30)
+        return io.call(fn, timeout=30)
 
     def define_type(self, schema: str, name: str, fields: Mapping[str, str]) -> int:
         """Add or change a data type; every open Session stream gets SchemaChanged{version}."""
