@@ -41,13 +41,13 @@ from .session import Session
 from .state import ACCEPTING, KernelDeadError, KernelEvent, KernelState, next_state
 from .transport import (
     ArmHeartbeat,
-    Connect,
+    ChannelMessages,
+    ConnectChannel,
     DealerChannel,
     Disconnect,
     HeartbeatChannel,
     HeartbeatLost,
     HeartbeatUp,
-    Inbound,
     KernelAnswered,
     Outbound,
     StdinChannel,
@@ -193,7 +193,7 @@ class _SessionActor(Actor):
     # -- dispatch -----------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Inbound):
+        if isinstance(message, ChannelMessages):
             self._inbound(message)
         elif isinstance(message, _Call):
             self._call(message)
@@ -302,7 +302,7 @@ class _SessionActor(Actor):
 
     # -- inbound ------------------------------------------------------------------------
 
-    def _inbound(self, inbound: Inbound) -> None:
+    def _inbound(self, inbound: ChannelMessages) -> None:
         if inbound.gen != self.gen:
             return
         msgs = inbound.msgs
@@ -350,7 +350,7 @@ class _SessionActor(Actor):
         self.iopub_seen = False
         channels = self.client._channels
         for name in ("shell", "control", "iopub", "stdin"):
-            channels[name].tell(Connect(gen, info.url(name)))
+            channels[name].tell(ConnectChannel(gen, info.url(name)))
         channels["hb"].tell(ArmHeartbeat(gen, info.url("hb"), "startup"))
         self.client._log.info(
             "connecting to the kernel",

@@ -33,14 +33,14 @@ if TYPE_CHECKING:
     from .session import Session
 
 __all__ = [
+    "ChannelMessages",
     "ChannelStats",
-    "Connect",
+    "ConnectChannel",
     "DealerChannel",
     "Disconnect",
     "HeartbeatChannel",
     "HeartbeatLost",
     "HeartbeatUp",
-    "Inbound",
     "Outbound",
     "StdinChannel",
     "SubChannel",
@@ -57,7 +57,7 @@ StdinHandler = Callable[[str, bool], str]
 
 
 @dataclass(frozen=True, slots=True)
-class Connect:
+class ConnectChannel:
     """(Re)connect the channel's socket to ``url``; replies tagged ``gen`` from now on."""
 
     gen: int
@@ -66,7 +66,7 @@ class Connect:
 
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    """Close the channel's socket (the kernel is gone); sends are refused until Connect."""
+    """Close the channel's socket (the kernel is gone); sends are refused until ConnectChannel."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class Outbound:
 
 
 @dataclass(frozen=True, slots=True)
-class Inbound:
+class ChannelMessages:
     """One read's verified messages from ``channel`` on connection ``gen``."""
 
     channel: str
@@ -278,7 +278,7 @@ class _SocketChannel(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Outbound):
             self._send(message.gen, message.msgs)
-        elif isinstance(message, Connect):
+        elif isinstance(message, ConnectChannel):
             if message.url == self.url and self.gen != -1:
                 # The same kernel again (it answers heartbeats after a stall): keep the
                 # socket. A new DEALER with the same identity could be refused by the
@@ -401,7 +401,7 @@ class _SocketChannel(Actor):
     def _deliver(self, gen: int, msgs: list[dict[str, Any]]) -> None:
         router = self.wiring.router
         if router is not None:
-            router.tell(Inbound(self.channel, gen, msgs))
+            router.tell(ChannelMessages(self.channel, gen, msgs))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.channel} gen={self.gen}>"
