@@ -289,14 +289,18 @@ class LinkMachine:
     def _stop_connection(self) -> list[Action]:
         return [SuspendSubscriptions(), DisarmHeartbeat(), CloseConnection(self.gen)]
 
-    def _fail(self, now: float, reason: str) -> list[Action]:
-        self._enter(Phase.FAILED, now)
+    def _end(self, phase: Phase, state: LinkState, reason: str, now: float) -> list[Action]:
+        """For good (FAILED or CLOSED): whatever connection there is goes too."""
+        self._enter(phase, now)
         return [
             SuspendSubscriptions(),
             DisarmHeartbeat(),
             CloseConnection(None),
-            *self._report(LinkState.FAILED, reason),
+            *self._report(state, reason),
         ]
+
+    def _fail(self, now: float, reason: str) -> list[Action]:
+        return self._end(Phase.FAILED, LinkState.FAILED, reason, now)
 
 
 # -- transitions ------------------------------------------------------------------------
@@ -374,13 +378,7 @@ def _recovery_noted(m: LinkMachine, event: RecoveryChanged, now: float) -> list[
 
 
 def _close(m: LinkMachine, event: CloseRequested | Stopped, now: float) -> list[Action]:
-    m._enter(Phase.CLOSED, now)
-    return [
-        SuspendSubscriptions(),
-        DisarmHeartbeat(),
-        CloseConnection(None),
-        *m._report(LinkState.CLOSED, event.reason),
-    ]
+    return m._end(Phase.CLOSED, LinkState.CLOSED, event.reason, now)
 
 
 def _gave_up(m: LinkMachine, event: SupervisorGaveUp, now: float) -> list[Action]:

@@ -17,7 +17,7 @@ from actorwire.actors import ActorSystem
 from actorwire.actors.link import LinkState
 from actorwire.adapters.feed import FeedServer
 
-from tests.integration.test_link import Harness, _silent_restart
+from tests.integration.test_link import Harness, arm_fault, publish_through
 
 
 def _seeds() -> list[int]:
@@ -46,24 +46,9 @@ def test_chaos_loses_and_duplicates_nothing(seed: int) -> None:
             )
             faults[fault] = faults.get(fault, 0) + 1
             n = rng.randint(1, 40)
-            if fault == "skip":
-                server.skip_next(rng.randint(1, 5))
-            elif fault == "repeat":
-                server.repeat_next(rng.randint(1, 5))
-            elif fault == "reorder":
-                server.reorder_next(rng.randint(2, 6))
-            elif fault == "garbage":
-                server.send_garbage()
-            if fault == "kill":
-                server.kill()
-                server.publish("A", n)
-                server.restart()
-            elif fault == "silent":
-                _silent_restart(server, n)
-            else:
-                server.publish("A", n)
+            arm_fault(server, rng, fault)
+            publish_through(server, fault, n)
             total += n
-            server.clear_faults()
             if rng.random() < 0.3:
                 # Now and then let the link catch up. A frame skipped at the end of a batch
                 # shows as a gap only when a later one arrives: publish one, fault-free.

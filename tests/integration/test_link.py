@@ -123,6 +123,35 @@ def _silent_restart(server: FeedServer, n: int) -> None:
     server.resume()
 
 
+FAULTS = ("skip", "repeat", "reorder", "garbage", "kill", "silent", "none")
+
+
+def arm_fault(server: FeedServer, rng: random.Random, fault: str) -> None:
+    """Set up a fault that acts on the next frames published (skip, repeat, reorder), or
+    send garbage now; kill and silent act in ``publish_through``."""
+    if fault == "skip":
+        server.skip_next(rng.randint(1, 5))
+    elif fault == "repeat":
+        server.repeat_next(rng.randint(1, 5))
+    elif fault == "reorder":
+        server.reorder_next(rng.randint(2, 6))
+    elif fault == "garbage":
+        server.send_garbage()
+
+
+def publish_through(server: FeedServer, fault: str, n: int) -> None:
+    """Publish ``n`` frames of stream A through ``fault``, then clear every fault."""
+    if fault == "kill":
+        server.kill()
+        server.publish("A", n)
+        server.restart()
+    elif fault == "silent":
+        _silent_restart(server, n)
+    else:
+        server.publish("A", n)
+    server.clear_faults()
+
+
 def test_silence_during_a_login_never_ends_the_link_failed(
     system: ActorSystem, server: FeedServer
 ) -> None:
@@ -256,26 +285,11 @@ def test_random_faults_lose_and_duplicate_nothing(
     h = Harness(system, server).start("A")
     total = 0
     for _ in range(12):
-        fault = rng.choice(["skip", "repeat", "reorder", "garbage", "kill", "silent", "none"])
-        if fault == "skip":
-            server.skip_next(rng.randint(1, 5))
-        elif fault == "repeat":
-            server.repeat_next(rng.randint(1, 5))
-        elif fault == "reorder":
-            server.reorder_next(rng.randint(2, 6))
-        elif fault == "garbage":
-            server.send_garbage()
+        fault = rng.choice(FAULTS)
+        arm_fault(server, rng, fault)
         n = rng.randint(5, 30)
-        if fault == "kill":
-            server.kill()
-            server.publish("A", n)
-            server.restart()
-        elif fault == "silent":
-            _silent_restart(server, n)
-        else:
-            server.publish("A", n)
+        publish_through(server, fault, n)
         total += n
-        server.clear_faults()
     h.expect(total)
     assert LinkState.FAILED not in h.seen_states(), h.link.history()
 
