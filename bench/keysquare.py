@@ -515,18 +515,16 @@ def _snapshot_dataframe(cfg: Config) -> list[dict[str, Any]]:
             return seconds
 
         def grpc_stream() -> float:
-            # The transport's Snapshot stream alone (pb.Records, no KeyMessage, no pandas);
+            # The link's Snapshot call alone (pb.Records, no KeyMessage, no pandas);
             # reaches into the session's internals, so it is informational only.
             from actorwire.adapters.keysquare import keysquare_pb2 as pb
+            from actorwire.adapters.keysquare.link import SnapshotCall
 
             info = ks._resolve(DATA_TYPE)
-            transport = ks._transport()
             topic = pb.Topic(schema=info.schema, data_type=info.name)
-            assert ks._system is not None
+            assert ks._link is not None
             start = time.perf_counter()
-            records = ks._system.io.run(
-                transport.snapshot(ks._adapter.session_id, topic, timeout), timeout + 1
-            )
+            records = ks._link.call(SnapshotCall(topic), timeout)
             seconds = time.perf_counter() - start
             if len(records) != n:
                 raise BenchError(f"Snapshot stream gave {len(records)} records, expected {n}")

@@ -12,7 +12,15 @@ from actorwire.actors import Actor, ActorSystem
 from actorwire.actors.callbacks import user_callback
 from actorwire.actors.framing import FrameError, LineFramer
 from actorwire.actors.ioloop import IOLoop
-from actorwire.actors.link import AuthRefused, Backoff, Link, LinkState, TcpTransport, Transport
+from actorwire.actors.link import (
+    AuthRefused,
+    Backoff,
+    Link,
+    LinkState,
+    TcpTransport,
+    Transport,
+    Wiring,
+)
 from actorwire.actors.serving import TopicIndex
 from actorwire.adapters.feed import FeedAdapter, FeedServer
 from actorwire.adapters.feed.protocol import FeedCodec
@@ -45,8 +53,10 @@ class _RegisteringTransport(TcpTransport):
 
 
 class _RegisteringAdapter(FeedAdapter):
-    def make_transport(self) -> Transport:
-        return _RegisteringTransport(self, self.host, self.port, lambda: FeedCodec(role="client"))
+    def make_transport(self, wiring: Wiring) -> Transport:
+        return _RegisteringTransport(
+            self, wiring, self.host, self.port, lambda: FeedCodec(role="client")
+        )
 
     def on_connected(self) -> list[object]:
         return []  # logged in by open() already

@@ -14,14 +14,16 @@ from .adapter import (
     LinkAdapter,
     Ordering,
     PeerError,
+    Reply,
     Routed,
     SessionLost,
 )
 from .heartbeat import HeartbeatAction, HeartbeatPolicy
 from .link import HeartbeatActor, Link, ReconnectActor, SequenceActor, StateListener
 from .machine import LinkMachine, LinkState, Phase
-from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
+from .sequence import Deliver, Escalate, LatestFilter, RequestRecovery, SequenceTracker
 from .transport import (
+    Call,
     Close,
     Connect,
     Connected,
@@ -34,6 +36,7 @@ from .transport import (
     Send,
     TcpTransport,
     Transport,
+    Wiring,
 )
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "Authenticated",
     "Backoff",
     "BackoffPolicy",
+    "Call",
     "Close",
     "Connect",
     "ConnectFailed",
@@ -54,6 +58,7 @@ __all__ = [
     "HeartbeatActor",
     "HeartbeatPolicy",
     "Inbound",
+    "LatestFilter",
     "Link",
     "LinkAdapter",
     "LinkMachine",
@@ -64,6 +69,7 @@ __all__ = [
     "Phase",
     "ProtocolFault",
     "ReconnectActor",
+    "Reply",
     "RequestRecovery",
     "Routed",
     "Send",
@@ -73,4 +79,5 @@ __all__ = [
     "StateListener",
     "TcpTransport",
     "Transport",
+    "Wiring",
 ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..errors import ActorwireError
 
 if TYPE_CHECKING:
-    from .transport import Transport
+    from .transport import Transport, Wiring
 
 __all__ = [
     "AuthFailed",
@@ -26,6 +26,7 @@ __all__ = [
     "LinkAdapter",
     "Ordering",
     "PeerError",
+    "Reply",
     "Routed",
     "SessionLost",
 ]
@@ -74,6 +75,17 @@ class PeerError:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to one ``Link.call``, matched to it by ``key`` (the key
+    ``LinkAdapter.request`` gave the request). ``error`` set means the peer refused: the
+    call raises it."""
+
+    key: Hashable
+    value: Any = None
+    error: BaseException | None = None
+
+
 @dataclass(slots=True)
 class Routed:
     """One read's frames, sorted by ``LinkAdapter.route``.
@@ -83,12 +95,15 @@ class Routed:
     ``control`` holds control events (Authenticated, AuthFailed, SessionLost, PeerError, or the
     adapter's own, handed to ``LinkAdapter.on_control``). ``errors`` holds ``(reason,
     fatal)`` for frames that could not be understood: counted and logged; a fatal one
-    drops the connection.
+    drops the connection. ``replies`` holds the answers to ``Link.call`` requests (acks,
+    request results): the link hands each to the call waiting for its key; one that no call
+    waits for (it timed out) is counted and logged.
     """
 
     data: list[tuple[Hashable, Any, Any]] = field(default_factory=list)
     control: list[Any] = field(default_factory=list)
     errors: list[tuple[str, bool]] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
 
 
 class LinkAdapter(abc.ABC):
@@ -99,12 +114,22 @@ class LinkAdapter(abc.ABC):
     """Ping every heartbeat interval even on a busy link (the peer expects pings)."""
 
     @abc.abstractmethod
-    def make_transport(self) -> Transport:
-        """A new, not yet started Transport actor (the Link restarts it if it fails)."""
+    def make_transport(self, wiring: Wiring) -> Transport:
+        """A new, not yet started Transport actor built with ``wiring`` (the Link calls this
+        again for each restart of the transport)."""
 
     @abc.abstractmethod
     def route(self, frames: list[Any]) -> Routed:
-        """Sort one read's decoded frames into data, control and errors (on the I/O loop)."""
+        """Sort one read's decoded frames into data, control, errors and replies.
+
+        Pure: it runs on the I/O loop and only returns what it found; the link acts on it.
+        """
+
+    def request(self, request: Any) -> tuple[Hashable, list[Any]]:
+        """The reply key and the frames of a ``Link.call(request)`` answered on the
+        connection itself (``route`` emits ``Reply(key, ...)`` for it). A transport
+        answers requests that travel out of band (a unary RPC) in ``Transport.request``."""
+        raise TypeError(f"{type(self).__name__} does not take requests: {request!r}")
 
     def on_connected(self) -> list[Any]:
         """Frames to send as soon as a connection opens (e.g. login).

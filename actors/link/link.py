@@ -17,6 +17,7 @@ these actors only feed them time and messages.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ from .machine import (
     SuspendSubscriptions,
     Timer,
 )
-from .sequence import Deliver, Escalate, RequestRecovery, SequenceTracker
+from .sequence import Deliver, Escalate, LatestFilter, RequestRecovery, SequenceTracker
 from .transport import (
+    Call,
     Close,
     Connect,
     Connected,
@@ -68,6 +70,7 @@ from .transport import (
     LinkStats,
     ProtocolFault,
     Send,
+    Wiring,
     _Peers,
 )
 
@@ -194,9 +197,7 @@ class SequenceActor(_LinkActor):
         self.poll_due: float | None = None
         self.escalations: dict[Hashable, int] = {}
         self.consumer_rejected = 0
-        self.latest = adapter.ordering is Ordering.LATEST
-        self.last_seq: dict[Hashable, Any] = {}  # Ordering.LATEST: newest seq per stream
-        self.stale = 0
+        self.latest = LatestFilter() if adapter.ordering is Ordering.LATEST else None
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Inbound):
@@ -229,7 +230,7 @@ class SequenceActor(_LinkActor):
         elif isinstance(message, _Status):
             return {
                 "consumer_rejected": self.consumer_rejected,
-                "stale": self.stale,
+                "stale": self.latest.stale if self.latest is not None else 0,
                 "subscriptions": dict(self.subs),
                 "expected": {s: self.tracker.expected(s) for s in self.subs},
                 **self.tracker.stats(),
@@ -253,22 +254,13 @@ class SequenceActor(_LinkActor):
                 rejected_total=self.consumer_rejected,
             )
 
-    def _inbound_latest(self, data: list[Any]) -> None:
-        last = self.last_seq
-        out: list[Any] = []
-        for stream, seq, item in data:
-            if seq is not None:
-                prev = last.get(stream)
-                if prev is not None and seq <= prev:
-                    self.stale += 1
-                    continue
-                last[stream] = seq
-            out.append(item)
-        self._deliver(out)
+    def _inbound_latest(self, latest: LatestFilter, data: list[Any]) -> None:
+        accept = latest.accept
+        self._deliver([item for stream, seq, item in data if seq is None or accept(stream, seq)])
 
     def _inbound(self, data: list[Any]) -> None:
-        if self.latest:
-            self._inbound_latest(data)
+        if self.latest is not None:
+            self._inbound_latest(self.latest, data)
             return
         now = self.clock()
         tracker = self.tracker
@@ -609,11 +601,10 @@ class Link:
         if isinstance(max_backlog, bool) or not isinstance(max_backlog, int) or max_backlog < 2:
             raise ValueError(f"max_backlog must be an integer >= 2, got {max_backlog!r}")
 
+        wiring = Wiring(peers, stats, clock, max_backlog)
+
         def transport() -> Actor:
-            t = adapter.make_transport()
-            t.wire(peers, stats, clock)
-            t.max_backlog = max_backlog
-            return t
+            return adapter.make_transport(wiring)
 
         backoff = backoff or Backoff(min=0.05, max=5.0, factor=2.0, jitter=0.2)
         self._clock = clock
@@ -707,6 +698,33 @@ class Link:
     def send(self, *frames: Any) -> None:
         """Send frames on the current connection (dropped, and logged, while it is down)."""
         self._actor("transport").tell(Send(list(frames)))
+
+    def submit(self, request: Any, timeout: float = 10.0) -> concurrent.futures.Future[Any]:
+        """Start ``call(request, timeout)``; the future gets its answer or its error."""
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._actor("transport").tell(Call(request, future, float(timeout)))
+        return future
+
+    def call(self, request: Any, timeout: float = 10.0) -> Any:
+        """A request/response on the current connection; blocks for the answer.
+
+        Raises ConnectionError when no connection is up or it ends before the answer,
+        TimeoutError after ``timeout`` seconds, or the error the peer answered with.
+        What a request is, and how its answer is found, is the adapter's
+        (``LinkAdapter.request`` and ``route``'s replies, or ``Transport.request``).
+        """
+        future = self.submit(request, timeout)
+        try:
+            # The loop ends the call at ``timeout``; the margin covers a transport that
+            # is restarting (its mailbox holds the call) and never gets to it.
+            return future.result(timeout + 1.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"link {self.name!r}: no answer to {type(request).__name__} within {timeout}s"
+            ) from None
 
     def _actor(self, role: str) -> Address:
         if self.address is None:

@@ -18,6 +18,7 @@ __all__ = [
     "Action",
     "Deliver",
     "Escalate",
+    "LatestFilter",
     "RequestRecovery",
     "SequenceTracker",
 ]
@@ -390,3 +391,35 @@ class SequenceTracker:
             f"SequenceTracker(streams={len(self._streams)}, "
             f"recovering={len(self._recovering)}, {self.stats()})"
         )
+
+
+class LatestFilter:
+    """Ordering.LATEST: per key, only an order newer than the last one passed gets through.
+
+    Older and repeated orders are counted (``stale``) and dropped; gaps are accepted. For
+    last-value data, where a re-snapshot supersedes the updates it replaces. ``order`` is
+    any totally ordered value (an int, or ``(epoch, seq)``). One filter serves the link's
+    sequence actor and adapters that filter per subscription.
+    """
+
+    __slots__ = ("last", "stale")
+
+    def __init__(self) -> None:
+        self.last: dict[Hashable, Any] = {}
+        self.stale = 0
+
+    def accept(self, key: Hashable, order: Any) -> bool:
+        """True (and remembered) if ``order`` is newer than the last order of ``key``."""
+        last = self.last
+        prev = last.get(key)
+        if prev is not None and order <= prev:
+            self.stale += 1
+            return False
+        last[key] = order
+        return True
+
+    def forget(self, key: Hashable) -> None:
+        self.last.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self.last)

@@ -1,19 +1,22 @@
 """Transport actors: one connection at a time, its I/O on the system's asyncio loop.
 
-Commands arrive in the actor's mailbox (Connect, Send, Close); the socket work happens on
-the I/O loop. Each read's frames are routed once on the loop and handed on with one tell
-per read, not per frame. The transport reports Connected, ConnectFailed and Disconnected
-to the link's reconnect actor, tagged with the connection's generation so stale reports
-from an old connection are ignored.
+Commands arrive in the actor's mailbox (Connect, Send, Call, Close); the socket work
+happens on the I/O loop, and every piece of connection state lives there (the actor only
+submits). Each read's frames are routed once on the loop and handed on with one tell per
+read, not per frame. The transport reports Connected, ConnectFailed and Disconnected to the
+link's reconnect actor, tagged with the connection's generation so stale reports from an
+old connection are ignored. A Call is a request/response on the current connection: it
+fails with ConnectionError when no connection is up or the connection ends first.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..actor import Actor
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from .adapter import LinkAdapter
 
 __all__ = [
+    "Call",
     "Close",
     "Connect",
     "ConnectFailed",
@@ -37,6 +41,7 @@ __all__ = [
     "Send",
     "TcpTransport",
     "Transport",
+    "Wiring",
 ]
 
 
@@ -56,6 +61,15 @@ class Close:
 @dataclass(frozen=True, slots=True)
 class Send:
     frames: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A request answered on the current connection; ``future`` gets the answer."""
+
+    request: Any
+    future: concurrent.futures.Future[Any]
+    timeout: float
 
 
 # -- reports from a transport ------------------------------------------------------------
@@ -114,6 +128,7 @@ class LinkStats:
         "last_inbound",
         "protocol_errors",
         "read_pauses",
+        "unmatched_replies",
     )
 
     def __init__(self) -> None:
@@ -125,6 +140,7 @@ class LinkStats:
         self.protocol_errors = 0
         self.connects = 0
         self.read_pauses = 0  # times reads stopped because the consumer fell behind
+        self.unmatched_replies = 0  # replies no Link.call waited for (timed out, or pongs)
 
     def as_dict(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -145,6 +161,29 @@ class _Peers:
         return addr
 
 
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a Link hands each transport it builds: its siblings' names, the link's shared
+    counters, the clock, and how many undelivered reads may wait before reads pause."""
+
+    peers: dict[str, str]
+    stats: LinkStats = field(default_factory=LinkStats)
+    clock: Clock = monotonic
+    max_backlog: int = 1000
+
+
+class _Live:
+    """The open connection's state, on the I/O loop only."""
+
+    __slots__ = ("calls", "gen", "outq", "replies")
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+        self.outq: asyncio.Queue[list[Any]] = asyncio.Queue()
+        self.replies: dict[Hashable, asyncio.Future[Any]] = {}
+        self.calls: set[asyncio.Task[None]] = set()
+
+
 class Transport(Actor):
     """Base transport actor. Subclasses implement the four coroutines below.
 
@@ -154,32 +193,25 @@ class Transport(Actor):
     """
 
     connect_timeout = 10.0
-    # Reads pause while more than this many reads wait, undelivered, at the sequence actor
-    # (its consumer is slow: a full BACKPRESSURE mailbox); they resume below half of it.
-    # The socket then stops being read, so the peer sees backpressure rather than the
-    # backlog growing in memory. The Link sets it (``max_backlog``).
-    max_backlog = 1000
     _BACKLOG_POLL = 0.005  # seconds between looks at the backlog while paused
 
-    def __init__(self, adapter: LinkAdapter) -> None:
+    def __init__(self, adapter: LinkAdapter, wiring: Wiring) -> None:
         super().__init__()
         self.adapter = adapter
         self.peer = "?"
-        self.stats = LinkStats()
-        self.clock: Clock = monotonic
-        self._peers: _Peers | None = None
+        self.stats = wiring.stats
+        self.clock: Clock = wiring.clock
+        # Reads pause while more than this many reads wait, undelivered, at the sequence
+        # actor (its consumer is slow: a full BACKPRESSURE mailbox); they resume below half
+        # of it. The socket then stops being read, so the peer sees backpressure rather
+        # than the backlog growing in memory.
+        self.max_backlog = wiring.max_backlog
+        self._peers = _Peers(wiring.peers)
         self._gen = 0
         self._task: asyncio.Task[None] | None = None
-        self._outq: asyncio.Queue[list[Any]] | None = None
-
-    def wire(self, peers: dict[str, str], stats: LinkStats, clock: Clock) -> None:
-        """Called by the Link before start: sibling names, shared stats, the clock."""
-        self._peers = _Peers(peers)
-        self.stats = stats
-        self.clock = clock
+        self._live: _Live | None = None  # loop side only
 
     def _peer(self, role: str) -> Address:
-        assert self._peers is not None, "transport used outside a Link"
         return self._peers.get(self, role)
 
     # -- subclass API (on the I/O loop) ------------------------------------------------
@@ -203,11 +235,36 @@ class Transport(Actor):
     async def close_connection(self) -> None:
         """Close the connection (idempotent)."""
 
+    async def request(self, request: Any) -> Any:
+        """Answer one ``Link.call`` on the open connection.
+
+        By default the adapter's frames for it go out in order with every other send and
+        the answer is the ``Reply`` that ``route`` finds for its key. Override for requests
+        the protocol answers out of band (a unary RPC on the same channel), calling
+        ``super().request`` for the rest.
+        """
+        live = self._live
+        if live is None:
+            raise ConnectionError(f"not connected to {self.peer}")
+        key, frames = self.adapter.request(request)
+        if key in live.replies:
+            raise ValueError(f"a call with reply key {key!r} is already waiting")
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        live.replies[key] = answer
+        try:
+            live.outq.put_nowait(list(frames))
+            return await answer
+        finally:
+            if live.replies.get(key) is answer:
+                del live.replies[key]
+
     # -- actor side ---------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> None:
         if isinstance(message, Send):
             self._send(message.frames)
+        elif isinstance(message, Call):
+            self.system.io.call_soon(self._start_call, message)
         elif isinstance(message, Connect):
             self._connect(message.gen)
         elif isinstance(message, Close):
@@ -231,8 +288,11 @@ class Transport(Actor):
             self._send(frames)
 
     def _send(self, frames: list[Any]) -> None:
-        outq = self._outq
-        if outq is None:
+        self.system.io.call_soon(self._send_on_loop, frames)
+
+    def _send_on_loop(self, frames: list[Any]) -> None:
+        live = self._live
+        if live is None:
             # Subscriptions are replayed on reconnect; anything else sent while the link is
             # down is refused here, counted and logged, never queued without bound.
             self.stats.frames_unsent += len(frames)
@@ -242,18 +302,43 @@ class Transport(Actor):
                 total=self.stats.frames_unsent,
             )
             return
-        self.system.io.call_soon(outq.put_nowait, frames)
+        live.outq.put_nowait(frames)
+
+    def _start_call(self, call: Call) -> None:
+        live = self._live
+        if call.future.done():
+            return
+        if live is None:
+            _settle(call.future, error=ConnectionError(f"not connected to {self.peer}"))
+            return
+        task = asyncio.ensure_future(self._run_call(call))
+        live.calls.add(task)
+        task.add_done_callback(live.calls.discard)
+
+    async def _run_call(self, call: Call) -> None:
+        future = call.future
+        try:
+            result = await asyncio.wait_for(self.request(call.request), call.timeout)
+        except asyncio.CancelledError:
+            # The connection ended (or the transport stopped) before the answer came.
+            _settle(
+                future,
+                error=ConnectionError(f"the connection to {self.peer} ended before the answer"),
+            )
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the caller gets whatever failed
+            _settle(future, error=exc)
+        else:
+            _settle(future, result)
 
     def _connect(self, gen: int) -> None:
         self._close()
         self._gen = gen
-        self._outq = None
         self._task = self.system.io.submit(self._connection(gen))  # type: ignore[assignment]
 
     def _close(self) -> None:
         task = self._task
         self._task = None
-        self._outq = None
         if task is not None:
             task.cancel()
 
@@ -285,18 +370,22 @@ class Transport(Actor):
             return
         self.stats.connects += 1
         self.stats.last_inbound = self.clock()
-        outq: asyncio.Queue[list[Any]] = asyncio.Queue()
-        self._outq = outq
-        writer = asyncio.ensure_future(self._writer(outq))
+        live = _Live(gen)
+        self._live = live
+        writer = asyncio.ensure_future(self._writer(live.outq))
         reconnect.tell(Connected(gen, self.peer))
         reason = "closed"
         try:
-            reason = await self._reader(gen, reconnect)
+            reason = await self._reader(live, reconnect)
         except asyncio.CancelledError:
             reason = "closed by the link"
             raise
         finally:
+            if self._live is live:
+                self._live = None
             writer.cancel()
+            for task in list(live.calls):
+                task.cancel()  # each fails its caller with ConnectionError
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self.close_connection()
             if reason != "closed by the link":
@@ -319,7 +408,8 @@ class Transport(Actor):
         stats.last_inbound = self.clock()
         self.log.info("reads resumed", peer=self.peer, backlog=sequence.depth())
 
-    async def _reader(self, gen: int, reconnect: Address) -> str:
+    async def _reader(self, live: _Live, reconnect: Address) -> str:
+        gen = live.gen
         sequence = self._peer("sequence")
         route = self.adapter.route
         stats = self.stats
@@ -360,11 +450,32 @@ class Transport(Actor):
                 if fatal is not None:
                     if routed.data:
                         sequence.tell(Inbound(gen, routed.data))
+                    if routed.replies:
+                        self._answer(live, routed.replies)
                     return f"protocol error: {fatal}"
             if routed.data:
                 sequence.tell(Inbound(gen, routed.data))
             if routed.control:
                 reconnect.tell(ControlEvents(gen, routed.control))
+            if routed.replies:
+                self._answer(live, routed.replies)
+
+    def _answer(self, live: _Live, replies: list[Any]) -> None:
+        for reply in replies:
+            waiting = live.replies.pop(reply.key, None)
+            if waiting is None or waiting.done():
+                # Its call timed out, or nobody asked (a heartbeat's pong): counted.
+                self.stats.unmatched_replies += 1
+                self.log.debug(
+                    "reply for no waiting call",
+                    peer=self.peer,
+                    key=reply.key,
+                    total=self.stats.unmatched_replies,
+                )
+            elif reply.error is not None:
+                waiting.set_exception(reply.error)
+            else:
+                waiting.set_result(reply.value)
 
     async def _writer(self, outq: asyncio.Queue[list[Any]]) -> None:
         while True:
@@ -377,6 +488,17 @@ class Transport(Actor):
             except Exception as exc:  # noqa: BLE001 - the reader sees the closed socket
                 self.log.warning("write failed", peer=self.peer, error=repr(exc))
                 return
+
+
+def _settle(
+    future: concurrent.futures.Future[Any], result: Any = None, error: BaseException | None = None
+) -> None:
+    """Complete a caller's future unless it is done already (the caller may cancel it)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 class FrameCodec(Protocol):
@@ -393,9 +515,14 @@ class TcpTransport(Transport):
     read_size = 65536
 
     def __init__(
-        self, adapter: LinkAdapter, host: str, port: int, codec: Callable[[], FrameCodec]
+        self,
+        adapter: LinkAdapter,
+        wiring: Wiring,
+        host: str,
+        port: int,
+        codec: Callable[[], FrameCodec],
     ) -> None:
-        super().__init__(adapter)
+        super().__init__(adapter, wiring)
         self.host = host
         self.port = port
         self._codec_factory = codec

@@ -1,7 +1,7 @@
 """feed: a minimal sequenced line protocol with an embedded, fault-injecting server.
 
 It is the smallest complete adapter: a sans-I/O codec (``protocol``), a Link adapter
-(``client``) and an embedded server (``server``). Use it to learn how links behave, and to
+(``link``) and an embedded server (``server``). Use it to learn how links behave, and to
 test pipelines against a feed that can die, go silent, skip, repeat and reorder frames.
 """
 

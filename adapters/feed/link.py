@@ -10,13 +10,15 @@ from actorwire.actors.link import (
     AuthFailed,
     LinkAdapter,
     PeerError,
+    Reply,
     Routed,
     SessionLost,
     TcpTransport,
     Transport,
+    Wiring,
 )
 
-from .protocol import HOST, Data, Err, FeedCodec, Garbage, Ok, Pong
+from .protocol import HOST, Data, Err, FeedCodec, Garbage, Ok, Ping, Pong
 
 __all__ = ["FeedAdapter"]
 
@@ -35,8 +37,8 @@ class FeedAdapter(LinkAdapter):
     def __repr__(self) -> str:
         return f"FeedAdapter({self.host}:{self.port})"
 
-    def make_transport(self) -> Transport:
-        return TcpTransport(self, self.host, self.port, lambda: FeedCodec(role="client"))
+    def make_transport(self, wiring: Wiring) -> Transport:
+        return TcpTransport(self, wiring, self.host, self.port, lambda: FeedCodec(role="client"))
 
     def route(self, frames: list[Any]) -> Routed:
         out = Routed()
@@ -46,7 +48,8 @@ class FeedAdapter(LinkAdapter):
             if kind is Data:
                 data.append((frame.stream, frame.seq, frame))
             elif kind is Pong:
-                continue
+                # Heartbeat pings are answered too; a pong no call waits for is counted.
+                out.replies.append(Reply(("pong", frame.n), frame))
             elif kind is Ok:
                 if frame.what == "auth":
                     out.control.append(Authenticated())
@@ -74,3 +77,9 @@ class FeedAdapter(LinkAdapter):
 
     def ping(self, n: int) -> Any:
         return FeedCodec.encode_ping(n)
+
+    def request(self, request: Any) -> tuple[Hashable, list[Any]]:
+        """``Link.call(Ping(n))`` answers with the peer's ``Pong(n)`` (a round trip)."""
+        if not isinstance(request, Ping):
+            raise TypeError(f"the feed protocol answers Ping requests only, got {request!r}")
+        return ("pong", request.n), [FeedCodec.encode_ping(request.n)]

@@ -9,34 +9,25 @@ ones after a reconnect. Every blocking method has an awaitable twin (``apublish`
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import difflib
-import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal
 
 import structlog
-from actorwire.actors import Actor, ActorSystem, Address, Backoff
+from actorwire.actors import ActorSystem, Address, Backoff
 from actorwire.actors.callbacks import plain_callback, user_callback
 from actorwire.actors.link import Link, LinkState
 from actorwire.actors.statecell import StateCell
+from actorwire.actors.twins import twin
 
 from . import keysquare_pb2 as pb
-from .link import (
-    AckEvent,
-    KeySquareAdapter,
-    KeySquareTransport,
-    SnapshotDone,
-    SubscribeResult,
-    SubSpec,
-    pb_topic,
-)
+from .link import KeySquareAdapter, SchemaCall, SnapshotCall, SubSpec, pb_topic
 from .model import ERROR_STATES, KeyHeader, KeyMessage, KeySessionState, SubscriptionType
 from .protocol import (
     GROUP_WILDCARD,
@@ -46,8 +37,9 @@ from .protocol import (
     decode_data,
     encode_data,
     field_checker,
-    topic_key,
 )
+from .publisher import _LinkDown, _LinkUp, _Pub, _Publisher
+from .subscriptions import Subscription, _Add, _LateSnapshot, _Remove, _Router, _SubscriptionActor
 
 __all__ = [
     "GROUP_WILDCARD",
@@ -58,8 +50,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger("actorwire.keysquare")
-
-Topic5 = tuple[str, str, str, str, str]
 
 
 def _default_voided(message: KeyMessage) -> None:
@@ -77,498 +67,6 @@ class _TypeInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "check", field_checker(self.name, self.fields))
-
-
-# -- subscriptions -------------------------------------------------------------------------
-
-
-class Subscription:
-    """A live subscription returned by ``KeySession.subscribe``; pass it to ``unsubscribe``."""
-
-    _ids = itertools.count(1)
-
-    def __init__(
-        self,
-        data_type: str,
-        schema: str,
-        source: str,
-        group: str,
-        id: str,
-        subscription_type: SubscriptionType,
-    ) -> None:
-        self.subscription_id = next(Subscription._ids)
-        self.data_type = data_type
-        self.schema = schema
-        self.source = source
-        self.group = group
-        self.id = id
-        self.subscription_type = subscription_type
-        self.active = True
-        self.address: Address | None = None
-        # Flow control between the router (the only writer of _told, _parked and
-        # conflated) and the subscription's actor (the only writer of _handled).
-        self._told = 0
-        self._handled = 0
-        self._parked = False
-        self.conflated = 0
-
-    @property
-    def topic(self) -> Topic5:
-        return (self.schema, self.data_type, self.source, self.group, self.id)
-
-    def __repr__(self) -> str:
-        return (
-            f"Subscription(#{self.subscription_id} {self.schema}.{self.data_type} "
-            f"source={self.source!r} group={self.group!r} id={self.id!r} "
-            f"{self.subscription_type.name}{'' if self.active else ' inactive'})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _Records:
-    records: Sequence[pb.Record]
-
-
-@dataclass(frozen=True, slots=True)
-class _Caught:
-    """The cached records have all been handed to the subscription's callbacks."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Drained:
-    """A subscription that fell behind has handled everything told to it."""
-
-    sub: Subscription
-
-
-@dataclass(frozen=True, slots=True)
-class _LateSnapshot:
-    """The cached records fetched for a subscription joining a live topic."""
-
-    sub: Subscription
-    records: Sequence[pb.Record]
-
-
-class _SubscriptionActor(Actor):
-    """Runs one subscription's callbacks; drops records it has already seen per topic."""
-
-    def __init__(
-        self,
-        sub: Subscription,
-        callback: Callable[[KeyMessage], Any],
-        voided_callback: Callable[[KeyMessage], Any],
-        ready: concurrent.futures.Future[None],
-        router: Address,
-    ) -> None:
-        super().__init__()
-        self.sub = sub
-        self.callback = callback
-        self.voided_callback = voided_callback
-        self.ready = ready
-        self.router = router
-        self.last: dict[Topic5, tuple[int, int]] = {}
-        self.delivered = 0
-        self.duplicates = 0
-        self.callback_errors = 0
-
-    def on_batch(self, messages: list[Any]) -> None:
-        sub = self.sub
-        for message in messages:
-            if isinstance(message, _Records):
-                try:
-                    self._records(message.records)
-                finally:
-                    sub._handled += len(message.records)
-            elif isinstance(message, _Caught):
-                if not self.ready.done():
-                    self.ready.set_result(None)
-            elif message == "stats":
-                pass
-        if sub._parked and sub._handled == sub._told:
-            self.router.tell(_Drained(sub))  # caught up: the router sends what it kept
-
-    def on_receive(self, message: Any) -> Any:
-        if message == "stats":
-            return {
-                "delivered": self.delivered,
-                "duplicates": self.duplicates,
-                "callback_errors": self.callback_errors,
-                "conflated": self.sub.conflated,
-            }
-        self.on_batch([message])
-        return None
-
-    def _records(self, records: Sequence[pb.Record]) -> None:
-        # Hot path: each header field is read once, for both the dedupe key and the
-        # message. A record at or below the topic's last (epoch, seq) was seen already
-        # (a re-snapshot after a reconnect, or a late joiner's own snapshot).
-        sub = self.sub
-        last = self.last
-        for record in records:
-            if not sub.active:
-                return
-            h = record.header
-            schema, data_type, source, group, id_ = h.schema, h.data_type, h.source, h.group, h.id
-            key = (schema, data_type, source, group, id_)
-            order = (h.epoch, h.seq)
-            prev = last.get(key)
-            if prev is not None and order <= prev:
-                self.duplicates += 1
-                continue
-            last[key] = order
-            voided = h.voided
-            message = KeyMessage(
-                header={
-                    "schema": schema,
-                    "data_type": data_type,
-                    "source": source,
-                    "group": group,
-                    "id": id_,
-                    "seq": order[1],
-                    "epoch": order[0],
-                    "timestamp_ns": h.timestamp_ns,
-                    "voided": voided,
-                    "publisher": h.publisher,
-                },
-                data=decode_data(record.data) if record.data else {},
-            )
-            try:
-                if voided:
-                    self.voided_callback(message)
-                else:
-                    self.callback(message)
-                self.delivered += 1
-            except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
-                self.callback_errors += 1
-                self.log.error(
-                    "subscription callback raised",
-                    error=repr(exc),
-                    subscription=self.sub.subscription_id,
-                    errors=self.callback_errors,
-                )
-
-
-@dataclass
-class _PlatformSub:
-    spec: SubSpec
-    locals: list[Subscription] = field(default_factory=list)
-    waiting: list[tuple[Subscription, concurrent.futures.Future[None]]] = field(
-        default_factory=list
-    )
-    confirmed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Add:
-    sub: Subscription
-    ready: concurrent.futures.Future[None]
-
-
-@dataclass(frozen=True, slots=True)
-class _Remove:
-    sub: Subscription
-
-
-class _Router(Actor):
-    """The link's consumer: fans records out to the subscriptions of each platform sub.
-
-    Local subscriptions to the same topic share one platform subscription; the platform
-    unsubscribe goes out only when the last of them is removed.
-    """
-
-    def __init__(self, session: KeySession, max_pending: int) -> None:
-        super().__init__()
-        self.session = session
-        self.platform: dict[int, _PlatformSub] = {}
-        self.by_topic: dict[tuple[Topic5, bool], int] = {}
-        self.ids = itertools.count(1)
-        self.max_pending = max_pending
-        # A subscription that fell behind: its newest record per topic, kept here until it
-        # has handled what it was told (then sent as one batch), and whether its _Caught
-        # waits behind them.
-        self.parked: dict[int, dict[Topic5, pb.Record]] = {}
-        self.caught_parked: set[int] = set()
-
-    def on_batch(self, messages: list[Any]) -> None:
-        for message in messages:
-            if type(message) is tuple:  # (sub_id, records): one platform delivery
-                self._forward(*message)
-            else:
-                self._control(message)
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, _Add | _Remove):
-            return self._control(message)
-        self.on_batch([message])
-        return None
-
-    def _forward(self, sub_id: int, records: Sequence[pb.Record]) -> None:
-        psub = self.platform.get(sub_id)
-        if psub is None:
-            return
-        batch = _Records(records)
-        for local in psub.locals:
-            self._tell(local, batch)
-
-    def _tell(self, local: Subscription, batch: _Records) -> None:
-        """Tell a subscription its records, unless it is more than ``max_pending`` records
-        behind: then keep only the newest per topic until it catches up (a price feed's
-        last value is what a slow consumer needs; each record passed over is counted)."""
-        if local.address is None:
-            return
-        if local._parked or local._told - local._handled > self.max_pending:
-            self._park(local, batch.records)
-            return
-        local._told += len(batch.records)
-        local.address.tell(batch)
-
-    def _park(self, local: Subscription, records: Sequence[pb.Record]) -> None:
-        key = local.subscription_id
-        parked = self.parked.get(key)
-        if parked is None:
-            parked = self.parked[key] = {}
-            self.log.warning(
-                "subscription is falling behind: keeping the newest record per topic",
-                subscription=key,
-                pending=local._told - local._handled,
-                max_pending=self.max_pending,
-            )
-        for record in records:
-            topic = topic_key(record.header)
-            if topic in parked:
-                local.conflated += 1
-            parked[topic] = record
-        local._parked = True
-        if local._handled == local._told:  # it caught up while this was going on
-            self._unpark(local)
-
-    def _unpark(self, local: Subscription) -> None:
-        key = local.subscription_id
-        parked = self.parked.pop(key, None)
-        local._parked = False
-        if parked:
-            self.log.info("subscription caught up", subscription=key, conflated=local.conflated)
-            records = list(parked.values())
-            local._told += len(records)
-            if local.address is not None:
-                local.address.tell(_Records(records))
-        if key in self.caught_parked:
-            self.caught_parked.discard(key)
-            if local.address is not None:
-                local.address.tell(_Caught())
-
-    def _caught(self, local: Subscription) -> None:
-        if local.address is None:
-            return
-        if local._parked:
-            self.caught_parked.add(local.subscription_id)  # after the kept records
-        else:
-            local.address.tell(_Caught())
-
-    def _control(self, message: Any) -> Any:
-        if isinstance(message, SnapshotDone):
-            psub = self.platform.get(message.sub_id)
-            if psub is not None:
-                psub.confirmed = True
-                for local, _ in psub.waiting:
-                    self._caught(local)
-                psub.waiting.clear()
-        elif isinstance(message, _Drained):
-            if message.sub._parked and message.sub._handled == message.sub._told:
-                self._unpark(message.sub)
-        elif isinstance(message, _LateSnapshot):
-            self._tell(message.sub, _Records(message.records))
-            self._caught(message.sub)
-        elif isinstance(message, SubscribeResult):
-            self._subscribe_result(message)
-        elif isinstance(message, _Add):
-            return self._add(message.sub, message.ready)
-        elif isinstance(message, _Remove):
-            return self._remove(message.sub)
-        return None
-
-    def _subscribe_result(self, result: SubscribeResult) -> None:
-        psub = self.platform.get(result.sub_id)
-        if psub is None:
-            return
-        if result.status == "OK":
-            if not psub.spec.cached:
-                psub.confirmed = True
-                for _, ready in psub.waiting:
-                    if not ready.done():
-                        ready.set_result(None)
-                psub.waiting.clear()
-            return
-        error: Exception
-        if result.code == "PERMISSION_DENIED":
-            error = PermissionError(result.message)
-        elif result.code == "UNKNOWN_TYPE":
-            error = ValueError(result.message)
-        else:
-            error = RuntimeError(f"subscribe refused: {result.code}: {result.message}")
-        for _, ready in psub.waiting:
-            if not ready.done():
-                ready.set_exception(error)
-        for local in psub.locals:
-            local.active = False
-        self._drop(psub)
-
-    def _add(self, sub: Subscription, ready: concurrent.futures.Future[None]) -> None:
-        cached = sub.subscription_type is SubscriptionType.CACHED_AND_LIVE
-        key = (sub.topic, cached)
-        sub_id = self.by_topic.get(key)
-        if sub_id is None:
-            sub_id = next(self.ids)
-            psub = _PlatformSub(SubSpec(sub_id, sub.topic, cached))
-            self.platform[sub_id] = psub
-            self.by_topic[key] = sub_id
-            psub.locals.append(sub)
-            psub.waiting.append((sub, ready))
-            self.session._link_subscribe(psub.spec)
-            return
-        psub = self.platform[sub_id]
-        if cached:
-            # Joining a platform subscription whose cached records have gone (or are going)
-            # to the others: fetch them separately; live ones may arrive first (the
-            # subscription actor drops whichever copy comes second).
-            psub.locals.append(sub)
-            self.session._late_snapshot(sub, ready)
-            return
-        psub.locals.append(sub)
-        if psub.confirmed:
-            ready.set_result(None)
-        else:
-            psub.waiting.append((sub, ready))
-
-    def _remove(self, sub: Subscription) -> bool:
-        cached = sub.subscription_type is SubscriptionType.CACHED_AND_LIVE
-        sub_id = self.by_topic.get((sub.topic, cached))
-        psub = self.platform.get(sub_id) if sub_id is not None else None
-        if psub is None or sub not in psub.locals:
-            return False
-        psub.locals.remove(sub)
-        self.parked.pop(sub.subscription_id, None)
-        self.caught_parked.discard(sub.subscription_id)
-        if not psub.locals:
-            self._drop(psub)
-            self.session._link_unsubscribe(psub.spec)
-        return True
-
-    def _drop(self, psub: _PlatformSub) -> None:
-        self.platform.pop(psub.spec.sub_id, None)
-        self.by_topic.pop((psub.spec.topic, psub.spec.cached), None)
-
-
-# -- publishing ----------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Pub:
-    """One publish call: its records travel together and share one future."""
-
-    records: list[pb.Record]
-    store: bool
-    future: concurrent.futures.Future[dict[str, Any]]
-    deadline: float
-    edit: tuple[pb.Topic, bytes] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _LinkUp:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class _LinkDown:
-    pass
-
-
-class _Publisher(Actor):
-    """Batches publishes into one request, waits for acks, resends after a reconnect."""
-
-    def __init__(self, session: KeySession) -> None:
-        super().__init__()
-        self.session = session
-        self.ids = itertools.count(1)
-        self.pending: dict[int, list[_Pub]] = {}
-        self.waiting: list[_Pub] = []
-        self.connected = False
-
-    def on_batch(self, messages: list[Any]) -> None:
-        fresh: list[_Pub] = []
-        for message in messages:
-            if isinstance(message, _Pub):
-                fresh.append(message)
-            elif isinstance(message, AckEvent):
-                self._ack(message)
-            elif isinstance(message, _LinkUp):
-                self.connected = True
-                resend = [p for pubs in self.pending.values() for p in pubs] + self.waiting
-                self.pending.clear()
-                self.waiting = []
-                fresh = resend + fresh
-            elif isinstance(message, _LinkDown):
-                self.connected = False
-        if fresh:
-            self._send(fresh)
-
-    def _send(self, pubs: list[_Pub]) -> None:
-        now = time.monotonic()
-        live = [p for p in pubs if p.deadline > now and not p.future.done()]
-        if not self.connected:
-            self.waiting.extend(live)
-            return
-        plain = [p for p in live if p.edit is None and not p.store]
-        stored = [p for p in live if p.edit is None and p.store]
-        for group, store in ((plain, False), (stored, True)):
-            if group:
-                rid = next(self.ids)
-                self.pending[rid] = group
-                self.session._link_send(
-                    pb.ClientMessage(
-                        publish=pb.Publish(
-                            request_id=rid,
-                            records=[r for p in group for r in p.records],
-                            store=store,
-                        )
-                    )
-                )
-        for p in live:
-            if p.edit is not None:
-                rid = next(self.ids)
-                self.pending[rid] = [p]
-                key, patch = p.edit
-                self.session._link_send(
-                    pb.ClientMessage(edit=pb.Edit(request_id=rid, key=key, patch=patch))
-                )
-
-    def _ack(self, ack: AckEvent) -> None:
-        pubs = self.pending.pop(ack.request_id, None)
-        if pubs is None:
-            return
-        if ack.status != "OK" and len(pubs) > 1:
-            # One call's bad record must not fail other calls batched with it: resend each
-            # call as a request of its own.
-            for p in pubs:
-                rid = next(self.ids)
-                self.pending[rid] = [p]
-                self.session._link_send(
-                    pb.ClientMessage(
-                        publish=pb.Publish(request_id=rid, records=p.records, store=p.store)
-                    )
-                )
-            return
-        for p in pubs:
-            if p.future.done():
-                continue
-            result: dict[str, Any] = {
-                "status": ack.status,
-                "request_id": ack.request_id,
-                "count": len(p.records) if ack.status == "OK" else 0,
-            }
-            if ack.status != "OK":
-                result.update(code=ack.code, message=ack.message)
-            p.future.set_result(result)
 
 
 # -- the session ---------------------------------------------------------------------------
@@ -651,7 +149,6 @@ class KeySession:
             on_registered=self._on_registered,
             on_schema=self._on_schema,
         )
-        self._adapter.auto_refresh = auto_refresh_schema
         self._log = log.bind(application=application_name, url=url)
         if auto_start:
             self.start()
@@ -678,11 +175,8 @@ class KeySession:
         self._system = system
         name = f"keysession-{self.application_name}-{id(self):x}"
         self._router = system.spawn(_Router, self, self._max_pending, name=f"{name}.router")
-        self._publisher = system.spawn(_Publisher, self, name=f"{name}.publisher")
-        self._adapter.router = self._router
-        self._adapter.publisher = self._publisher
         interval, deadline = self._heartbeat
-        self._link = Link(
+        link = Link(
             system,
             self._adapter,
             self._router,
@@ -691,7 +185,10 @@ class KeySession:
             heartbeat_deadline=deadline,
             backoff=self._backoff,
             state_listener=self._on_link_state,
-        ).start()
+        )
+        self._link = link
+        self._publisher = system.spawn(_Publisher, link, name=f"{name}.publisher")
+        link.start()
         # Returns once the listener has heard of the state (the cell wakes waiters then).
         self._cell.wait_for(
             lambda state: state is KeySessionState.CONNECTED or state in ERROR_STATES,
@@ -850,23 +347,14 @@ class KeySession:
         if self._link is not None:
             self._link.unsubscribe(spec)
 
-    def _link_send(self, message: pb.ClientMessage) -> None:
-        if self._link is not None:
-            self._link.send(message)
-
-    def _transport(self) -> KeySquareTransport:
-        transport = self._adapter.transport
-        if transport is None:
+    def _call(self, request: Any, timeout: float) -> concurrent.futures.Future[Any]:
+        if self._link is None:
             raise RuntimeError("the KeySession has no connection yet")
-        return transport
+        return self._link.submit(request, timeout)
 
     def _late_snapshot(self, sub: Subscription, ready: concurrent.futures.Future[None]) -> None:
         """Cached records for a subscription that joins a live platform subscription."""
-        assert self._system is not None
-        topic = pb_topic(sub.topic)
-        fut = self._system.io.submit(
-            self._transport().snapshot(self._adapter.session_id, topic, float(self.timeout))
-        )
+        fut = self._call(SnapshotCall(pb_topic(sub.topic)), float(self.timeout))
 
         def done(f: concurrent.futures.Future[list[pb.Record]]) -> None:
             if sub.address is None:
@@ -879,6 +367,20 @@ class KeySession:
             self._router.tell(_LateSnapshot(sub, f.result()))
 
         fut.add_done_callback(done)
+
+    def _schema_changed(self, version: int) -> None:
+        """The platform announced schema ``version``: download it (from the router)."""
+        if not self.auto_refresh_schema or self._link is None:
+            return
+
+        def done(f: concurrent.futures.Future[pb.SchemaReply]) -> None:
+            error = f.exception()
+            if error is not None:
+                self._log.warning("schema refresh failed", version=version, error=repr(error))
+            else:
+                self._on_schema(f.result())
+
+        self._call(SchemaCall(), float(self.timeout)).add_done_callback(done)
 
     # -- data operations ---------------------------------------------------------------
 
@@ -898,12 +400,9 @@ class KeySession:
             raise ValueError(f"return_type must be 'pd' or 'list', got {return_type!r}")
         info = self._allowed(data_type, schema, "read")
         topic = pb.Topic(schema=info.schema, data_type=info.name, source=source, group=group, id=id)
-        assert self._system is not None
         try:
-            records = self._system.io.run(
-                self._transport().snapshot(self._adapter.session_id, topic, timeout), timeout + 1
-            )
-        except concurrent.futures.TimeoutError:
+            records = self._call(SnapshotCall(topic), timeout).result(timeout + 1)
+        except TimeoutError:
             raise TimeoutError(f"snapshot of {data_type!r} took longer than {timeout}s") from None
         except ConnectionError as exc:
             raise RuntimeError(f"snapshot failed: {exc}") from None
@@ -1184,7 +683,6 @@ class KeySession:
 
     def set_up_schema_refresh(self) -> None:
         """Follow the platform's schema changes (on from the start when auto_refresh_schema)."""
-        self._adapter.auto_refresh = True
         self.auto_refresh_schema = True
 
     def get_session_data(self) -> dict[str, Any]:
@@ -1205,29 +703,15 @@ class KeySession:
 
     # -- awaitable forms -----------------------------------------------------------------
 
-    async def astart(self) -> None:
-        await asyncio.to_thread(self.start)
-
-    async def astop(self) -> None:
-        await asyncio.to_thread(self.stop)
-
-    async def asnapshot(self, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(self.snapshot, *args, **kwargs)
-
-    async def asubscribe(self, *args: Any, **kwargs: Any) -> Subscription:
-        return await asyncio.to_thread(self.subscribe, *args, **kwargs)
-
-    async def aunsubscribe(self, unsub: Subscription) -> None:
-        await asyncio.to_thread(self.unsubscribe, unsub)
-
-    async def apublish(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.publish, *args, **kwargs)
-
-    async def aedit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.edit, *args, **kwargs)
-
-    async def astore(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self.store, *args, **kwargs)
+    astart = twin(start)
+    astop = twin(stop)
+    asnapshot = twin(snapshot)
+    asubscribe = twin(subscribe)
+    aunsubscribe = twin(unsubscribe)
+    apublish = twin(publish)
+    apublish_many = twin(publish_many)
+    aedit = twin(edit)
+    astore = twin(store)
 
 
 def _rpc_error(exc: Exception, what: str) -> Exception:

@@ -5,16 +5,22 @@ Session stream with Hello/Welcome (CONNECTING), then GetSchema (DOWNLOADING_SCHE
 SCHEMA_DOWNLOADED). The link reports CONNECTED once the subscriptions are replayed.
 Records carry ``(epoch, seq)`` per topic. A delivery travels as one item (its records are
 not unpacked on the I/O thread); each subscription actor drops what it has already seen per
-topic, so after a reconnect the re-snapshot supersedes what was missed and nothing is seen
-twice.
+topic with the link kit's ``LatestFilter``, so after a reconnect the re-snapshot supersedes
+what was missed and nothing is seen twice.
+
+The adapter keeps the Link contract: ``route`` only sorts frames (deliveries, subscribe
+results and schema notices are data for the session's router; acks are replies to the
+publisher's ``Link.call``), and requests answered out of band (Snapshot, GetSchema) are
+``Transport.request`` on the current channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -22,18 +28,26 @@ from actorwire.actors.link import (
     AuthRefused,
     LinkAdapter,
     Ordering,
+    Reply,
     Routed,
     Transport,
+    Wiring,
 )
 
 from . import keysquare_pb2 as pb
 from . import keysquare_pb2_grpc as pb_grpc
 from .model import KeySessionState
 
-if TYPE_CHECKING:
-    from actorwire.actors import Address
-
-__all__ = ["KeySquareAdapter", "KeySquareTransport", "SnapshotDone", "SubSpec"]
+__all__ = [
+    "AckEvent",
+    "KeySquareAdapter",
+    "KeySquareTransport",
+    "SchemaCall",
+    "SnapshotCall",
+    "SnapshotDone",
+    "SubSpec",
+    "SubscribeResult",
+]
 
 MAX_MESSAGE = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
@@ -75,6 +89,18 @@ class AckEvent:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotCall:
+    """``Link.call`` request: the platform's cached records of ``topic`` (a list)."""
+
+    topic: pb.Topic
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaCall:
+    """``Link.call`` request: the platform's current schema (a SchemaReply)."""
+
+
 def pb_topic(topic: tuple[str, str, str, str, str]) -> pb.Topic:
     schema, data_type, source, group, id_ = topic
     return pb.Topic(schema=schema, data_type=data_type, source=source, group=group, id=id_)
@@ -103,19 +129,12 @@ class KeySquareAdapter(LinkAdapter):
         self.on_progress = on_progress
         self.on_registered = on_registered
         self.on_schema = on_schema
-        self.session_id = ""
-        self.auto_refresh = True  # follow SchemaChanged notices (auto_refresh_schema)
-        self.publisher: Address | None = None
-        self.router: Address | None = None
-        self.transport: KeySquareTransport | None = None
 
     def __repr__(self) -> str:
         return f"KeySquareAdapter({self.application_name!r} at {self.url})"
 
-    def make_transport(self) -> Transport:
-        transport = KeySquareTransport(self)
-        self.transport = transport
-        return transport
+    def make_transport(self, wiring: Wiring) -> Transport:
+        return KeySquareTransport(self, wiring)
 
     def route(self, frames: list[Any]) -> Routed:
         out = Routed()
@@ -131,16 +150,13 @@ class KeySquareAdapter(LinkAdapter):
                     data.append((None, None, SnapshotDone(sub_id)))
             elif kind == "ack":
                 a = msg.ack
-                if self.publisher is not None:
-                    self.publisher.tell(
-                        AckEvent(a.request_id, a.status, a.code, a.message, a.count)
-                    )
+                ack = AckEvent(a.request_id, a.status, a.code, a.message, a.count)
+                out.replies.append(Reply(("ack", a.request_id), ack))
             elif kind == "subscribed":
                 s = msg.subscribed
-                if self.router is not None:
-                    self.router.tell(SubscribeResult(s.sub_id, s.status, s.code, s.message))
+                data.append((None, None, SubscribeResult(s.sub_id, s.status, s.code, s.message)))
             elif kind == "schema_changed":
-                out.control.append(msg.schema_changed)
+                data.append((None, None, msg.schema_changed))
             elif kind in ("pong", "welcome"):
                 continue
             else:
@@ -164,10 +180,15 @@ class KeySquareAdapter(LinkAdapter):
     def ping(self, n: int) -> Any:
         return pb.ClientMessage(ping=pb.Ping(n=n))
 
-    def on_control(self, event: Any) -> list[Any]:
-        if isinstance(event, pb.SchemaChanged) and self.transport is not None:
-            self.transport.schedule_schema_refresh(event.version)
-        return []
+    def request(self, request: Any) -> tuple[Hashable, list[Any]]:
+        """A publish or an edit, answered by the platform's ack for its request id."""
+        if isinstance(request, pb.ClientMessage):
+            kind = request.WhichOneof("body")
+            if kind == "publish":
+                return ("ack", request.publish.request_id), [request]
+            if kind == "edit":
+                return ("ack", request.edit.request_id), [request]
+        raise TypeError(f"keysquare requests are Publish, Edit, Snapshot or Schema: {request!r}")
 
     def credentials(self) -> pb.RegisterRequest:
         return pb.RegisterRequest(application_name=self.application_name, api_key=self._api_key)
@@ -176,14 +197,15 @@ class KeySquareAdapter(LinkAdapter):
 class KeySquareTransport(Transport):
     """One gRPC channel and Session stream; unary calls share the channel."""
 
-    def __init__(self, adapter: KeySquareAdapter) -> None:
-        super().__init__(adapter)
+    def __init__(self, adapter: KeySquareAdapter, wiring: Wiring) -> None:
+        super().__init__(adapter, wiring)
         self.ks = adapter
         self.peer = adapter.url
         self.connect_timeout = adapter.timeout
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.KeyAccessStub | None = None
         self._call: Any = None
+        self._session_id = ""
 
     async def open(self) -> None:
         ks = self.ks
@@ -198,7 +220,7 @@ class KeySquareTransport(Transport):
                 ks.on_progress(KeySessionState.REGISTRATION_FAILED, exc.details() or "refused")
                 raise AuthRefused(exc.details() or "registration refused") from None
             raise ConnectionError(f"{exc.code().name}: {exc.details()}") from None
-        ks.session_id = reply.session_id
+        self._session_id = reply.session_id
         ks.on_registered(reply)
         ks.on_progress(KeySessionState.REGISTERED, f"session {reply.session_id[:8]}")
         ks.on_progress(KeySessionState.CONNECTING, "opening the session stream")
@@ -228,28 +250,6 @@ class KeySquareTransport(Transport):
             f"schema version {schema.version}: {len(schema.types)} types",
         )
 
-    def schedule_schema_refresh(self, version: int) -> None:
-        """The platform announced a new schema version: download it (from any thread)."""
-        if not self.ks.auto_refresh or self._stub is None:
-            return
-        stub, session_id = self._stub, self.ks.session_id
-
-        async def refresh() -> None:
-            try:
-                schema = await stub.GetSchema(
-                    pb.SchemaRequest(session_id=session_id), timeout=self.ks.timeout
-                )
-            except grpc.aio.AioRpcError as exc:
-                self.log.warning(
-                    "schema refresh failed",
-                    version=version,
-                    error=f"{exc.code().name}: {exc.details()}",
-                )
-                return
-            self.ks.on_schema(schema)
-
-        self.system.io.submit(refresh())
-
     async def read(self) -> list[Any]:
         call = self._call
         try:
@@ -276,24 +276,36 @@ class KeySquareTransport(Transport):
             with contextlib.suppress(Exception):
                 await channel.close()
 
-    async def snapshot(self, session_id: str, topic: pb.Topic, timeout: float) -> list[pb.Record]:
-        """Unary-stream Snapshot on the current channel (raises ConnectionError if down)."""
+    async def request(self, request: Any) -> Any:
+        """Snapshot and GetSchema are unary calls on the current channel; the rest are
+        session messages answered by an ack."""
+        if isinstance(request, SnapshotCall):
+            return await self._snapshot(request.topic)
+        if isinstance(request, SchemaCall):
+            return await self._schema()
+        return await super().request(request)
+
+    def _current_stub(self) -> pb_grpc.KeyAccessStub:
         stub = self._stub
         if stub is None:
-            raise ConnectionError("not connected to the platform")
+            raise ConnectionError(f"not connected to the platform at {self.ks.url}")
+        return stub
+
+    async def _snapshot(self, topic: pb.Topic) -> list[pb.Record]:
+        stub = self._current_stub()
         records: list[pb.Record] = []
-        call = stub.Snapshot(
-            pb.SnapshotRequest(session_id=session_id, topic=topic), timeout=timeout
-        )
-        async for batch in call:
-            records.extend(batch.records)
+        call = stub.Snapshot(pb.SnapshotRequest(session_id=self._session_id, topic=topic))
+        try:
+            async for batch in call:
+                records.extend(batch.records)
+        except asyncio.CancelledError:
+            call.cancel()  # the Link.call timed out or the connection ended
+            raise
         return records
 
-    async def get_schema(self, timeout: float) -> pb.SchemaReply:
-        stub = self._stub
-        if stub is None:
-            raise ConnectionError("not connected to the platform")
+    async def _schema(self) -> pb.SchemaReply:
+        stub = self._current_stub()
         reply: pb.SchemaReply = await stub.GetSchema(
-            pb.SchemaRequest(session_id=self.ks.session_id), timeout=timeout
+            pb.SchemaRequest(session_id=self._session_id), timeout=self.ks.timeout
         )
         return reply
