@@ -6,9 +6,12 @@ or as frames, with the Session API's names and arguments and jupyter_client's wi
 ``protocol`` is its sans-I/O core: framing at ``<IDS|MSG>``, HMAC signing, the replay
 history and the JSON packers.
 
-``KernelClient`` talks to a running kernel with one actor per channel on the system's I/O
-loop; ``start_kernel`` launches a kernel process as a supervised child and returns its
-client.
+``KernelClient`` (``client``, the facade; its requests in ``requests``) talks to a running
+kernel with one actor per channel on the system's I/O loop (``link``, sharing ``wiring``); a
+lifecycle actor keeps them connected and runs the state table (``lifecycle``, ``state``),
+with the calls in flight in ``calls``, the heartbeat rule in ``heartbeat`` and the
+``on_iopub`` callbacks in ``feed``. ``start_kernel`` (``kernel``) launches a kernel process
+(``process``) as a supervised child and returns its client.
 """
 
 from .client import KernelClient

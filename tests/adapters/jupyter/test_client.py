@@ -4,6 +4,7 @@ sockets the test drives (bad signatures, silence), and a real ipykernel."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import json
 import queue
@@ -15,9 +16,10 @@ from typing import Any
 import pytest
 import zmq
 from actorwire.actors import ActorSystem
+from actorwire.adapters.jupyter import kernel as kernel_module
 from actorwire.adapters.jupyter.client import KernelClient
 from actorwire.adapters.jupyter.connection import ConnectionInfo
-from actorwire.adapters.jupyter.kernel import start_kernel
+from actorwire.adapters.jupyter.kernel import astart_kernel, start_kernel
 from actorwire.adapters.jupyter.replies import (
     ExecutionError,
     ExecutionResult,
@@ -176,8 +178,9 @@ def test_state_table() -> None:
 
 class FakeKernel:
     """A kernel's five sockets on 127.0.0.1, served by a thread, signing with the reference
-    jupyter_client Session. It answers kernel_info (status busy/idle on iopub around it)
-    while ``answering`` is set and echoes heartbeats while ``beating`` is set."""
+    jupyter_client Session. It answers kernel_info (status busy/idle on iopub around it,
+    while ``publishing`` is set) while ``answering`` is set and echoes heartbeats while
+    ``beating`` is set."""
 
     key = b"fake-kernel-signing-key"
 
@@ -199,6 +202,8 @@ class FakeKernel:
         self.answering.set()
         self.beating = threading.Event()
         self.beating.set()
+        self.publishing = threading.Event()
+        self.publishing.set()
         self.bad_replies = False
         self.requests: list[str] = []
         self._jobs: queue.Queue[Callable[[], None]] = queue.Queue()
@@ -248,11 +253,16 @@ class FakeKernel:
     def _answer(self, shell: zmq.Socket[Any], idents: list[bytes], msg: dict[str, Any]) -> None:
         iopub = self.sockets["iopub"]
         topic = b"kernel.fake.status"
-        self.session.send(iopub, "status", {"execution_state": "busy"}, parent=msg, ident=topic)
+        publishing = self.publishing.is_set()
+        if publishing:
+            busy = {"execution_state": "busy"}
+            self.session.send(iopub, "status", busy, parent=msg, ident=topic)
         kind = msg["header"]["msg_type"].replace("_request", "_reply")
         signer = ReferenceSession(key=b"not-the-key") if self.bad_replies else self.session
         signer.send(shell, kind, {"status": "ok", "fake": True}, parent=msg, ident=idents)
-        self.session.send(iopub, "status", {"execution_state": "idle"}, parent=msg, ident=topic)
+        if publishing:
+            idle = {"execution_state": "idle"}
+            self.session.send(iopub, "status", idle, parent=msg, ident=topic)
 
     def close(self) -> None:
         self._stop.set()
@@ -373,9 +383,10 @@ def test_requests_wait_for_a_starting_kernel(fake: FakeKernel, clients: list[Ker
     thread, out = in_thread(lambda: client.kernel_info(timeout=10))
     assert client.state is KernelState.STARTING
     fake.answering.set()
+    asyncio.run(client.await_for_ready(10))
+    assert client.state is KernelState.ALIVE
     thread.join(10)
     assert out["result"]["content"]["fake"] is True
-    assert client.state is KernelState.ALIVE
 
 
 def test_heartbeat_loss_fails_pending_calls_and_recovers(
@@ -410,6 +421,37 @@ def test_heartbeat_loss_fails_pending_calls_and_recovers(
     assert client.wait_for_state(KernelState.ALIVE, timeout=10)
     assert states.states()[-3:] == [KernelState.DEAD, KernelState.RESTARTING, KernelState.ALIVE]
     assert client.kernel_info()["content"]["status"] == "ok"
+
+
+def test_the_heartbeat_deadline_holds_from_the_kernels_first_reply(
+    fake: FakeKernel, clients: list[KernelClient]
+) -> None:
+    # The kernel answers kernel_info, but nothing reaches iopub (so it never becomes ALIVE)
+    # and it never answers a heartbeat. Its first reply starts the heartbeat deadline: it is
+    # DEAD heartbeat_deadline later, not at the startup timeout, and the call held for it
+    # fails then.
+    fake.beating.clear()
+    fake.publishing.clear()
+    states = States()
+    deadline = 0.5
+    bound = 5 * deadline  # the deadline, the first reply's round trip and a loaded machine
+    started = time.monotonic()
+    client = KernelClient(
+        connection_info=fake.info(),
+        heartbeat_interval=0.05,
+        heartbeat_deadline=deadline,
+        startup_timeout=30.0,
+        state_listener=states,
+    )
+    clients.append(client)
+    thread, out = in_thread(lambda: client.kernel_info(timeout=30))  # held: not ready
+    thread.join(bound)
+    took = time.monotonic() - started
+    assert isinstance(out.get("error"), KernelDeadError), (out, client.history())
+    assert took < bound
+    assert "no heartbeat answer for 0.5s (heartbeat deadline)" in str(out["error"])
+    assert states.states() == [KernelState.DEAD]
+    assert "kernel_info_request" in fake.requests
 
 
 def test_constructor_arguments_are_checked(tmp_path: Any) -> None:
@@ -562,12 +604,12 @@ def test_kernel_info_complete_inspect_is_complete(kernel: KernelClient) -> None:
         kernel.execute(b"1+1")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("how", ["signal", "control message"])
+@pytest.mark.parametrize("how", ["signal", "control message", "awaited control message"])
 def test_interrupt_a_running_sleep(
     kernel: KernelClient, clients: list[KernelClient], how: str
 ) -> None:
     client = kernel
-    if how == "control message":  # a client that does not own the process asks the kernel
+    if how != "signal":  # a client that does not own the process asks the kernel
         assert kernel.connection_info is not None
         client = KernelClient(connection_info=kernel.connection_info)
         clients.append(client)
@@ -584,7 +626,10 @@ def test_interrupt_a_running_sleep(
     code = "import time; print('sleeping', flush=True); time.sleep(30)"
     thread, out = in_thread(lambda: client.execute(code))
     assert running.wait(10)
-    client.interrupt()
+    if how == "awaited control message":
+        asyncio.run(client.ainterrupt())
+    else:
+        client.interrupt()
     thread.join(10)
     client.on_iopub(watch, remove=True)
     result = out["result"]
@@ -616,6 +661,46 @@ def test_awaitable_twins(kernel: KernelClient) -> None:
     assert "import" in completion["content"]["matches"]
     assert inspection["content"]["found"]
     assert complete["content"]["status"] == "incomplete"
+
+
+TWINS = {
+    "akernel_info": "kernel_info",
+    "aexecute": "execute",
+    "acomplete": "complete",
+    "ainspect": "inspect",
+    "ais_complete": "is_complete",
+    "ainterrupt": "interrupt",
+    "ashutdown": "shutdown",
+    "aclose": "close",
+    "await_for_ready": "wait_for_ready",
+}
+
+
+def test_every_awaitable_twin_has_its_blocking_calls_signature() -> None:
+    names = set(dir(KernelClient))
+    found = {n for n in names if n.startswith("a") and n[1:] in names and not n.startswith("__")}
+    assert found == set(TWINS)
+    for awaitable, blocking in TWINS.items():
+        twin, call = getattr(KernelClient, awaitable), getattr(KernelClient, blocking)
+        assert inspect.iscoroutinefunction(twin), awaitable
+        assert inspect.signature(twin) == inspect.signature(call), awaitable
+    assert inspect.iscoroutinefunction(astart_kernel)
+    assert inspect.signature(astart_kernel) == inspect.signature(start_kernel)
+
+
+def test_astart_kernel_hands_every_argument_to_start_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    async def off_loop(kernel_name: str, **options: Any) -> Any:
+        seen.update(kernel_name=kernel_name, **options)
+        return "the client"
+
+    monkeypatch.setattr(kernel_module, "_start_kernel_off_loop", off_loop)
+    values = {name: object() for name in inspect.signature(start_kernel).parameters}
+    assert asyncio.run(astart_kernel(**values)) == "the client"
+    assert seen == values
 
 
 def test_iopub_feed_sees_every_message_in_order(kernel: KernelClient) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,11 +40,13 @@ FAST = {
 class States:
     def __init__(self) -> None:
         self.seen: list[tuple[KernelState, str]] = []
+        self.times: list[float] = []
         self.lock = threading.Lock()
 
     def __call__(self, state: KernelState, message: str) -> None:
         with self.lock:
             self.seen.append((state, message))
+            self.times.append(time.monotonic())
 
     def states(self) -> list[KernelState]:
         with self.lock:
@@ -51,6 +55,11 @@ class States:
     def message(self, state: KernelState) -> str:
         with self.lock:
             return [m for s, m in self.seen if s is state][-1]
+
+    def time(self, state: KernelState) -> float:
+        """When the client first told of ``state`` (time.monotonic)."""
+        with self.lock:
+            return next(t for (s, _), t in zip(self.seen, self.times, strict=True) if s is state)
 
 
 def gone(pid: int) -> bool:
@@ -244,18 +253,46 @@ def test_a_kernel_that_keeps_dying_ends_failed() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_kernel_frozen_right_after_start_is_dead_after_the_heartbeat_deadline(
-    tmp_path: Path, started: list[KernelClient]
-) -> None:
-    # The startup allowance (startup_timeout) ends once the kernel has answered; a kernel
-    # frozen from then on is dead after heartbeat_deadline, even if no heartbeat answer had
-    # come yet (the long startup allowance would otherwise apply).
+def test_a_kernel_frozen_right_after_start_is_dead_after_the_heartbeat_deadline() -> None:
+    # The heartbeat deadline holds from the first moment the kernel answers anything, even
+    # before its first heartbeat answer: a kernel frozen as soon as start_kernel() returns
+    # is DEAD heartbeat_deadline later (not after the startup allowance, startup_timeout),
+    # and the call waiting on it fails with KernelDeadError then.
+    deadline = 1.5
+    bound = 2 * deadline  # the deadline, and as much again for ticks on a loaded machine
     states = States()
-    opts = {**FAST, "startup_timeout": 45.0, "heartbeat_deadline": 2.0}
-    kernel = start_kernel(runtime_dir=tmp_path, state_listener=states, **opts)
-    started.append(kernel)
+    opts = {**FAST, "heartbeat_deadline": deadline, "startup_timeout": 45.0}
+    kernel = start_kernel(state_listener=states, **opts)
     process = kernel.kernel
     assert isinstance(process, KernelProcess) and process.pid is not None
-    os.kill(process.pid, signal.SIGSTOP)
-    assert kernel.wait_for_state(KernelState.DEAD, timeout=15), kernel.history()
-    assert "2s (heartbeat deadline)" in states.message(KernelState.DEAD)
+    pid = process.pid
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        sent = kernel.stats["sent"].get("shell", 0)
+        outcome: dict[str, Any] = {}
+
+        def pending() -> None:
+            try:
+                outcome["result"] = kernel.execute("1 + 1")
+            except KernelDeadError as exc:
+                outcome["error"] = exc
+                outcome["at"] = time.monotonic()
+
+        thread = threading.Thread(target=pending)
+        thread.start()
+        wait_until(lambda: kernel.stats["sent"].get("shell", 0) > sent, bound, what="sent")
+        assert KernelState.DEAD not in states.states()  # the call went to the frozen kernel
+        wait_until(lambda: KernelState.DEAD in states.states(), bound, what="DEAD")
+        dead_after = states.time(KernelState.DEAD) - frozen
+        thread.join(bound)
+        assert not thread.is_alive()
+        assert isinstance(outcome.get("error"), KernelDeadError), outcome
+        assert dead_after < bound and outcome["at"] - frozen < bound
+        assert f"no heartbeat answer for {deadline:g}s" in states.message(KernelState.DEAD)
+        assert "heartbeat deadline" in str(outcome["error"])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        kernel.close()
+    wait_until(lambda: gone(pid), 10, what="the frozen kernel process reaped")

@@ -1,38 +1,33 @@
-"""Channel actors: one per kernel channel, their ZMQ sockets on the system's I/O loop.
+"""The link to a kernel: one actor per channel, their ZMQ sockets on the system's I/O loop.
 
 shell and control are DEALER sockets, iopub a SUB subscribed to everything, stdin a DEALER
 (with the shell's identity, so the kernel routes input requests to it) and the heartbeat a
 REQ. Every socket is created, used and closed on the I/O loop only; an actor's commands reach
 it with ``call_soon``. Each read drains what the socket holds, decodes and verifies it on
-the loop, and hands the batch to the client's session actor with one tell. A message that
+the loop, and hands the batch to the client's lifecycle actor with one tell. A message that
 fails verification (bad or replayed signature, malformed frames) is counted and logged with
-its channel, and the channel carries on.
+its channel, and the channel carries on. The heartbeat channel only feeds the sans-I/O rule
+in ``heartbeat`` its answers and the time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar, cast
 
 import zmq
 import zmq.asyncio
 
-from ...actors import Actor
-from ...actors.clock import Clock
-from ...actors.link.heartbeat import HeartbeatAction, HeartbeatPolicy
+from ...actors import Actor, ActorSystem, Address
+from .heartbeat import HeartbeatAction, HeartbeatMode, KernelHeartbeat, check_heartbeat
 from .replies import msg_type
-
-if TYPE_CHECKING:
-    from structlog.typing import FilteringBoundLogger
-
-    from ...actors import Address
-    from .session import Session
+from .wiring import ChannelStats, StdinHandler, Wiring
 
 __all__ = [
+    "ArmHeartbeat",
     "ChannelMessages",
     "ChannelStats",
     "ConnectChannel",
@@ -41,17 +36,17 @@ __all__ = [
     "HeartbeatChannel",
     "HeartbeatLost",
     "HeartbeatUp",
+    "KernelAnswered",
     "Outbound",
     "StdinChannel",
+    "StdinHandler",
     "SubChannel",
     "Wiring",
+    "spawn_channels",
 ]
 
 READ_BATCH = 256
 """Most messages taken from one socket per read before they are handed on."""
-
-StdinHandler = Callable[[str, bool], str]
-
 
 # -- messages -----------------------------------------------------------------------------
 
@@ -109,21 +104,19 @@ class _StdinRequests:
 
 @dataclass(frozen=True, slots=True)
 class KernelAnswered:
-    """The kernel on connection ``gen`` answered a request: it is alive, so the heartbeat
-    deadline holds from now on even if no heartbeat answer has come yet."""
+    """The kernel on connection ``gen`` answered a request or published on iopub: it is
+    alive, so the heartbeat deadline holds from now on even before a heartbeat answer."""
 
     gen: int
 
 
 @dataclass(frozen=True, slots=True)
 class ArmHeartbeat:
-    """Start pinging ``url`` on a fresh socket. ``mode``: ``startup`` (the deadline is the
-    startup timeout until the first answer, then the heartbeat deadline) or ``recover``
-    (ping a lost kernel, never give up, report its first answer)."""
+    """Start pinging ``url`` on a fresh socket, in ``mode`` (see ``heartbeat``)."""
 
     gen: int
     url: str
-    mode: str
+    mode: HeartbeatMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,110 +127,6 @@ class _Tick:
 @dataclass(frozen=True, slots=True)
 class _Pong:
     gen: int
-
-
-# -- shared state --------------------------------------------------------------------------
-
-
-class ChannelStats:
-    """Counters for one client. Each field is written by one thread (the loop or an actor)."""
-
-    __slots__ = (
-        "heartbeat_pings",
-        "heartbeat_resets",
-        "received",
-        "rejected",
-        "rejected_by_channel",
-        "sent",
-        "stdin_answered",
-        "stdin_unanswered",
-        "unsent",
-    )
-
-    def __init__(self) -> None:
-        self.received: dict[str, int] = {}
-        self.sent: dict[str, int] = {}
-        self.rejected = 0
-        self.rejected_by_channel: dict[str, int] = {}
-        self.unsent = 0
-        self.heartbeat_pings = 0
-        self.heartbeat_resets = 0
-        self.stdin_answered = 0
-        self.stdin_unanswered = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            k: dict(v) if isinstance(v := getattr(self, k), dict) else v for k in self.__slots__
-        }
-
-
-class Wiring:
-    """What a client's channel actors share: the Session, the ZMQ context, counters, the
-    session actor's address and the logger."""
-
-    def __init__(
-        self,
-        session: Session,
-        context: zmq.asyncio.Context,
-        log: FilteringBoundLogger,
-        clock: Clock,
-    ) -> None:
-        self.session = session
-        self.context = context
-        self.log = log
-        self.clock = clock
-        self.stats = ChannelStats()
-        self.router: Address | None = None
-        self.identity = session.session.encode()
-        self._stdin_handler: StdinHandler | None = None
-        self._lock = threading.Lock()
-
-    def new_msg(
-        self, msg_type_: str, content: dict[str, Any], parent: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """``Session.msg`` from any thread (it numbers messages with a plain counter)."""
-        with self._lock:
-            return self.session.msg(msg_type_, content, parent=parent)
-
-    @property
-    def stdin_handler(self) -> StdinHandler | None:
-        return self._stdin_handler
-
-    @stdin_handler.setter
-    def stdin_handler(self, handler: StdinHandler | None) -> None:
-        self._stdin_handler = handler
-
-    def decode(self, channel: str, url: str, batch: list[list[bytes]]) -> list[dict[str, Any]]:
-        """Verify and decode raw multipart messages (on the loop); count and log rejects."""
-        session = self.session
-        stats = self.stats
-        out: list[dict[str, Any]] = []
-        for frames in batch:
-            try:
-                _idents, rest = session.feed_identities(frames, copy=True)
-                msg = session.deserialize(rest, content=True, copy=True)
-                if not isinstance(msg.get("header"), dict) or not msg_type(msg):
-                    raise ValueError("message has no header.msg_type")
-                if not isinstance(msg.get("parent_header"), dict) or not isinstance(
-                    msg.get("content"), dict
-                ):
-                    raise ValueError("message parent_header and content must be objects")
-            except Exception as exc:  # noqa: BLE001 - bad input from the network is counted
-                stats.rejected += 1
-                by = stats.rejected_by_channel
-                by[channel] = by.get(channel, 0) + 1
-                self.log.warning(
-                    "message rejected",
-                    channel=channel,
-                    peer=url,
-                    reason=f"{type(exc).__name__}: {str(exc)[:200]}",
-                    rejected=stats.rejected,
-                )
-                continue
-            out.append(msg)
-        received = stats.received
-        received[channel] = received.get(channel, 0) + len(out)
-        return out
 
 
 def _on_loop(actor: Actor, fn: Callable[[], None]) -> None:
@@ -399,9 +288,9 @@ class _SocketChannel(Actor):
                 self._deliver(self._loop_gen, msgs)
 
     def _deliver(self, gen: int, msgs: list[dict[str, Any]]) -> None:
-        router = self.wiring.router
-        if router is not None:
-            router.tell(ChannelMessages(self.channel, gen, msgs))
+        lifecycle = self.wiring.lifecycle
+        if lifecycle is not None:
+            lifecycle.tell(ChannelMessages(self.channel, gen, msgs))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.channel} gen={self.gen}>"
@@ -490,30 +379,20 @@ class StdinChannel(_SocketChannel):
 class HeartbeatChannel(Actor):
     """Pings the kernel's heartbeat (a REQ socket) and reports the kernel lost past the deadline.
 
-    HeartbeatPolicy decides when to ping and when the kernel is dead; this actor only feeds
+    KernelHeartbeat decides when to ping and when the kernel is dead; this actor only feeds
     it the answers and the time. A REQ socket whose ping went unanswered cannot send again,
     so the next ping goes out on a fresh socket.
     """
 
-    def __init__(
-        self,
-        wiring: Wiring,
-        interval: float,
-        deadline: float,
-        startup_deadline: float,
-    ) -> None:
+    def __init__(self, wiring: Wiring, interval: float, deadline: float) -> None:
         super().__init__()
+        check_heartbeat(interval, deadline)  # in the caller's thread of control
         self.wiring = wiring
         self.interval = interval
         self.deadline = deadline
-        self.startup_deadline = max(startup_deadline, interval * 2)
-        # Validates the numbers now, in the caller's thread of control.
-        HeartbeatPolicy(interval, deadline, 0.0, always_ping=True)
-        self.policy: HeartbeatPolicy | None = None
+        self.rule: KernelHeartbeat | None = None
         self.gen = -1
         self.url = ""
-        self.mode = "startup"
-        self.answered = False
         # Loop-side state.
         self._sock: zmq.asyncio.Socket | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -524,79 +403,57 @@ class HeartbeatChannel(Actor):
         if isinstance(message, _Pong):
             self._pong(message.gen)
         elif isinstance(message, _Tick):
-            if message.gen == self.gen and self.policy is not None:
+            if message.gen == self.gen and self.rule is not None:
                 self._tick()
         elif isinstance(message, ArmHeartbeat):
             self._arm(message)
         elif isinstance(message, KernelAnswered):
-            self._alive(message.gen)
+            if message.gen == self.gen and self.rule is not None:
+                self.rule.on_answered(self.wiring.clock())
         elif isinstance(message, Disconnect):
             self.gen = -1
-            self.policy = None
+            self.rule = None
             self.system.io.call_soon(self._close)
         else:
             super().on_receive(message)
 
     def _arm(self, message: ArmHeartbeat) -> None:
         now = self.wiring.clock()
-        self.gen, self.url, self.mode = message.gen, message.url, message.mode
-        self.answered = False
-        deadline = self.startup_deadline if message.mode == "startup" else self.deadline
-        self.policy = HeartbeatPolicy(self.interval, deadline, now, always_ping=True)
+        self.gen, self.url = message.gen, message.url
+        self.rule = KernelHeartbeat(self.interval, self.deadline, now, message.mode)
         self.system.io.call_soon(self._reopen, message.gen, message.url)
         self._ping(now)
-        self._schedule(self.policy.next_check(now))
-
-    def _alive(self, gen: int) -> None:
-        """Past startup: the startup allowance ends, the heartbeat deadline counts from now."""
-        if gen != self.gen or self.policy is None or self.answered or self.mode != "startup":
-            return
-        now = self.wiring.clock()
-        self.answered = True
-        self.policy = HeartbeatPolicy(self.interval, self.deadline, now, always_ping=True)
+        self._schedule(self.rule.next_check(now))
 
     def _pong(self, gen: int) -> None:
-        policy = self.policy
-        if gen != self.gen or policy is None:
+        rule = self.rule
+        if gen != self.gen or rule is None:
             return
-        now = self.wiring.clock()
-        policy.on_traffic(now)
-        if not self.answered:
-            self.answered = True
-            if self.mode == "startup":
-                self.policy = HeartbeatPolicy(self.interval, self.deadline, now, always_ping=True)
-            router = self.wiring.router
-            if router is not None:
-                router.tell(HeartbeatUp(gen))
+        if rule.on_pong(self.wiring.clock()):
+            lifecycle = self.wiring.lifecycle
+            if lifecycle is not None:
+                lifecycle.tell(HeartbeatUp(gen))
 
     def _tick(self) -> None:
-        policy = self.policy
-        assert policy is not None
+        rule = self.rule
+        assert rule is not None
         now = self.wiring.clock()
-        action = policy.poll(now)
+        action = rule.poll(now)
         if action is HeartbeatAction.DEAD:
-            if self.mode == "recover":
-                policy.reset(now)  # keep knocking: a kernel we do not own may come back
-                action = HeartbeatAction.SEND_PING
-            else:
-                self.policy = None
-                waited = self.startup_deadline if not self.answered else self.deadline
-                router = self.wiring.router
-                if router is not None:
-                    router.tell(
-                        HeartbeatLost(
-                            self.gen, f"no heartbeat answer for {waited:g}s (heartbeat deadline)"
-                        )
-                    )
-                return
+            self.rule = None
+            lifecycle = self.wiring.lifecycle
+            if lifecycle is not None:
+                reason = f"no heartbeat answer for {rule.deadline:g}s (heartbeat deadline)"
+                lifecycle.tell(HeartbeatLost(self.gen, reason))
+            return
         if action is HeartbeatAction.SEND_PING:
             self._ping(now)
-        self._schedule(policy.next_check(now))
+        self._schedule(rule.next_check(now))
 
     def _ping(self, now: float) -> None:
-        assert self.policy is not None
+        assert self.rule is not None
         self.wiring.stats.heartbeat_pings += 1
-        self.policy.on_ping_sent(now)
+        self.rule.on_ping_sent(now)
         self.system.io.call_soon(self._send_ping, self.gen, self.url)
 
     def _schedule(self, delay: float) -> None:
@@ -655,3 +512,22 @@ class HeartbeatChannel(Actor):
             reader.cancel()
         if sock is not None:
             sock.close(linger=0)
+
+
+def spawn_channels(
+    system: ActorSystem,
+    wiring: Wiring,
+    prefix: str,
+    heartbeat_interval: float,
+    heartbeat_deadline: float,
+    channels: dict[str, Address],
+) -> None:
+    """Spawn the five channel actors, named ``<prefix>.<channel>``, into ``channels`` (by
+    channel name; the ones spawned so far if one fails to start)."""
+    for channel in ("shell", "control"):
+        channels[channel] = system.spawn(DealerChannel, wiring, channel, name=f"{prefix}.{channel}")
+    channels["iopub"] = system.spawn(SubChannel, wiring, name=f"{prefix}.iopub")
+    channels["stdin"] = system.spawn(StdinChannel, wiring, name=f"{prefix}.stdin")
+    channels["hb"] = system.spawn(
+        HeartbeatChannel, wiring, heartbeat_interval, heartbeat_deadline, name=f"{prefix}.hb"
+    )
