@@ -7,6 +7,9 @@ past ``max_bytes``: a reader that stops reading is cut off (the caller closes th
 connection, counts and logs it) instead of growing the server's memory without bound, and
 ``stalled(now)`` says when the peer has taken nothing for ``stall_deadline`` seconds while
 data waited, even if it keeps sending (pings, requests) meanwhile.
+
+:mod:`actorwire.actors.tcpserver` is the I/O shell around both: accept, an actor per
+connection, a writer task per outbox, slow readers dropped, counted and logged.
 """
 
 from __future__ import annotations

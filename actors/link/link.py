@@ -18,6 +18,7 @@ these actors only feed them time and messages.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -524,6 +525,12 @@ def _report(log: Any, on_state: StateListener, action: Report) -> None:
     on_state(action.state, action.reason)
 
 
+def _expire(future: concurrent.futures.Future[Any], reason: str) -> None:
+    if not future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            future.set_exception(TimeoutError(reason))
+
+
 class _LinkSupervisor(Supervisor):
     """The link's supervisor: marks the machine closing before it stops the link's actors
     for good, so that the reconnect actor tells a final stop from a restart."""
@@ -704,7 +711,22 @@ class Link:
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._actor("transport").tell(Call(request, future, float(timeout)))
+        try:
+            transport = self._actor("transport")
+        except LookupError:
+            future.set_exception(ConnectionError(f"link {self.name!r} is closed"))
+            return future
+        transport.tell(Call(request, future, float(timeout)))
+        # Backstop: a call held for a transport that never comes back (it was restarting
+        # and its supervisor gave up) still ends, with TimeoutError.
+        loop = self.system.io.loop
+        loop.call_soon_threadsafe(
+            loop.call_later,
+            timeout + 1.0,
+            _expire,
+            future,
+            f"link {self.name!r}: no answer to {type(request).__name__} within {timeout}s",
+        )
         return future
 
     def call(self, request: Any, timeout: float = 10.0) -> Any:
@@ -715,6 +737,11 @@ class Link:
         What a request is, and how its answer is found, is the adapter's
         (``LinkAdapter.request`` and ``route``'s replies, or ``Transport.request``).
         """
+        if self.system.io.in_loop_thread():
+            raise RuntimeError(
+                f"link {self.name!r}: call() would block the I/O loop that answers it; "
+                "use submit() and await the future (asyncio.wrap_future) instead"
+            )
         future = self.submit(request, timeout)
         try:
             # The loop ends the call at ``timeout``; the margin covers a transport that

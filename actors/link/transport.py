@@ -15,7 +15,8 @@ import abc
 import asyncio
 import concurrent.futures
 import contextlib
-from collections.abc import Callable, Hashable
+import inspect
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -181,7 +182,7 @@ class _Live:
         self.gen = gen
         self.outq: asyncio.Queue[list[Any]] = asyncio.Queue()
         self.replies: dict[Hashable, asyncio.Future[Any]] = {}
-        self.calls: set[asyncio.Task[None]] = set()
+        self.calls: set[asyncio.Future[Any]] = set()
 
 
 class Transport(Actor):
@@ -235,28 +236,28 @@ class Transport(Actor):
     async def close_connection(self) -> None:
         """Close the connection (idempotent)."""
 
-    async def request(self, request: Any) -> Any:
-        """Answer one ``Link.call`` on the open connection.
+    def request(self, request: Any) -> Awaitable[Any]:
+        """Start one ``Link.call`` on the open connection (on the I/O loop); the awaitable
+        gives its answer.
 
-        By default the adapter's frames for it go out in order with every other send and
-        the answer is the ``Reply`` that ``route`` finds for its key. Override for requests
-        the protocol answers out of band (a unary RPC on the same channel), calling
-        ``super().request`` for the rest.
+        By default the adapter's frames for it are queued at once, in order with every
+        other send, and the answer is the ``Reply`` that ``route`` finds for its key.
+        Override for requests the protocol answers out of band (return a coroutine: a
+        unary RPC on the same channel), calling ``super().request`` for the rest.
         """
         live = self._live
         if live is None:
             raise ConnectionError(f"not connected to {self.peer}")
         key, frames = self.adapter.request(request)
-        if key in live.replies:
+        waiting = live.replies.get(key)
+        if waiting is not None and not waiting.done():
             raise ValueError(f"a call with reply key {key!r} is already waiting")
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         live.replies[key] = answer
-        try:
-            live.outq.put_nowait(list(frames))
-            return await answer
-        finally:
-            if live.replies.get(key) is answer:
-                del live.replies[key]
+        # The key is released once the answer is in, or the call ends without one.
+        answer.add_done_callback(lambda _: _release(live.replies, key, answer))
+        live.outq.put_nowait(list(frames))
+        return answer
 
     # -- actor side ---------------------------------------------------------------------
 
@@ -305,31 +306,50 @@ class Transport(Actor):
         live.outq.put_nowait(frames)
 
     def _start_call(self, call: Call) -> None:
+        future = call.future
         live = self._live
-        if call.future.done():
+        if future.done():
             return
         if live is None:
-            _settle(call.future, error=ConnectionError(f"not connected to {self.peer}"))
+            _settle(future, error=ConnectionError(f"not connected to {self.peer}"))
             return
-        task = asyncio.ensure_future(self._run_call(call))
-        live.calls.add(task)
-        task.add_done_callback(live.calls.discard)
-
-    async def _run_call(self, call: Call) -> None:
-        future = call.future
         try:
-            result = await asyncio.wait_for(self.request(call.request), call.timeout)
-        except asyncio.CancelledError:
-            # The connection ended (or the transport stopped) before the answer came.
-            _settle(
-                future,
-                error=ConnectionError(f"the connection to {self.peer} ended before the answer"),
-            )
-            raise
-        except BaseException as exc:  # noqa: BLE001 - the caller gets whatever failed
+            answer = self.request(call.request)  # frames queued now: in order with sends
+        except Exception as exc:  # noqa: BLE001 - the caller gets what was wrong
             _settle(future, error=exc)
-        else:
-            _settle(future, result)
+            return
+        task = asyncio.ensure_future(asyncio.wait_for(answer, call.timeout))
+        live.calls.add(task)
+        peer = self.peer
+
+        def finished(task: asyncio.Future[Any]) -> None:
+            live.calls.discard(task)
+            if isinstance(answer, asyncio.Future):
+                answer.cancel()  # a task cancelled before its first step left it waiting
+            elif inspect.iscoroutine(answer) and inspect.getcoroutinestate(answer) == _CREATED:
+                answer.close()  # never started: nothing to undo
+            if task.cancelled():
+                # The connection ended (or the caller gave up) before the answer: this
+                # runs even for a task cancelled before its first step.
+                _settle(
+                    future,
+                    error=ConnectionError(f"the connection to {peer} ended before the answer"),
+                )
+            elif task.exception() is not None:
+                _settle(future, error=task.exception())
+            else:
+                _settle(future, task.result())
+
+        task.add_done_callback(finished)
+        loop = asyncio.get_running_loop()
+
+        def abandon() -> None:
+            task.cancel()
+            if isinstance(answer, asyncio.Future):
+                answer.cancel()  # done at once: its reply key is free for the next call
+
+        # A caller that cancels its future ends the call and releases its reply key.
+        future.add_done_callback(lambda f: f.cancelled() and loop.call_soon_threadsafe(abandon))
 
     def _connect(self, gen: int) -> None:
         self._close()
@@ -490,6 +510,14 @@ class Transport(Actor):
                 return
 
 
+_CREATED = inspect.CORO_CREATED
+
+
+def _release(waiting: dict[Hashable, Any], key: Hashable, answer: Any) -> None:
+    if waiting.get(key) is answer:
+        del waiting[key]
+
+
 def _settle(
     future: concurrent.futures.Future[Any], result: Any = None, error: BaseException | None = None
 ) -> None:
@@ -510,7 +538,15 @@ class FrameCodec(Protocol):
 
 
 class TcpTransport(Transport):
-    """A TCP stream transport: bytes through a sans-I/O codec; frames to write are bytes."""
+    """A TCP stream transport: bytes through a sans-I/O codec; frames to write are bytes.
+
+    ``ssl``: a client context (``actorwire.actors.tls.client_context``) to speak TLS, the
+    server's certificate checked against ``host``. A failed handshake (an untrusted
+    certificate, a plaintext server) is a failed dial: the link redials with backoff.
+    """
+
+    if TYPE_CHECKING:
+        from ssl import SSLContext  # noqa: PLC0415 - for the annotation only
 
     read_size = 65536
 
@@ -521,10 +557,12 @@ class TcpTransport(Transport):
         host: str,
         port: int,
         codec: Callable[[], FrameCodec],
+        ssl: SSLContext | None = None,
     ) -> None:
         super().__init__(adapter, wiring)
         self.host = host
         self.port = port
+        self.ssl = ssl
         self._codec_factory = codec
         self._codec: FrameCodec | None = None
         self._reader_stream: asyncio.StreamReader | None = None
@@ -534,7 +572,7 @@ class TcpTransport(Transport):
     async def open(self) -> None:
         self._codec = self._codec_factory()
         self._reader_stream, self._writer_stream = await asyncio.open_connection(
-            self.host, self.port
+            self.host, self.port, ssl=self.ssl
         )
 
     async def read(self) -> list[Any]:

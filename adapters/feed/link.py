@@ -17,6 +17,7 @@ from actorwire.actors.link import (
     Transport,
     Wiring,
 )
+from actorwire.actors.tls import StrPath, client_context
 
 from .protocol import HOST, Data, Err, FeedCodec, Garbage, Ok, Ping, Pong
 
@@ -26,19 +27,31 @@ __all__ = ["FeedAdapter"]
 class FeedAdapter(LinkAdapter):
     """Feed protocol hooks for a Link; data items are ``Data`` frames, sequenced per stream.
 
-    The token is kept out of reprs and logs.
+    ``cafile`` (PEM) speaks TLS to a server whose certificate that CA signed for ``host``;
+    a bad path raises ``TlsConfigError`` at once. The token is kept out of reprs and logs.
     """
 
-    def __init__(self, port: int, token: str = "secret", host: str = HOST) -> None:
+    def __init__(
+        self,
+        port: int,
+        token: str = "secret",
+        host: str = HOST,
+        *,
+        cafile: StrPath | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self._token = token
+        self._ssl = client_context(cafile) if cafile is not None else None
 
     def __repr__(self) -> str:
-        return f"FeedAdapter({self.host}:{self.port})"
+        tls = ", tls" if self._ssl is not None else ""
+        return f"FeedAdapter({self.host}:{self.port}{tls})"
 
     def make_transport(self, wiring: Wiring) -> Transport:
-        return TcpTransport(self, wiring, self.host, self.port, lambda: FeedCodec(role="client"))
+        return TcpTransport(
+            self, wiring, self.host, self.port, lambda: FeedCodec(role="client"), ssl=self._ssl
+        )
 
     def route(self, frames: list[Any]) -> Routed:
         out = Routed()

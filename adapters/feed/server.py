@@ -1,16 +1,31 @@
 """An embedded feed server with fault injection: kill, restart, silence, skip, repeat,
-reorder and garbage. Runs its own asyncio loop thread, bound to 127.0.0.1."""
+reorder and garbage. Bound to 127.0.0.1, optionally over TLS.
+
+It is built on the kit's :class:`~actorwire.actors.tcpserver.TcpServer`: one actor per
+connection runs that client's ``_FeedSession`` (its codec and login), every frame for a
+client goes through the client's byte-bounded outbox, and a client that stops reading is
+dropped (``max_outbox_bytes``, ``stall_deadline``), counted and logged. Published frames
+fan out through a :class:`~actorwire.actors.serving.TopicIndex` of subscriptions.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
-from ...actors.ioloop import IOLoop
+from ...actors.serving import TopicIndex
+from ...actors.system import ActorSystem
+from ...actors.tcpserver import (
+    DEFAULT_MAX_OUTBOX_BYTES,
+    DEFAULT_STALL_DEADLINE,
+    ServerConnection,
+    ServerStats,
+    TcpServer,
+)
+from ...actors.tls import StrPath, server_context
 from .protocol import (
     HOST,
     Auth,
@@ -28,55 +43,58 @@ __all__ = ["FeedServer"]
 _T = TypeVar("_T")
 
 
-class _Conn(asyncio.Protocol):
-    """One client connection; all logic lives in ``FeedServer`` (runs on the loop thread)."""
+class _FeedSession:
+    """One client: its codec and login. Its connection actor calls it; the server's lock
+    guards everything it shares."""
 
-    def __init__(self, server: FeedServer, loop: asyncio.AbstractEventLoop, generation: int):
+    __slots__ = ("authed", "codec", "conn", "server")
+
+    def __init__(self, server: FeedServer, conn: ServerConnection) -> None:
         self.server = server
-        self.generation = generation
+        self.conn = conn
         self.codec = FeedCodec(role="server")
-        self.transport: asyncio.Transport | None = None
         self.authed = False
-        self.subs: set[str] = set()
-        self.closed: asyncio.Future[None] = loop.create_future()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Register with the server (or drop at once if it went down meanwhile)."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.server._on_connect(self)
-
-    def data_received(self, data: bytes) -> None:
-        """Hand bytes to the server's command handler."""
+    def on_data(self, data: bytes) -> None:
         self.server._on_data(self, data)
 
-    def eof_received(self) -> bool:
-        """Close our side too when the client half-closes."""
-        return False
+    def on_closed(self, reason: str) -> None:
+        self.server._on_closed(self)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Unregister and resolve ``closed``."""
-        self.server._on_disconnect(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def send(self, data: bytes) -> None:
-        """Write unless the transport is already closing."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+    def __repr__(self) -> str:
+        return f"<_FeedSession {self.conn.peer} authed={self.authed}>"
 
 
 class FeedServer:
-    """Controllable feed server on 127.0.0.1, running an asyncio loop on its own thread.
+    """Controllable feed server on 127.0.0.1.
 
-    Control methods are thread-safe and return once their effect has happened on the loop.
-    Every published frame is retained forever (per stream, seq from 1) for SUB and REPLAY.
+    Control methods are thread-safe and return once their effect has happened on the loop:
+    what they send is handed to each client's socket (or, for a client that has fallen
+    behind, queued in its outbox). Every published frame is retained
+    forever (per stream, seq from 1) for SUB and REPLAY.
+
+    ``max_outbox_bytes`` and ``stall_deadline`` bound what waits for a client: one whose
+    outbox would pass the bound, or that takes nothing for ``stall_deadline`` seconds while
+    frames wait (however much it pings), is dropped and counted (``slow_readers_dropped``).
+    A SUB or REPLAY queues its retained frames at once, so they must fit in the bound too.
+    ``certfile`` and ``keyfile`` (PEM) serve over TLS; a client whose handshake fails is
+    counted (``tls_failures``) and closed. ``system`` runs the server on that actor
+    system's dispatcher and I/O loop instead of one of its own.
     """
 
     CALL_TIMEOUT = 10.0
 
     def __init__(
-        self, streams: Iterable[str] = ("A",), token: str = "secret", port: int = 0
+        self,
+        streams: Iterable[str] = ("A",),
+        token: str = "secret",
+        port: int = 0,
+        *,
+        max_outbox_bytes: int = DEFAULT_MAX_OUTBOX_BYTES,
+        stall_deadline: float = DEFAULT_STALL_DEADLINE,
+        certfile: StrPath | None = None,
+        keyfile: StrPath | None = None,
+        system: ActorSystem | None = None,
     ) -> None:
         names = tuple(streams)
         if not names:
@@ -85,19 +103,35 @@ class FeedServer:
             _field("stream", name)
         self.token = _field("token", token)
         self.streams = names
+        if (certfile is None) != (keyfile is None):
+            given = "certfile" if keyfile is None else "keyfile"
+            raise ValueError(f"FeedServer TLS needs both certfile and keyfile; got only {given}")
+        self._ssl = server_context(certfile, keyfile) if certfile and keyfile else None
+        if (
+            isinstance(max_outbox_bytes, bool)
+            or not isinstance(max_outbox_bytes, int)
+            or max_outbox_bytes < 1
+        ):
+            raise ValueError(
+                f"FeedServer max_outbox_bytes must be an int >= 1, got {max_outbox_bytes!r}"
+            )
+        if not stall_deadline > 0:
+            raise ValueError(
+                f"FeedServer stall_deadline must be > 0 seconds, got {stall_deadline!r}"
+            )
+        self.max_outbox_bytes = max_outbox_bytes
+        self.stall_deadline = float(stall_deadline)
         self._port = port
+        self._system_arg = system
         self._history: dict[str, list[bytes]] = {name: [] for name in names}
-        # loop-side state (only mutated on the loop thread, or directly while not started)
-        self._conns: set[_Conn] = set()
-        self._srv: asyncio.Server | None = None
-        self._listening = False
-        self._generation = 0
+        # Shared state, guarded by the lock of _cond (control methods and sessions alike).
+        self._sessions: dict[_FeedSession, None] = {}
+        self._index: TopicIndex[str, _FeedSession] = TopicIndex()
         self._silent = False
         self._skip = 0
         self._repeat = 0
         self._reorder = 0
         self._held: list[tuple[str, bytes]] = []
-        # counters, read from any thread under _cond
         self._auth_failures = 0
         self._garbage_received = 0
         self._frames_received = 0
@@ -105,9 +139,11 @@ class FeedServer:
         self._replay_requests: list[tuple[str, int, int]] = []
         self._version = 0
         self._cond = threading.Condition(threading.RLock())
-        # thread management
+        self._stats = ServerStats()  # runs on across kill, restart, stop and start
+        # lifecycle
         self._control = threading.RLock()
-        self._io: IOLoop | None = None
+        self._system: ActorSystem | None = None
+        self._tcp: TcpServer | None = None
 
     # -- lifecycle --
 
@@ -117,56 +153,88 @@ class FeedServer:
         return self._port
 
     @property
+    def tls(self) -> bool:
+        """True when the server speaks TLS (``certfile`` and ``keyfile`` given)."""
+        return self._ssl is not None
+
+    @property
     def running(self) -> bool:
-        """True while the loop thread runs (even if killed)."""
-        return self._io is not None
+        """True while started (even if killed)."""
+        return self._tcp is not None
 
     @property
     def listening(self) -> bool:
         """True while accepting connections (False after ``kill`` until ``restart``)."""
-        return self._listening
+        tcp = self._tcp
+        return tcp is not None and tcp.listening
 
     def start(self) -> None:
-        """Start the loop thread and listen; no-op if already running."""
+        """Start (its actor system, unless one was given) and listen; no-op if running."""
         with self._control:
-            if self._io is not None:
+            if self._tcp is not None:
                 return
-            self._io = IOLoop("FeedServer")
+            own = self._system_arg is None
+            system = ActorSystem("FeedServer") if own else self._system_arg
+            assert system is not None
+            tcp = TcpServer(
+                system,
+                self._open_session,
+                host=HOST,
+                port=self._port,
+                ssl=self._ssl,
+                name="feed",
+                max_outbox_bytes=self.max_outbox_bytes,
+                stall_deadline=self.stall_deadline,
+                stats=self._stats,
+                on_change=self._notify,
+            )
+            tcp.call_timeout = self.CALL_TIMEOUT
             try:
-                self._call_async(self._listen)
+                self._check_thread(system)
+                tcp.start()
             except BaseException:
-                self._stop_thread()
+                if own:
+                    system.shutdown(self.CALL_TIMEOUT)
                 raise
+            self._system, self._tcp = system, tcp
+            self._port = tcp.port
 
     def stop(self) -> None:
-        """Close listener and all connections, stop and join the loop thread; idempotent."""
+        """Close the listener and every connection and stop its own actor system (threads
+        joined); idempotent."""
         with self._control:
-            if self._io is None:
+            tcp, system = self._tcp, self._system
+            if tcp is None or system is None:
                 return
+            self._check_thread(system)
             try:
-                self._call_async(self._shutdown)
+                tcp.stop()
             finally:
-                self._stop_thread()
+                self._tcp = self._system = None
+                if self._system_arg is None:
+                    system.shutdown(self.CALL_TIMEOUT)
+                    if system.io.alive:
+                        raise RuntimeError("FeedServer loop thread did not stop")
 
     def kill(self) -> None:
         """Abruptly drop the listener and every connection; history is kept until restart."""
         with self._control:
-            if self._io is None:
+            tcp = self._tcp
+            if tcp is None:
                 return
-            self._call_async(self._shutdown)
+            self._check_thread(tcp.system)
+            tcp.stop()
 
     def restart(self) -> None:
         """Listen again on the same port (killing first if still up); starts if stopped."""
         with self._control:
-            if self._io is None:
+            tcp = self._tcp
+            if tcp is None:
                 self.start()
                 return
-
-            async def again() -> None:
-                await self._shutdown()
-                await self._listen()
-
-            self._call_async(again)
+            self._check_thread(tcp.system)
+            tcp.stop()
+            tcp.start()
 
     def __enter__(self) -> Self:
         self.start()
@@ -197,15 +265,18 @@ class FeedServer:
 
     def skip_next(self, k: int = 1) -> None:
         """The next ``k`` published frames are retained but not sent live (a gap)."""
-        self._call(lambda: setattr(self, "_skip", self._skip + self._check_k(k)))
+        k = self._check_k(k)
+        self._call(lambda: setattr(self, "_skip", self._skip + k))
 
     def repeat_next(self, k: int = 1) -> None:
         """Each of the next ``k`` published frames is sent twice."""
-        self._call(lambda: setattr(self, "_repeat", self._repeat + self._check_k(k)))
+        k = self._check_k(k)
+        self._call(lambda: setattr(self, "_repeat", self._repeat + k))
 
     def reorder_next(self, k: int = 2) -> None:
         """Hold the next ``k`` published frames and send them in reverse once all ``k`` exist."""
-        self._call(lambda: setattr(self, "_reorder", self._reorder + self._check_k(k)))
+        k = self._check_k(k)
+        self._call(lambda: setattr(self, "_reorder", self._reorder + k))
 
     def clear_faults(self) -> None:
         """Cancel pending skip/repeat/reorder; frames held for reordering are sent (reversed)."""
@@ -229,8 +300,8 @@ class FeedServer:
         raw = bytes(data)
 
         def write() -> None:
-            for conn in list(self._conns):
-                conn.send(raw)
+            for session in list(self._sessions):
+                session.conn.send(raw)
 
         self._call(write)
 
@@ -239,7 +310,7 @@ class FeedServer:
     def connections(self) -> int:
         """Number of currently open client connections."""
         with self._cond:
-            return len(self._conns)
+            return len(self._sessions)
 
     @property
     def auth_failures(self) -> int:
@@ -271,6 +342,30 @@ class FeedServer:
         with self._cond:
             return list(self._replay_requests)
 
+    @property
+    def slow_readers_dropped(self) -> int:
+        """Clients dropped for not reading: an outbox over ``max_outbox_bytes`` or nothing
+        taken for ``stall_deadline`` seconds (both in ``server_stats()``)."""
+        return self._stats.dropped_slow_readers
+
+    @property
+    def tls_failures(self) -> int:
+        """Connections closed because their TLS handshake failed (e.g. a plaintext client)."""
+        return self._stats.tls_failures
+
+    def server_stats(self) -> dict[str, int]:
+        """The connection counters since creation: ``accepted``, ``closed``,
+        ``dropped_overflow``, ``dropped_stalled``, ``dropped_slow_readers``,
+        ``tls_failures``, ``session_errors``, ``bytes_in``, ``bytes_out``,
+        ``peak_outbox_bytes`` (the most any client's outbox held) and
+        ``peak_buffered_bytes`` (outbox plus socket buffer)."""
+        return self._stats.as_dict()
+
+    def outbox_bytes(self) -> int:
+        """Bytes waiting in the open connections' outboxes now."""
+        tcp = self._tcp
+        return sum(c.outbox_bytes for c in tcp.connections()) if tcp is not None else 0
+
     def last_seq(self, stream: str) -> int:
         """Highest seq published on ``stream`` (0 if none)."""
         with self._cond:
@@ -292,132 +387,91 @@ class FeedServer:
                 if self._version == seen:
                     self._cond.wait(min(remaining, 0.05))
 
-    # -- thread plumbing --
+    # -- plumbing --
 
-    def _stop_thread(self) -> None:
-        """Stop the loop, join its thread and forget both."""
-        io, self._io = self._io, None
-        if io is None:
-            return
-        io.shutdown(self.CALL_TIMEOUT)
-        if io.alive:
-            raise RuntimeError("FeedServer loop thread did not stop")
-
-    def _check_thread(self) -> IOLoop | None:
-        io = self._io
-        if io is not None and io.in_loop_thread():
+    @staticmethod
+    def _check_thread(system: ActorSystem) -> None:
+        if system.io.in_loop_thread():
             raise RuntimeError("FeedServer control methods must not run on its loop thread")
-        return io
 
     def _call(self, fn: Callable[[], _T]) -> _T:
-        """Run ``fn`` on the loop thread and wait for it (directly if not started)."""
-        with self._control:
-            io = self._check_thread()
-            if io is None:
+        """Run ``fn`` with the state lock held: on the loop thread while started (so what it
+        sends is handed to the sockets by the time it returns), directly otherwise."""
+
+        def locked() -> _T:
+            with self._cond:
                 return fn()
-            return io.call(fn, self.CALL_TIMEOUT)
 
-    def _call_async(self, fn: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-        """Run coroutine function ``fn`` on the loop thread and wait for its result."""
         with self._control:
-            io = self._check_thread()
-            assert io is not None
-            return io.run(fn(), self.CALL_TIMEOUT)
-
-    # -- loop-side implementation --
+            tcp = self._tcp
+            if tcp is None:
+                return locked()
+            self._check_thread(tcp.system)
+            return tcp.system.io.call(locked, self.CALL_TIMEOUT)
 
     def _changed(self) -> None:
         """Wake ``wait_for`` callers (call with ``_cond`` held)."""
         self._version += 1
         self._cond.notify_all()
 
-    async def _listen(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._generation += 1
-        generation = self._generation
-        self._srv = await loop.create_server(
-            lambda: _Conn(self, loop, generation),
-            host=HOST,
-            port=self._port,
-            reuse_address=True,
-        )
-        self._port = self._srv.sockets[0].getsockname()[1]
-        self._listening = True
+    def _notify(self) -> None:
         with self._cond:
             self._changed()
 
-    async def _shutdown(self) -> None:
-        """Close the listener and abort every connection, waiting until they are gone."""
-        self._listening = False
-        self._generation += 1
-        srv, self._srv = self._srv, None
-        if srv is not None:
-            srv.close()
-            await srv.wait_closed()
-        conns = list(self._conns)
-        for conn in conns:
-            if conn.transport is not None:
-                conn.transport.abort()
-        if conns:
-            await asyncio.wait_for(
-                asyncio.gather(*(c.closed for c in conns)), timeout=self.CALL_TIMEOUT
-            )
+    # -- sessions (on their connection actors) --
+
+    def _open_session(self, conn: ServerConnection) -> _FeedSession:
+        session = _FeedSession(self, conn)
         with self._cond:
+            self._sessions[session] = None
+            self._changed()
+        return session
+
+    def _on_closed(self, session: _FeedSession) -> None:
+        with self._cond:
+            self._sessions.pop(session, None)
+            self._index.remove_subscriber(session)
             self._changed()
 
-    def _on_connect(self, conn: _Conn) -> None:
-        if not self._listening or conn.generation != self._generation:
-            assert conn.transport is not None
-            conn.transport.abort()
+    def _on_data(self, session: _FeedSession, data: bytes) -> None:
+        session.codec.receive_data(data)
+        events = session.codec.events()
+        if not events:
             return
+        conn = session.conn
         with self._cond:
-            self._conns.add(conn)
+            self._frames_received += len(events)
             self._changed()
+            for frame in events:
+                if self._silent:
+                    continue
+                if conn.closed:
+                    return
+                try:
+                    self._handle(session, frame)
+                except Exception as exc:  # noqa: BLE001 - a handler bug must not end the session
+                    conn.send(FeedCodec.encode_err(f"internal error {type(exc).__name__}"))
 
-    def _on_disconnect(self, conn: _Conn) -> None:
-        with self._cond:
-            self._conns.discard(conn)
-            self._changed()
-
-    def _on_data(self, conn: _Conn, data: bytes) -> None:
-        conn.codec.receive_data(data)
-        events = conn.codec.events()
-        if events:
-            with self._cond:
-                self._frames_received += len(events)
-                self._changed()
-        for frame in events:
-            if self._silent:
-                continue
-            if conn.transport is None or conn.transport.is_closing():
-                return
-            try:
-                self._handle(conn, frame)
-            except Exception as exc:  # noqa: BLE001 - never let a handler bug kill the connection loop
-                conn.send(FeedCodec.encode_err(f"internal error {type(exc).__name__}"))
-
-    def _handle(self, conn: _Conn, frame: Frame) -> None:
-        """Answer one decoded client frame."""
+    def _handle(self, session: _FeedSession, frame: Frame) -> None:
+        """Answer one decoded client frame (``_cond`` held)."""
         enc = FeedCodec
+        conn = session.conn
         if isinstance(frame, Garbage):
-            with self._cond:
-                self._garbage_received += 1
-                self._changed()
+            self._garbage_received += 1
+            self._changed()
             conn.send(enc.encode_err(frame.reason))
             return
         if isinstance(frame, Auth):
             if frame.token == self.token:
-                conn.authed = True
+                session.authed = True
                 conn.send(enc.encode_ok("auth"))
                 return
-            with self._cond:
-                self._auth_failures += 1
-                self._changed()
+            self._auth_failures += 1
+            self._changed()
             conn.send(enc.encode_err("bad token"))
-            assert conn.transport is not None
-            conn.transport.close()
+            conn.close()
             return
-        if not conn.authed:
+        if not session.authed:
             conn.send(enc.encode_err("not authenticated"))
             return
         if isinstance(frame, Ping):
@@ -427,29 +481,28 @@ class FeedServer:
             if history is None:
                 conn.send(enc.encode_err(f"unknown stream {frame.stream}"))
                 return
-            conn.send(enc.encode_ok(f"sub {frame.stream} {frame.from_seq}"))
-            # history and going live happen in one loop step: no frame lost or doubled
-            for line in history[max(frame.from_seq, 1) - 1 :]:
-                conn.send(line)
-            conn.subs.add(frame.stream)
-            with self._cond:
-                self._subscriptions += 1
-                self._changed()
+            # The reply, the history and going live happen under one lock: no frame is
+            # lost or doubled between them.
+            ok = enc.encode_ok(f"sub {frame.stream} {frame.from_seq}")
+            conn.send([ok, *history[max(frame.from_seq, 1) - 1 :]])
+            self._index.add(session, frame.stream)
+            self._subscriptions += 1
+            self._changed()
         elif isinstance(frame, Replay):
-            with self._cond:
-                self._replay_requests.append((frame.stream, frame.first, frame.last))
-                self._changed()
+            self._replay_requests.append((frame.stream, frame.first, frame.last))
+            self._changed()
             history = self._history.get(frame.stream)
             if history is None:
                 conn.send(enc.encode_err(f"unknown stream {frame.stream}"))
             elif frame.first < 1 or frame.last < frame.first:
                 conn.send(enc.encode_err(f"bad range {frame.first} {frame.last}"))
             else:
-                conn.send(enc.encode_ok(f"replay {frame.stream} {frame.first} {frame.last}"))
-                for line in history[frame.first - 1 : frame.last]:
-                    conn.send(line)
+                ok = enc.encode_ok(f"replay {frame.stream} {frame.first} {frame.last}")
+                conn.send([ok, *history[frame.first - 1 : frame.last]])
         else:  # cannot happen with role="server", kept for safety
             conn.send(enc.encode_err("unexpected frame"))
+
+    # -- publishing (``_cond`` held) --
 
     @staticmethod
     def _check_k(k: int) -> int:
@@ -467,9 +520,8 @@ class FeedServer:
             )
             for seq in seqs
         ]
-        with self._cond:
-            history.extend(lines)
-            self._changed()
+        history.extend(lines)
+        self._changed()
         for line in lines:
             self._emit(stream, line)
         return seqs
@@ -500,6 +552,5 @@ class FeedServer:
     def _send_live(self, stream: str, line: bytes) -> None:
         if self._silent:
             return
-        for conn in list(self._conns):
-            if stream in conn.subs:
-                conn.send(line)
+        for session in self._index.match(stream):  # the stream's subscribers only
+            session.conn.send(line)

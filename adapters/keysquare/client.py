@@ -12,10 +12,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import difflib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Literal
 
@@ -24,6 +26,7 @@ from actorwire.actors import ActorSystem, Address, Backoff
 from actorwire.actors.callbacks import plain_callback, user_callback
 from actorwire.actors.link import Link, LinkState
 from actorwire.actors.statecell import StateCell
+from actorwire.actors.tls import client_context
 from actorwire.actors.twins import twin
 
 from . import keysquare_pb2 as pb
@@ -99,6 +102,7 @@ class KeySession:
         heartbeat_deadline: float = 5.0,
         backoff: Backoff | None = None,
         max_pending: int = 100_000,
+        tls_ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(application_name, str) or not application_name:
             raise ValueError(
@@ -148,6 +152,7 @@ class KeySession:
             on_progress=self._set_state,
             on_registered=self._on_registered,
             on_schema=self._on_schema,
+            root_certificates=_ca_certificates(tls_ca_file),
         )
         self._log = log.bind(application=application_name, url=url)
         if auto_start:
@@ -326,6 +331,12 @@ class KeySession:
     def _allowed(self, data_type: str, schema: str, verb: str) -> _TypeInfo:
         """The type to read, publish or edit, once started and if the application may."""
         self._check_started()
+        assert self._system is not None
+        if self._system.io.in_loop_thread():
+            raise RuntimeError(
+                "a blocking KeySession call from the I/O loop (an async def callback) would "
+                "block the loop that answers it: await the a* form instead (asnapshot, ...)"
+            )
         info = self._resolve(data_type, schema)
         if not (info.can_read if verb == "read" else info.can_publish):
             raise PermissionError(
@@ -462,6 +473,8 @@ class KeySession:
                 f"subscribe to {data_type!r}: the cached records did not arrive within {timeout}s"
             ) from None
         except Exception:
+            with contextlib.suppress(Exception):  # the router forgets it (refcounts, parked)
+                self._router.ask(_Remove(sub), timeout=timeout)
             self._discard(sub)
             raise
         return sub
@@ -712,6 +725,14 @@ class KeySession:
     apublish_many = twin(publish_many)
     aedit = twin(edit)
     astore = twin(store)
+
+
+def _ca_certificates(cafile: str | os.PathLike[str] | None) -> bytes | None:
+    """The PEM CA certificates to trust, checked by the kit first (a clear error at once)."""
+    if cafile is None:
+        return None
+    client_context(cafile)  # raises TlsConfigError naming the bad file
+    return Path(cafile).read_bytes()
 
 
 def _rpc_error(exc: Exception, what: str) -> Exception:

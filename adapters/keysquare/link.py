@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,8 +121,10 @@ class KeySquareAdapter(LinkAdapter):
         on_progress: Callable[[KeySessionState, str], None],
         on_registered: Callable[[pb.RegisterReply], None],
         on_schema: Callable[[pb.SchemaReply], None],
+        root_certificates: bytes | None = None,
     ) -> None:
         self.url = url
+        self.root_certificates = root_certificates  # PEM CAs: TLS when set
         self.application_name = application_name
         self._api_key = api_key
         self.timeout = timeout
@@ -209,7 +211,11 @@ class KeySquareTransport(Transport):
 
     async def open(self) -> None:
         ks = self.ks
-        self._channel = grpc.aio.insecure_channel(ks.url, options=CHANNEL_OPTIONS)
+        if ks.root_certificates is None:
+            self._channel = grpc.aio.insecure_channel(ks.url, options=CHANNEL_OPTIONS)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=ks.root_certificates)
+            self._channel = grpc.aio.secure_channel(ks.url, credentials, options=CHANNEL_OPTIONS)
         stub = pb_grpc.KeyAccessStub(self._channel)  # type: ignore[no-untyped-call]
         self._stub = stub
         ks.on_progress(KeySessionState.REGISTERING, f"registering with {ks.url}")
@@ -276,14 +282,14 @@ class KeySquareTransport(Transport):
             with contextlib.suppress(Exception):
                 await channel.close()
 
-    async def request(self, request: Any) -> Any:
+    def request(self, request: Any) -> Awaitable[Any]:
         """Snapshot and GetSchema are unary calls on the current channel; the rest are
         session messages answered by an ack."""
         if isinstance(request, SnapshotCall):
-            return await self._snapshot(request.topic)
+            return self._snapshot(request.topic)
         if isinstance(request, SchemaCall):
-            return await self._schema()
-        return await super().request(request)
+            return self._schema()
+        return super().request(request)
 
     def _current_stub(self) -> pb_grpc.KeyAccessStub:
         stub = self._stub

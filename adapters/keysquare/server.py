@@ -25,6 +25,7 @@ import structlog
 from actorwire.actors import log as _log  # noqa: F401  (installs secret redaction)
 
 from ...actors.ioloop import IOLoop
+from ...actors.tls import server_context
 from . import keysquare_pb2 as pb
 from . import keysquare_pb2_grpc as pb_grpc
 from .config import AppConfig, PlatformConfig, load_config
@@ -175,9 +176,11 @@ class PlatformServer:
         host: str = "127.0.0.1",
         port: int = 0,
         outbound_limit: int = OUTBOUND_LIMIT,
+        tls: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.config = config
         self.host = host
+        self._tls = tls  # (private key, certificate chain), PEM; never logged
         self._requested_port = port
         self.port = 0
         self.store = store
@@ -237,7 +240,11 @@ class PlatformServer:
         add_servicer(_KeyAccess(self), server)
         address = f"{self.host}:{self._requested_port}"
         try:
-            port = server.add_insecure_port(address)
+            if self._tls is None:
+                port = server.add_insecure_port(address)
+            else:
+                credentials = grpc.ssl_server_credentials([self._tls])
+                port = server.add_secure_port(address, credentials)
             if port == 0:
                 raise RuntimeError("no port bound")
             await server.start()
@@ -251,7 +258,13 @@ class PlatformServer:
             raise OSError(f"keysquare platform cannot listen on {address}: {exc}") from None
         self._grpc, self.port = server, port
         self._reaper = asyncio.create_task(self._reap())
-        log.info("platform listening", host=self.host, port=port, store=self.store.path)
+        log.info(
+            "platform listening",
+            host=self.host,
+            port=port,
+            tls=self._tls is not None,
+            store=self.store.path,
+        )
 
     def stop(self, grace: float = 1.0) -> None:
         """End every session stream, stop the server and its thread, close the store."""
@@ -645,13 +658,17 @@ def serve(
     store_path: str | Path | None = None,
     *,
     outbound_limit: int = OUTBOUND_LIMIT,
+    certfile: str | Path | None = None,
+    keyfile: str | Path | None = None,
 ) -> PlatformServer:
     """Start the embedded platform and return its handle (``.port`` is the bound port).
 
     ``config`` is a PlatformConfig or a TOML path (None: the packaged default). With
     ``store_path`` None the config's store_path is used, else an in-memory store (with a
-    warning, unless asked for by name: ``store_path=":memory:"``).
+    warning, unless asked for by name: ``store_path=":memory:"``). ``certfile`` and
+    ``keyfile`` (PEM, both or neither) serve over TLS.
     """
+    tls = _tls_files(certfile, keyfile)
     cfg = config if isinstance(config, PlatformConfig) else load_config(config)
     path = store_path if store_path is not None else cfg.store_path
     if not path:
@@ -664,9 +681,21 @@ def serve(
         log.info("message store is in memory")
     store = MessageStore(path)
     try:
-        server = PlatformServer(cfg, store, host, port, outbound_limit)
+        server = PlatformServer(cfg, store, host, port, outbound_limit, tls)
     except BaseException:
         store.close()
         raise
     server.start()
     return server
+
+
+def _tls_files(
+    certfile: str | Path | None, keyfile: str | Path | None
+) -> tuple[bytes, bytes] | None:
+    """The (key, certificate) pair gRPC wants, checked first by the kit (clear errors)."""
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise ValueError("TLS needs both certfile and keyfile (PEM files), or neither")
+    server_context(certfile, keyfile)  # raises TlsConfigError naming the bad file
+    return Path(keyfile).read_bytes(), Path(certfile).read_bytes()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
 import json
 import threading
@@ -506,6 +507,41 @@ def test_awaitable_forms(ks: KeySession) -> None:
         return len(rows)
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_blocking_call_from_an_async_callback_is_refused_and_the_awaitable_works(
+    ks: KeySession,
+) -> None:
+    outcome: list[str] = []
+    done = threading.Event()
+
+    async def on_price(message: KeyMessage) -> None:
+        try:
+            ks.snapshot("Price")
+        except RuntimeError as exc:
+            outcome.append(str(exc))
+        rows = await ks.asnapshot("Price", return_type="list")
+        outcome.append(f"{len(rows)} rows")
+        done.set()
+
+    ks.subscribe("Price", callback=on_price, subscription_type=SubscriptionType.LIVE_ONLY)
+    ks.publish("Price", "LOOP", price("LOOP"))
+    assert done.wait(10)
+    assert "await the a* form" in outcome[0]
+    assert outcome[1] == "1 rows"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("start", "stop", "snapshot", "subscribe", "unsubscribe"),
+        *("publish", "publish_many", "edit", "store"),
+    ],
+)
+def test_each_awaitable_form_has_the_blocking_calls_signature(name: str) -> None:
+    blocking, awaitable = getattr(KeySession, name), getattr(KeySession, f"a{name}")
+    assert inspect.iscoroutinefunction(awaitable)
+    assert inspect.signature(awaitable) == inspect.signature(blocking)
 
 
 # -- recovery ---------------------------------------------------------------------------------
