@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +33,18 @@ class Reply:
     ``set``/``set_exception``/``get`` calls the actor loop and pykka use.
     """
 
-    __slots__ = ("_done", "_exc", "_value")
+    __slots__ = ("_done", "_exc", "_hook", "_value")
 
     def __init__(self) -> None:
         self._done = threading.Lock()
         self._done.acquire()
         self._value: Any = None
         self._exc: ExcInfo | None = None
+        self._hook: Callable[[float | None], Any] | None = None
+
+    def set_get_hook(self, func: Callable[[float | None], Any]) -> None:
+        """``get`` returns ``func(timeout)`` instead (pykka's ``ActorRef.stop`` uses it)."""
+        self._hook = func
 
     def set(self, value: Any = None) -> None:
         self._value = value
@@ -57,6 +63,8 @@ class Reply:
             pass  # already answered (e.g. a reply raced a dead-letter rejection)
 
     def get(self, timeout: float | None = None) -> Any:
+        if self._hook is not None:
+            return self._hook(timeout)
         if not self._done.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
             raise TimeoutError
         self._done.release()

@@ -111,7 +111,16 @@ class DefinitionPipeline(Pipeline):
             ),
         )
         self.definition = definition
-        self.servers = {s.name: DefinedServer(s, definition.base_dir) for s in definition.servers}
+        self.servers: dict[str, DefinedServer] = {}
+        # (key path, what is wrong) per server that cannot be built: build_pipeline reports
+        # them with the stages' problems, in one pass.
+        self.server_errors: list[tuple[str, str]] = []
+        for spec in definition.servers:
+            try:
+                self.servers[spec.name] = DefinedServer(spec, definition.base_dir)
+            except ValueError as exc:
+                path, _, what = str(exc).partition(": ")
+                self.server_errors.append((path, what))
 
     def start(self) -> DefinitionPipeline:
         """Start the embedded servers, then the stages (servers stop again if that fails)."""
@@ -146,12 +155,19 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
 
     pipeline = DefinitionPipeline(definition, system)
     text = _source_text(definition)
-    errors: list[TomlError] = []
+    errors: list[TomlError] = [
+        TomlError(definition.source, path, what, locate(text, path) if text else None)
+        for path, what in pipeline.server_errors
+    ]
     refused: set[str] = set()
     with importable(definition.base_dir):
         for stage in definition.all_stages():
             if refused.intersection(stage.inputs):
                 refused.add(stage.name)  # its input was refused: no second error for it
+                continue
+            server = stage.params.get("server")
+            if server is not None and server not in pipeline.servers:
+                refused.add(stage.name)  # its server was refused: no second error for it
                 continue
             try:
                 params = _resolve_server(stage, pipeline.servers)

@@ -81,3 +81,10 @@ def test_the_stopped_event_is_set_when_first_read_after_the_actor_ended(
     address, actor = counter
     assert address.stop()
     assert actor.actor_stopped.is_set()
+
+
+def test_stopping_through_the_pykka_ref_stops_the_actor(counter: tuple[Address, Counter]) -> None:
+    address, actor = counter
+    assert actor.actor_ref.stop(timeout=5.0) is True
+    assert not address.is_alive()
+    assert actor.actor_ref.stop(timeout=5.0) is False  # already dead

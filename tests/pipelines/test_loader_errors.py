@@ -62,3 +62,44 @@ def test_a_server_kind_nobody_installed_is_named(tmp_path: Path) -> None:
         ValueError, match=r"servers\.radio\.kind: no installed adapter serves 'radio'"
     ):
         build_pipeline(definition)
+
+
+SERVER_AND_STAGE_ERRORS = """\
+[pipeline]
+name = "p"
+
+[servers.platform]
+kind = "keysquare"
+config = "missing.toml"
+
+[[sources]]
+name = "prices"
+kind = "keysquare"
+server = "platform"
+data_type = "Price"
+
+[[sources]]
+name = "ticks"
+kind = "synthetic_prices"
+rate = -5
+
+[[sinks]]
+name = "out"
+kind = "callback"
+from = ["prices", "ticks"]
+fn = "builtins:print"
+"""
+
+
+def test_a_server_that_cannot_be_built_is_reported_with_the_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(SERVER_AND_STAGE_ERRORS)
+    with pytest.raises(DefinitionError) as info:
+        build_pipeline(parse_definition(path))
+    found = [(e.path, e.line) for e in info.value.errors]
+    # One error for the server (not a second for the source that names it), one for the
+    # bad rate; the sink whose inputs were refused is not reported again.
+    assert found == [("servers.platform.config", 6), ("sources[1].rate", 17)]
+    assert "missing.toml: cannot read config" in str(info.value)
