@@ -7,7 +7,8 @@ Rules:
    socket side, on the system's I/O loop) and an actor on the system's dispatcher that owns
    the connection's :class:`Session` (the protocol logic, built by the server's
    ``session_factory``). The actor is a thin shell: it hands each read to
-   ``Session.on_data`` and the end to ``Session.on_closed``, once, and nothing else.
+   ``Session.on_data``, the end to ``Session.on_closed``, once, and, when the session
+   asked for it (``notify_writable``), room in the outbox to ``on_writable``.
 2. Every byte for a peer goes through its :class:`~actorwire.actors.serving.Outbox`:
    ``ServerConnection.send`` (from any thread) only queues there, and one writer task per
    connection drains it to the socket a chunk at a time, waiting for the socket to take
@@ -56,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_OUTBOX_BYTES",
     "DEFAULT_STALL_DEADLINE",
     "DEFAULT_WRITE_CHUNK",
+    "PacedSession",
     "ServerConnection",
     "ServerStats",
     "Session",
@@ -85,6 +87,14 @@ class Session(Protocol):
 
     def on_closed(self, reason: str) -> None:
         """The connection is over (called once, last)."""
+
+
+class PacedSession(Session, Protocol):
+    """A session that sends more than its outbox holds (a long history) in slices: it asks
+    ``ServerConnection.notify_writable()`` and sends the next slice from ``on_writable``."""
+
+    def on_writable(self) -> None:
+        """The outbox is down to half of ``max_outbox_bytes``: there is room for more."""
 
 
 SessionFactory = Callable[["ServerConnection"], Session]
@@ -160,6 +170,11 @@ class _Closed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Writable:
+    pass
+
+
 class ServerConnection:
     """One accepted connection: its outbox, writer and reader. ``send``, ``close`` and
     ``abort`` may be called from any thread; the rest runs on the I/O loop."""
@@ -191,6 +206,7 @@ class ServerConnection:
         self._pending_reads = 0
         self._reads_paused = False
         self._transport_buffered = 0
+        self._want_writable = False
         # on the loop
         self._wake = asyncio.Event()
         self._resume = asyncio.Event()
@@ -244,6 +260,31 @@ class ServerConnection:
             else:
                 self._call_soon(self._wake.set)
         return True
+
+    @property
+    def room(self) -> int:
+        """Bytes the outbox takes before its peer would be dropped as too slow."""
+        with self._lock:
+            return self._outbox.max_bytes - self._outbox.bytes
+
+    def notify_writable(self) -> None:
+        """Have the session's ``on_writable`` called (on its actor) once the outbox is down
+        to half of ``max_outbox_bytes``: at once if it is already. For sending more than
+        the outbox holds, a slice at a time, without the peer ever counting as slow."""
+        with self._lock:
+            if self._state != _OPEN:
+                return
+            now = self._outbox.bytes <= self._outbox.max_bytes // 2
+            self._want_writable = not now
+        if now and self.address is not None:
+            self.address.tell(_Writable())
+
+    def _took(self) -> None:
+        """After a take (``_lock`` held): tell the actor if its session waits for room."""
+        if self._want_writable and self._outbox.bytes <= self._outbox.max_bytes // 2:
+            self._want_writable = False
+            if self.address is not None:
+                self.address.tell(_Writable())
 
     def close(self) -> None:
         """Close after what is queued has been written; nothing more is taken."""
@@ -319,6 +360,7 @@ class ServerConnection:
                 frames = self._outbox.take(self._chunk, self._clock())
                 if not frames:
                     return
+                self._took()
             self._write_frames(frames)
         self._wake.set()
 
@@ -342,7 +384,9 @@ class ServerConnection:
         while True:
             with self._lock:
                 frames = self._outbox.take(self._chunk, clock())
-                if not frames:
+                if frames:
+                    self._took()
+                else:
                     if self._state != _OPEN:
                         break
                     self._writer_idle = True
@@ -408,6 +452,14 @@ class _ConnectionActor(Actor):
                 conn._server._session_failed(conn, exc)
             finally:
                 conn._read_handled()
+        elif type(message) is _Writable:
+            on_writable = getattr(self._session, "on_writable", None)
+            conn = self._conn
+            try:
+                if on_writable is not None and not conn.closed:
+                    on_writable()
+            except Exception as exc:  # noqa: BLE001 - a session bug ends its connection only
+                conn._server._session_failed(conn, exc)
         elif type(message) is _Closed:
             self._end(message.reason)
             self.system.stop(self.address)

@@ -47,16 +47,20 @@ class _FeedSession:
     """One client: its codec and login. Its connection actor calls it; the server's lock
     guards everything it shares."""
 
-    __slots__ = ("authed", "codec", "conn", "server")
+    __slots__ = ("authed", "catchup", "codec", "conn", "server")
 
     def __init__(self, server: FeedServer, conn: ServerConnection) -> None:
         self.server = server
         self.conn = conn
         self.codec = FeedCodec(role="server")
         self.authed = False
+        self.catchup: dict[str, int] = {}  # stream -> next seq of its history to send
 
     def on_data(self, data: bytes) -> None:
         self.server._on_data(self, data)
+
+    def on_writable(self) -> None:
+        self.server._on_writable(self)
 
     def on_closed(self, reason: str) -> None:
         self.server._on_closed(self)
@@ -76,7 +80,9 @@ class FeedServer:
     ``max_outbox_bytes`` and ``stall_deadline`` bound what waits for a client: one whose
     outbox would pass the bound, or that takes nothing for ``stall_deadline`` seconds while
     frames wait (however much it pings), is dropped and counted (``slow_readers_dropped``).
-    A SUB or REPLAY queues its retained frames at once, so they must fit in the bound too.
+    A SUB sends the retained history a slice at a time as the client takes it (a history
+    larger than the bound is fine), then goes live; a REPLAY's range is queued at once, so it
+    must fit in the bound.
     ``certfile`` and ``keyfile`` (PEM) serve over TLS; a client whose handshake fails is
     counted (``tls_failures``) and closed. ``system`` runs the server on that actor
     system's dispatcher and I/O loop instead of one of its own.
@@ -431,6 +437,7 @@ class FeedServer:
         with self._cond:
             self._sessions.pop(session, None)
             self._index.remove_subscriber(session)
+            session.catchup.clear()
             self._changed()
 
     def _on_data(self, session: _FeedSession, data: bytes) -> None:
@@ -481,11 +488,10 @@ class FeedServer:
             if history is None:
                 conn.send(enc.encode_err(f"unknown stream {frame.stream}"))
                 return
-            # The reply, the history and going live happen under one lock: no frame is
-            # lost or doubled between them.
-            ok = enc.encode_ok(f"sub {frame.stream} {frame.from_seq}")
-            conn.send([ok, *history[max(frame.from_seq, 1) - 1 :]])
-            self._index.add(session, frame.stream)
+            conn.send(enc.encode_ok(f"sub {frame.stream} {frame.from_seq}"))
+            self._index.remove(session, frame.stream)  # a resubscribe starts over
+            session.catchup[frame.stream] = max(frame.from_seq, 1)
+            self._catch_up(session, frame.stream)
             self._subscriptions += 1
             self._changed()
         elif isinstance(frame, Replay):
@@ -501,6 +507,41 @@ class FeedServer:
                 conn.send([ok, *history[frame.first - 1 : frame.last]])
         else:  # cannot happen with role="server", kept for safety
             conn.send(enc.encode_err("unexpected frame"))
+
+    def _on_writable(self, session: _FeedSession) -> None:
+        with self._cond:
+            for stream in list(session.catchup):
+                if session.conn.closed:
+                    return
+                self._catch_up(session, stream)
+
+    def _catch_up(self, session: _FeedSession, stream: str) -> None:
+        """Send the next slice of ``stream``'s history (``_cond`` held): half the outbox's
+        room at a time, so a history larger than the outbox never makes the subscriber a
+        slow reader. What is published meanwhile joins the history and goes in a later
+        slice; once the slice reaches the newest frame the subscriber goes live, under
+        the same lock: no frame is lost or doubled between history and live."""
+        conn = session.conn
+        history = self._history[stream]
+        nxt = session.catchup[stream]
+        budget = max(conn.room // 2, 1)
+        chunk: list[bytes] = []
+        size = 0
+        while nxt <= len(history) and (size < budget or not chunk):
+            line = history[nxt - 1]
+            if chunk and size + len(line) > budget:
+                break
+            chunk.append(line)
+            size += len(line)
+            nxt += 1
+        if chunk and not conn.send(chunk):
+            return  # dropped (or closing): nothing more for it
+        if nxt > len(history):
+            del session.catchup[stream]
+            self._index.add(session, stream)
+        else:
+            session.catchup[stream] = nxt
+            conn.notify_writable()
 
     # -- publishing (``_cond`` held) --
 

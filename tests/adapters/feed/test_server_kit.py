@@ -184,3 +184,20 @@ def test_each_client_gets_an_actor_on_the_system_given(system: ActorSystem) -> N
     wait_until(lambda: conn_actors() == [], what="the actors stop")
     assert not system.is_shut_down  # not its system to stop
     assert system.io.alive
+
+
+def test_a_history_larger_than_the_outbox_goes_out_in_slices_then_live(
+    system: ActorSystem,
+) -> None:
+    bound = 128 * 1024
+    with FeedServer(streams=("A",), max_outbox_bytes=bound, stall_deadline=60.0) as server:
+        server.publish("A", 200, payload_fn=lambda seq: PAYLOAD)  # ~3 MB: 25 outboxes
+        h = Harness(system, server).start("A")
+        server.publish("A", 50, payload_fn=lambda seq: PAYLOAD)  # joins the catch-up
+        h.expect(250)
+        server.publish("A", 5)  # live now
+        h.expect(255)
+        stats = server.server_stats()
+        assert stats["dropped_overflow"] == 0 and stats["dropped_stalled"] == 0
+        assert stats["peak_outbox_bytes"] <= bound
+        h.link.close()
