@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from actorwire.actors import Actor, ActorSystem, Mailbox, Overflow
 from actorwire.actors.link import Backoff, Link, LinkState, Ordering
-from actorwire.adapters.feed import FeedAdapter, FeedServer
+from actorwire.adapters.feed import FeedAdapter, FeedServer, Ping
 
-from tests.support.feedlink import RecordingConsumer, Sink
+from tests.support.feedlink import SYNC, RecordingConsumer, Sink
 from tests.support.waiting import wait_until
 
 FAST = {
@@ -44,6 +45,8 @@ class Harness:
         self.states: list[tuple[LinkState, str]] = []
         self.lock = threading.Lock()
         consumer = system.spawn(Sink, self.rec, name="consumer")
+        self.consumer = consumer
+        self._pings = 0
         opts = {**FAST, **kw}
         adapter = opts.pop("adapter", None) or FeedAdapter(server.port)
         self.link = Link(
@@ -65,9 +68,29 @@ class Harness:
         return self
 
     def expect(self, n: int, stream: str = "A") -> None:
+        """Every frame 1..n of ``stream`` arrived, once, in order, and nothing after: the
+        comparison waits until any late duplicate already sent would have arrived."""
         arrived = self.rec.wait_for_count(n, 10, stream=stream)
         assert arrived, (len(self.rec.seqs(stream)), n, self.link.history()[-5:])
+        self.settle()
         assert self.rec.seqs(stream) == list(range(1, n + 1))
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Return once everything the server sent so far has reached the consumer: a ping
+        round trip (frames sent before the pong were read and routed before it), then an
+        ask of the sequence actor and of the consumer (each answers after what it was told
+        before). A connection that drops meanwhile is waited out and the ping sent again."""
+        give_up = time.monotonic() + timeout
+        while True:
+            self._pings += 1
+            try:
+                self.link.call(Ping(10**9 + self._pings), timeout=2.0)
+                break
+            except (ConnectionError, TimeoutError):
+                assert time.monotonic() < give_up, self.link.history()[-5:]
+                self.link.wait_for(LinkState.CONNECTED, max(give_up - time.monotonic(), 0.1))
+        self.link.status()
+        self.consumer.ask(SYNC, timeout=timeout)
 
     def seen_states(self) -> set[LinkState]:
         with self.lock:

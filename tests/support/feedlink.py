@@ -9,7 +9,10 @@ from typing import Any
 from actorwire.actors import Actor
 from actorwire.adapters.feed import FeedAdapter
 
-__all__ = ["FeedAdapter", "RecordingConsumer", "Sink"]
+__all__ = ["SYNC", "FeedAdapter", "RecordingConsumer", "Sink"]
+
+SYNC = object()
+"""Asked of a Sink: it answers once it has handled everything told to it before."""
 
 
 class RecordingConsumer:
@@ -47,5 +50,11 @@ class Sink(Actor):
 
     def on_batch(self, messages: list[Any]) -> None:
         with self.shared.cond:
-            self.shared.items.extend(messages)
+            self.shared.items.extend(m for m in messages if m is not SYNC)
             self.shared.cond.notify_all()
+
+    def on_receive(self, message: Any) -> Any:
+        if message is SYNC:
+            return len(self.shared.items)
+        self.on_batch([message])
+        return None
