@@ -28,6 +28,7 @@ __all__ = [
     "Leb128Framer",
     "LengthPrefixFramer",
     "LineFramer",
+    "OversizeLine",
     "uleb128_decode",
     "uleb128_encode",
 ]
@@ -216,11 +217,33 @@ class LengthPrefixFramer(Framer):
         return payload
 
 
-class LineFramer(Framer):
-    """Lines ending in ``\\n`` (a ``\\r`` before it is dropped); the payload is the line."""
+class OversizeLine(bytes):
+    """From ``LineFramer(skip_oversize=True).frames()``: a line over the limit, skipped. It
+    holds the line's first ``max_frame_size + 1`` bytes (for the log); the framer carries on
+    with the next line."""
 
-    def __init__(self, max_frame_size: int = 1024 * 1024) -> None:
+
+class LineFramer(Framer):
+    """Lines ending in ``\n`` (a ``\r`` before it is dropped unless ``strip_cr=False``, for
+    protocols where it is part of the line); the payload is the line.
+
+    A line over ``max_frame_size`` raises FrameError, unless ``skip_oversize``: lines
+    resynchronise at the next newline, so the line is handed over as an
+    :class:`OversizeLine` (in order with the others) and skipped, and the stream goes on.
+    """
+
+    def __init__(
+        self,
+        max_frame_size: int = 1024 * 1024,
+        *,
+        skip_oversize: bool = False,
+        strip_cr: bool = True,
+    ) -> None:
         super().__init__(max_frame_size)
+        self.skip_oversize = skip_oversize
+        self.strip_cr = strip_cr
+        self._discarding = False  # skipping the rest of an oversize line
+        self.oversize_lines = 0
 
     def encode(self, payload: bytes) -> bytes:
         if b"\n" in payload:
@@ -231,18 +254,36 @@ class LineFramer(Framer):
 
     def _next(self) -> bytes | None:
         buf, pos, limit = self._buf, self._pos, self.max_frame_size
+        if self._discarding:
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                self._pos = len(buf)  # the tail of the long line: dropped
+                return None
+            self._discarding = False
+            pos = self._pos = end + 1
         end = buf.find(b"\n", pos)
         if end < 0:
             waiting = len(buf) - pos
-            if waiting and buf[-1] == 0x0D:  # a "\r" whose "\n" is in the next read
+            if waiting and buf[-1] == 0x0D and self.strip_cr:  # its "\n" is in the next read
                 waiting -= 1
             if waiting > limit:
+                if self.skip_oversize:
+                    self._discarding = True
+                    self._pos = len(buf)
+                    return self._oversize(buf[pos : pos + limit + 1])
                 raise self._too_large(waiting)
             return None
         line = bytes(buf[pos:end])
-        if line.endswith(b"\r"):
+        if self.strip_cr and line.endswith(b"\r"):
             line = line[:-1]
-        if len(line) > limit:
-            raise self._too_large(len(line))
         self._pos = end + 1
+        if len(line) > limit:
+            if self.skip_oversize:
+                return self._oversize(line[: limit + 1])
+            self._pos = pos
+            raise self._too_large(len(line))
         return line
+
+    def _oversize(self, head: bytes | bytearray) -> OversizeLine:
+        self.oversize_lines += 1
+        return OversizeLine(head)

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from actorwire.actors.framing import LineFramer, OversizeLine
+
 __all__ = [
     "HOST",
     "MAX_LINE",
@@ -175,45 +177,26 @@ class FeedCodec:
             "server": _COMMANDS,
             "client": _REPLIES,
         }[role]
-        self._buf = bytearray()
-        self._discarding = False
+        # A "\r" is part of the line here: "PING 1\r" is a malformed PING.
+        self._framer = LineFramer(max_line, skip_oversize=True, strip_cr=False)
         self._events: list[Frame] = []
 
     @property
     def buffered(self) -> int:
         """Bytes currently held for an incomplete line (never more than ``max_line + 1``)."""
-        return len(self._buf)
+        return self._framer.buffered
 
     def receive_data(self, data: bytes) -> None:
-        """Feed raw bytes; complete lines become events, a partial line is kept."""
-        data = bytes(data)
-        pos, size = 0, len(data)
-        while pos < size:
-            nl = data.find(b"\n", pos)
-            if self._discarding:  # skipping the tail of an oversize line
-                if nl < 0:
-                    return
-                self._discarding = False
-                pos = nl + 1
-                continue
-            end = nl if nl >= 0 else size
-            room = self.max_line + 1 - len(self._buf)
-            if end - pos >= room:  # would exceed the limit: report and skip to newline
-                self._buf += data[pos : pos + room]
-                self._events.append(Garbage(bytes(self._buf), "line too long"))
-                self._buf.clear()
-                if nl < 0:
-                    self._discarding = True
-                    return
-                pos = nl + 1
-                continue
-            self._buf += data[pos:end]
-            if nl < 0:
-                return
-            line = bytes(self._buf)
-            self._buf.clear()
-            self._events.append(self._parse(line))
-            pos = nl + 1
+        """Feed raw bytes; complete lines become events, a partial line is kept. A line
+        over ``max_line`` becomes a ``Garbage`` event and is skipped."""
+        framer = self._framer
+        framer.receive_data(data)
+        events = self._events
+        for line in framer.frames():
+            if type(line) is OversizeLine:
+                events.append(Garbage(bytes(line), "line too long"))
+            else:
+                events.append(self._parse(line))
 
     def events(self) -> list[Frame]:
         """Return and forget the frames decoded so far."""

@@ -9,6 +9,7 @@ from actorwire.actors.framing import (
     Leb128Framer,
     LengthPrefixFramer,
     LineFramer,
+    OversizeLine,
     uleb128_decode,
     uleb128_encode,
 )
@@ -153,3 +154,32 @@ def test_bad_framer_settings_are_refused() -> None:
         LineFramer(0)
     with pytest.raises(ValueError, match="min_frame_size"):
         Leb128Framer(min_frame_size=-1)
+
+
+def test_a_skipping_line_framer_hands_over_an_oversize_line_and_carries_on() -> None:
+    framer = LineFramer(8, skip_oversize=True)
+    framer.receive_data(b"short\n" + b"x" * 20)  # the long line's newline is still to come
+    first = framer.frames()
+    assert first == [b"short", b"x" * 9] and type(first[1]) is OversizeLine
+    framer.receive_data(b"x" * 5000 + b"\nnext\n" + b"y" * 12 + b"\nlast\n")
+    rest = framer.frames()
+    assert rest == [b"next", b"y" * 9, b"last"] and type(rest[1]) is OversizeLine
+    assert framer.oversize_lines == 2 and framer.buffered == 0
+
+
+@given(st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b), max_size=30))
+def test_a_skipping_line_framer_keeps_every_short_line_in_order(lines: list[bytes]) -> None:
+    framer = LineFramer(10, skip_oversize=True, strip_cr=False)
+    for line in lines:
+        framer.receive_data(line + b"\n")
+    got = framer.frames()
+    assert [bytes(g) for g in got if type(g) is not OversizeLine] == [
+        line for line in lines if len(line) <= 10
+    ]
+    assert sum(type(g) is OversizeLine for g in got) == sum(len(line) > 10 for line in lines)
+
+
+def test_strip_cr_false_keeps_a_carriage_return_in_the_line() -> None:
+    framer = LineFramer(strip_cr=False)
+    framer.receive_data(b"PING 1\r\n")
+    assert framer.frames() == [b"PING 1\r"]
