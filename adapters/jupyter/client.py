@@ -53,6 +53,9 @@ from .session import Session
 from .state import KernelDeadError, KernelState
 from .wiring import StdinHandler, Wiring
 
+STDIN_HANDSHAKE_WAIT = 1.0
+"""Seconds an execute that allows stdin waits at most for the stdin socket's handshake."""
+
 __all__ = [
     "IopubCallback",
     "KernelClient",
@@ -238,10 +241,15 @@ class KernelClient(KernelRequests):
         """Block until the kernel answers (ALIVE). Raises KernelDeadError if the client is
         FAILED or CLOSED, TimeoutError after ``timeout`` (default: ``startup_timeout``)."""
         limit = self._startup_timeout if timeout is None else timeout
+        started = time.monotonic()
         end = (KernelState.ALIVE, KernelState.FAILED, KernelState.CLOSED)
         reached = self._cell.wait_for(lambda state: state in end, limit)
         state, message = self._cell.state, self._cell.reason
         if state is KernelState.ALIVE:
+            # Ready means input() in the first code run is answered too: the stdin socket's
+            # handshake is done (it is, milliseconds after the kernel answers).
+            left = max(limit - (time.monotonic() - started), 0.0)
+            self._wiring.stdin_connected.wait(min(left, STDIN_HANDSHAKE_WAIT))
             return
         if reached:
             raise KernelDeadError(f"kernel {self.name!r} is {state.name}: {message}")
@@ -338,6 +346,15 @@ class KernelClient(KernelRequests):
         return self._submit(channel, msg_type_, content, self._timeout(timeout), future)
 
     def _execute(self, content: dict[str, Any], timeout: float | None) -> Pending[ExecutionResult]:
+        # The kernel drops an input_request for a stdin socket it has not met yet: let the
+        # handshake finish (milliseconds after the channels open) before code that may call
+        # input() is sent.
+        stdin = self._wiring.stdin_connected
+        if content.get("allow_stdin") and not stdin.wait(STDIN_HANDSHAKE_WAIT):
+            self._log.warning(
+                "stdin channel not connected yet: input() in this code may not be answered",
+                waited=STDIN_HANDSHAKE_WAIT,
+            )
         future: concurrent.futures.Future[ExecutionResult] = concurrent.futures.Future()
         return self._submit("shell", "execute_request", content, timeout, future, wait_idle=True)
 

@@ -332,6 +332,35 @@ class StdinChannel(_SocketChannel):
     def _configure(self, sock: zmq.asyncio.Socket) -> None:
         sock.setsockopt(zmq.IDENTITY, self.wiring.identity)
 
+    _watch: asyncio.Future[None] | None = None  # waits for the handshake (loop side)
+
+    def _open(self, gen: int, url: str) -> None:
+        self.wiring.stdin_connected.clear()
+        super()._open(gen, url)
+        sock = self._sock
+        assert sock is not None
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._watch = asyncio.ensure_future(self._handshake(sock, monitor))
+
+    async def _handshake(self, sock: zmq.asyncio.Socket, monitor: Any) -> None:
+        try:
+            await monitor.recv_multipart()  # the one event asked for: handshake done
+            if self._sock is sock:
+                self.wiring.stdin_connected.set()
+        except (zmq.ZMQError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disable_monitor()
+            monitor.close(linger=0)
+
+    def _close(self) -> None:
+        watch, self._watch = self._watch, None
+        self.wiring.stdin_connected.clear()
+        super()._close()
+        if watch is not None:
+            watch.cancel()
+
     def _deliver(self, gen: int, msgs: list[dict[str, Any]]) -> None:
         self.address.tell(_StdinRequests(gen, msgs))
 

@@ -74,6 +74,10 @@ class Wiring:
         self.stats = ChannelStats()
         self.lifecycle: Address | None = None
         self.identity = session.session.encode()
+        # Set once the stdin socket has finished its handshake with the kernel: before
+        # that the kernel's ROUTER drops an input_request it addresses to us, and a kernel
+        # in input() would wait for ever.
+        self.stdin_connected = threading.Event()
         self._stdin_handler: StdinHandler | None = None
         self._lock = threading.Lock()
 

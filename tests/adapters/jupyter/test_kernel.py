@@ -296,3 +296,15 @@ def test_a_kernel_frozen_right_after_start_is_dead_after_the_heartbeat_deadline(
             os.kill(pid, signal.SIGCONT)
         kernel.close()
     wait_until(lambda: gone(pid), 10, what="the frozen kernel process reaped")
+
+
+def test_input_in_the_first_code_run_after_start_is_answered() -> None:
+    # The kernel drops an input_request for a stdin socket whose handshake is not done:
+    # start_kernel returns only once it is, so input() at once is answered, not hung.
+    kernel = start_kernel(on_stdin=lambda prompt, password: "Ada", **FAST)
+    try:
+        assert kernel._wiring.stdin_connected.is_set()
+        result = kernel.execute("print(input('name? '))", timeout=20)
+        assert result.stdout.strip() == "Ada"
+    finally:
+        kernel.close()
