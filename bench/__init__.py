@@ -36,6 +36,12 @@ Benchmarks (``python -m bench NAME ...`` runs a subset; ``--quick`` is a short s
     the platform, each in its own process, against raw gRPC server streaming (target
     >= 5x); and a 100k-record snapshot into a DataFrame (report only). See
     ``bench/keysquare.py``.
+``keysquare_topics``
+    5,000 per-topic subscriptions on one KeySession, 5,000 records/s in total for 10 s
+    (platform and publisher in their own processes): delivered fraction (must be 1.0),
+    publish -> callback p50/p99 (target p99 <= 20 ms), subscriber threads and RSS,
+    platform CPU per record; baseline: one subscription receiving the same load. See
+    ``bench/keysquare_topics.py``.
 ``jupyter_session_roundtrip``
     Messages through serialize + sign + send -> recv + verify + deserialize between two
     actorwire Sessions over ZMQ tcp on 127.0.0.1, against ``jupyter_client.Session``

@@ -15,6 +15,7 @@ from actorwire.actors import configure_logging
 from ._harness import Config, emit, progress
 from .jupyter import jupyter_session_roundtrip
 from .keysquare import keysquare_publish_to_callback, keysquare_snapshot_dataframe
+from .keysquare_topics import keysquare_topics
 from .latency import ask_latency
 from .pipelines import pipeline_bars
 from .scale import scale_actors
@@ -27,6 +28,7 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "scale_actors": scale_actors,
     "keysquare_publish_to_callback": keysquare_publish_to_callback,
     "keysquare_snapshot_dataframe": keysquare_snapshot_dataframe,
+    "keysquare_topics": keysquare_topics,
     "pipeline_bars": pipeline_bars,
     "jupyter_session_roundtrip": jupyter_session_roundtrip,
 }

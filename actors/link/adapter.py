@@ -139,9 +139,20 @@ class LinkAdapter(abc.ABC):
         """
         return []
 
-    def subscribe(self, stream: Hashable, from_seq: int | None) -> list[Any]:
-        """Frames that (re)subscribe to ``stream``, replaying from ``from_seq`` if given."""
+    def subscribe(self, stream: Hashable, from_seq: Any | None) -> list[Any]:
+        """Frames that (re)subscribe to ``stream``, replaying from ``from_seq`` if given.
+
+        With Ordering.REPLAY ``from_seq`` is the first sequence number wanted. With
+        Ordering.LATEST a resubscribe after a reconnect gets the newest position the link
+        delivered for the stream (the ``seq`` that ``route`` gave its data), so a protocol
+        that can resume after a position does so.
+        """
         return []
+
+    def data_stream(self, stream: Hashable) -> Hashable:
+        """The stream key ``route`` gives the data of subscription ``stream`` (the
+        subscription itself by default; keysquare's data is keyed by its sub_id)."""
+        return stream
 
     def unsubscribe(self, stream: Hashable) -> list[Any]:
         """Frames that end a subscription."""

@@ -208,7 +208,9 @@ class SequenceActor(_LinkActor):
             self._act(self.tracker.poll(self.clock()))
         elif isinstance(message, _Subscribe):
             self.subs[message.stream] = message.from_seq
-            if message.from_seq is not None:
+            if self.latest is not None:
+                self.latest.forget(self.adapter.data_stream(message.stream))
+            elif message.from_seq is not None:
                 self.tracker.forget(message.stream)
                 self.tracker.expect(message.stream, message.from_seq)
             if self.connected:
@@ -217,6 +219,8 @@ class SequenceActor(_LinkActor):
             if message.stream in self.subs:
                 del self.subs[message.stream]
                 self.tracker.forget(message.stream)
+                if self.latest is not None:
+                    self.latest.forget(self.adapter.data_stream(message.stream))
                 if self.connected:
                     self._send(self.adapter.unsubscribe(message.stream))
             else:
@@ -224,6 +228,11 @@ class SequenceActor(_LinkActor):
         elif isinstance(message, _Resume):
             self.connected = True
             for stream, from_seq in self.subs.items():
+                if self.latest is not None:
+                    # Ordering.LATEST resumes after the newest position delivered, if any.
+                    last = self.latest.last.get(self.adapter.data_stream(stream))
+                    self._send(self.adapter.subscribe(stream, from_seq if last is None else last))
+                    continue
                 expected = self.tracker.expected(stream)
                 self._send(self.adapter.subscribe(stream, expected if expected else from_seq))
         elif isinstance(message, _Suspend):

@@ -5,7 +5,14 @@ actorwire defines its own gRPC service (``keysquare.proto``) and ships both ends
 """
 
 from .client import KeySession, Subscription
-from .model import KeyHeader, KeyMessage, KeySessionState, SubscriptionType
+from .model import (
+    Gap,
+    KeyHeader,
+    KeyMessage,
+    KeySessionState,
+    PublishTimeout,
+    SubscriptionType,
+)
 from .protocol import GROUP_WILDCARD, ID_WILDCARD, SOURCE_WILDCARD
 from .server import PlatformServer, serve
 
@@ -13,11 +20,13 @@ __all__ = [
     "GROUP_WILDCARD",
     "ID_WILDCARD",
     "SOURCE_WILDCARD",
+    "Gap",
     "KeyHeader",
     "KeyMessage",
     "KeySession",
     "KeySessionState",
     "PlatformServer",
+    "PublishTimeout",
     "Subscription",
     "SubscriptionType",
     "serve",

@@ -15,6 +15,7 @@ import difflib
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,15 @@ from actorwire.actors.twins import twin
 
 from . import keysquare_pb2 as pb
 from .link import KeySquareAdapter, SchemaCall, SnapshotCall, SubSpec, pb_topic
-from .model import ERROR_STATES, KeyHeader, KeyMessage, KeySessionState, SubscriptionType
+from .model import (
+    ERROR_STATES,
+    Gap,
+    KeyHeader,
+    KeyMessage,
+    KeySessionState,
+    PublishTimeout,
+    SubscriptionType,
+)
 from .protocol import (
     GROUP_WILDCARD,
     ID_WILDCARD,
@@ -57,6 +66,10 @@ log = structlog.get_logger("actorwire.keysquare")
 
 def _default_voided(message: KeyMessage) -> None:
     log.info("voided message discarded", message=repr(message))
+
+
+def _default_gap(gap: Gap) -> None:
+    """Without a gap_callback the router's warning log is the report."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,7 @@ class KeySession:
         self._schema: dict[tuple[str, str], _TypeInfo] = {}
         self._schema_version = 0
         self._register: pb.RegisterReply | None = None
+        self._max_record_bytes = 0
         self._subs: dict[int, Subscription] = {}
         self._stopped = False
         self._started = False
@@ -287,6 +301,7 @@ class KeySession:
 
     def _on_registered(self, reply: pb.RegisterReply) -> None:
         self._register = reply
+        self._max_record_bytes = reply.max_record_bytes  # 0: the platform did not say
 
     def _on_schema(self, reply: pb.SchemaReply) -> None:
         schema = {
@@ -434,6 +449,8 @@ class KeySession:
         id: str = ID_WILDCARD,
         subscription_type: SubscriptionType = SubscriptionType.CACHED_AND_LIVE,
         timeout: float = 10,
+        *,
+        gap_callback: Callable[[Gap], None] = _default_gap,
     ) -> Subscription:
         """Call ``callback`` with each record, in its own actor; blocks until the cached
         records (CACHED_AND_LIVE) have been delivered."""
@@ -442,6 +459,8 @@ class KeySession:
             raise ValueError(f"subscribe needs a callback function, got {callback!r}")
         if not callable(voided_callback):
             raise ValueError(f"voided_callback must be callable, got {voided_callback!r}")
+        if not callable(gap_callback):
+            raise ValueError(f"gap_callback must be callable, got {gap_callback!r}")
         if not isinstance(subscription_type, SubscriptionType):
             raise ValueError(
                 f"subscription_type must be a SubscriptionType, got {subscription_type!r}"
@@ -457,6 +476,7 @@ class KeySession:
             user_callback(voided_callback, "voided_callback", self._system.io),
             ready,
             self._router,
+            user_callback(gap_callback, "gap_callback", self._system.io),
             name=f"{self._link.name if self._link else 'ks'}.sub-{sub.subscription_id}",
         )
         self._subs[sub.subscription_id] = sub
@@ -526,6 +546,14 @@ class KeySession:
                 if value:
                     setattr(header, name, value)
             header.voided = key_header.voided
+        limit = self._max_record_bytes
+        if limit:
+            size = record.ByteSize()
+            if size > limit:
+                raise ValueError(
+                    f"record {info.schema}.{info.name} id={header.id!r} is {size} bytes, over "
+                    f"the platform's limit of {limit} bytes: it was not sent"
+                )
         return record
 
     def _submit(
@@ -536,8 +564,12 @@ class KeySession:
         try:
             ack = pub.future.result(timeout)
         except concurrent.futures.TimeoutError:
-            raise TimeoutError(
-                f"{what}: no acknowledgement from the platform within {timeout}s"
+            pid = _retry_id(pub)
+            raise PublishTimeout(
+                f"{what}: no acknowledgement from the platform within {timeout}s; it may "
+                f"still have been applied. Retry with publish_id={pid!r} and the platform "
+                "applies it once (within its dedupe window)",
+                pid,
             ) from None
         if ack["status"] == "OK":
             return ack
@@ -562,8 +594,16 @@ class KeySession:
         timeout: float = 10,
         raise_error_on_failure: bool = True,
         key_header: KeyHeader | None = None,
+        *,
+        publish_id: str | None = None,
     ) -> dict[str, Any]:
-        """Publish one record and block until the platform acknowledges it."""
+        """Publish one record and block until the platform acknowledges it.
+
+        ``publish_id`` (keyword-only, an actorwire extension) makes it idempotent: the
+        platform applies a publish id once within its dedupe window. Without one a fresh id
+        is made, so the automatic resend after a reconnect is applied once; on
+        ``PublishTimeout`` (a TimeoutError) retry with its ``publish_id``.
+        """
         return self._publish(
             data_type,
             id,
@@ -575,6 +615,7 @@ class KeySession:
             raise_error_on_failure,
             key_header,
             store=False,
+            publish_id=publish_id,
         )
 
     def publish_many(
@@ -586,18 +627,28 @@ class KeySession:
         group: str = "NONE",
         timeout: float = 10,
         raise_error_on_failure: bool = True,
+        *,
+        publish_id: str | None = None,
     ) -> dict[str, Any]:
         """Publish many ``(id, data)`` records at once (an actorwire extension).
 
         They travel as one request and reach subscribers as one delivery, and are accepted
         or refused together; blocks until the platform acknowledges. Returns the ack
-        (``{"status": "OK", "count": n}``); errors as ``publish``.
+        (``{"status": "OK", "count": n}``); errors as ``publish``. With ``publish_id`` the
+        records carry ``f"{publish_id}/{i}"``: a retry with the same id applies each once.
         """
         info = self._allowed(data_type, schema, "publish")
         built = [self._record(info, id, data, source, group, None) for id, data in records]
         if not built:
             return {"status": "OK", "count": 0}
-        pub = _Pub(built, False, concurrent.futures.Future(), time.monotonic() + timeout)
+        base = _check_publish_id(publish_id)
+        pub = _Pub(
+            built,
+            False,
+            concurrent.futures.Future(),
+            time.monotonic() + timeout,
+            ids=[f"{base}/{i}" for i in range(len(built))],
+        )
         ack = self._submit(
             pub, f"publish_many {info.name} ({len(built)} records)", timeout, raise_error_on_failure
         )
@@ -615,10 +666,17 @@ class KeySession:
         raise_error_on_failure: bool,
         key_header: KeyHeader | None,
         store: bool,
+        publish_id: str | None = None,
     ) -> dict[str, Any]:
         info = self._allowed(data_type, schema, "publish")
         record = self._record(info, id, data, source, group, key_header)
-        pub = _Pub([record], store, concurrent.futures.Future(), time.monotonic() + timeout)
+        pub = _Pub(
+            [record],
+            store,
+            concurrent.futures.Future(),
+            time.monotonic() + timeout,
+            ids=[_check_publish_id(publish_id)],
+        )
         verb = "store" if store else "publish"
         return self._submit(pub, f"{verb} {info.name}/{id}", timeout, raise_error_on_failure)
 
@@ -632,11 +690,21 @@ class KeySession:
         group: str = "NONE",
         timeout: float = 10,
         raise_error_on_failure: bool = True,
+        *,
+        publish_id: str | None = None,
     ) -> dict[str, Any]:
-        """Patch fields of a published record; subscribers receive the patched record."""
+        """Patch fields of a published record; subscribers receive the patched record.
+        ``publish_id`` as in ``publish``: an edit is applied once per id."""
         info = self._allowed(data_type, schema, "edit")
         if not isinstance(patch, dict) or not patch:
             raise ValueError(f"patch must be a non-empty dict, got {patch!r}")
+        encoded = encode_data(patch)
+        limit = self._max_record_bytes
+        if limit and len(encoded) > limit:
+            raise ValueError(
+                f"edit of {info.schema}.{info.name} id={id!r}: the patch is {len(encoded)} "
+                f"bytes, over the platform's limit of {limit} bytes: it was not sent"
+            )
         check_fields(info.name, info.fields, patch)
         key = pb.Topic(
             schema=info.schema,
@@ -650,7 +718,8 @@ class KeySession:
             False,
             concurrent.futures.Future(),
             time.monotonic() + timeout,
-            edit=(key, encode_data(patch)),
+            edit=(key, encoded),
+            ids=[_check_publish_id(publish_id)],
         )
         return self._submit(pub, f"edit {info.name}/{id}", timeout, raise_error_on_failure)
 
@@ -663,15 +732,28 @@ class KeySession:
         source: str = "",
         group: str = "NONE",
         timeout: float = 10,
+        *,
+        publish_id: str | None = None,
     ) -> dict[str, Any]:
-        """[EXPERIMENTAL] Publish and persist in the platform's message store."""
+        """[EXPERIMENTAL] Publish and persist in the platform's message store.
+        ``publish_id`` as in ``publish``."""
         if not type(self).unlock_experimental_features:
             raise RuntimeError(
                 "store() is experimental: set "
                 "KeySession.unlock_experimental_features = True to use it"
             )
         return self._publish(
-            data_type, id, data, schema, source, group, timeout, True, None, store=True
+            data_type,
+            id,
+            data,
+            schema,
+            source,
+            group,
+            timeout,
+            True,
+            None,
+            store=True,
+            publish_id=publish_id,
         )
 
     # -- schema and discovery ----------------------------------------------------------
@@ -725,6 +807,23 @@ class KeySession:
     apublish_many = twin(publish_many)
     aedit = twin(edit)
     astore = twin(store)
+
+
+def _check_publish_id(publish_id: str | None) -> str:
+    """The caller's publish id, checked, or a fresh one."""
+    if publish_id is None:
+        return uuid.uuid4().hex
+    if not isinstance(publish_id, str) or not publish_id or len(publish_id) > 200:
+        raise ValueError(
+            f"publish_id must be a non-empty string of <= 200 chars, got {publish_id!r}"
+        )
+    return publish_id
+
+
+def _retry_id(pub: _Pub) -> str:
+    """The id a caller retries with: a publish_many's base, else the call's own id."""
+    ids = pub.ids or [""]
+    return ids[0].rpartition("/")[0] if len(pub.records) > 1 else ids[0]
 
 
 def _ca_certificates(cafile: str | os.PathLike[str] | None) -> bytes | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -16,15 +16,44 @@ from typing import Any
 from ...actors.tomlcheck import TomlChecker, kind_of
 from .protocol import FIELD_TYPES
 
-__all__ = ["AppConfig", "PlatformConfig", "TypeDef", "load_config", "parse_config", "permits"]
+__all__ = [
+    "MAX_OUTBOX_BYTES",
+    "STALL_DEADLINE",
+    "AppConfig",
+    "PlatformConfig",
+    "TypeDef",
+    "load_config",
+    "min_outbox_bytes",
+    "parse_config",
+    "permits",
+    "with_session_limits",
+]
+
+MAX_OUTBOX_BYTES = 32 << 20
+"""Bytes a session's outbound queue may hold before the session is dropped (32 MiB)."""
+STALL_DEADLINE = 10.0
+"""Seconds a session may take nothing while data waits for it before it is dropped."""
+_LARGEST_BATCH = 1 << 20  # the server's BATCH_BYTES: the most bytes one delivery packs
 
 _PLATFORM_DEFAULTS: dict[str, Any] = {
     "name": "actorwire keysquare platform",
     "heartbeat_interval": 1.0,
     "heartbeat_deadline": 5.0,
     "max_record_bytes": 65536,
+    "max_outbox_bytes": MAX_OUTBOX_BYTES,
+    "stall_deadline": STALL_DEADLINE,
+    "journal_bytes": 64 << 20,
+    "journal_seconds": 600.0,
+    "dedupe_window_bytes": 16 << 20,
+    "dedupe_window_seconds": 600.0,
     "store_path": "",
 }
+
+
+def min_outbox_bytes(max_record_bytes: int) -> int:
+    """The least ``max_outbox_bytes`` may be: room for two of the largest messages a session
+    is sent (a 1 MiB delivery batch, or one record of ``max_record_bytes``)."""
+    return 2 * max(_LARGEST_BATCH, max_record_bytes)
 
 
 def permits(patterns: tuple[str, ...], schema: str, name: str) -> bool:
@@ -81,6 +110,18 @@ class PlatformConfig:
     store_path: str | None
     applications: dict[str, AppConfig]
     types: list[TypeDef]
+    max_outbox_bytes: int = MAX_OUTBOX_BYTES
+    """Bytes of serialized messages one session may have waiting to be written."""
+    stall_deadline: float = STALL_DEADLINE
+    """Seconds one session may take nothing from its waiting messages."""
+    journal_bytes: int = 64 << 20
+    """Bytes of accepted records kept for subscriptions that come back (they resume)."""
+    journal_seconds: float = 600.0
+    """Seconds an accepted record stays in the journal."""
+    dedupe_window_bytes: int = 16 << 20
+    """Bytes of publish ids remembered, so a retried publish is applied once."""
+    dedupe_window_seconds: float = 600.0
+    """Seconds a publish id is remembered."""
 
 
 def _permissions(check: TomlChecker, value: Any, path: str) -> tuple[str, ...]:
@@ -112,6 +153,22 @@ def _parse(check: TomlChecker, doc: Mapping[str, Any]) -> PlatformConfig:
             f"must be greater than heartbeat_interval ({deadline!r} <= {interval!r})",
         )
     max_bytes = check.positive_int(platform["max_record_bytes"], "platform.max_record_bytes")
+    least = min_outbox_bytes(max_bytes)
+    if "max_outbox_bytes" in raw_platform:
+        outbox = check.positive_int(platform["max_outbox_bytes"], "platform.max_outbox_bytes")
+        if outbox < least:
+            raise check.fail("platform.max_outbox_bytes", _outbox_expected(least, outbox))
+    else:  # the default grows with the record limit
+        outbox = max(MAX_OUTBOX_BYTES, least)
+    stall = check.positive(platform["stall_deadline"], "platform.stall_deadline")
+    journal_bytes = check.positive_int(platform["journal_bytes"], "platform.journal_bytes")
+    journal_seconds = check.positive(platform["journal_seconds"], "platform.journal_seconds")
+    dedupe_bytes = check.positive_int(
+        platform["dedupe_window_bytes"], "platform.dedupe_window_bytes"
+    )
+    dedupe_seconds = check.positive(
+        platform["dedupe_window_seconds"], "platform.dedupe_window_seconds"
+    )
     store_path = check.string(platform["store_path"], "platform.store_path")
 
     applications: dict[str, AppConfig] = {}
@@ -180,7 +237,51 @@ def _parse(check: TomlChecker, doc: Mapping[str, Any]) -> PlatformConfig:
         store_path=store_path or None,
         applications=applications,
         types=types,
+        max_outbox_bytes=outbox,
+        stall_deadline=stall,
+        journal_bytes=journal_bytes,
+        journal_seconds=journal_seconds,
+        dedupe_window_bytes=dedupe_bytes,
+        dedupe_window_seconds=dedupe_seconds,
     )
+
+
+def _outbox_expected(least: int, got: object) -> str:
+    return (
+        f"must be an integer of at least {least} (twice the largest message a session is "
+        f"sent: max(1 MiB, max_record_bytes)), got {got!r}"
+    )
+
+
+def with_session_limits(
+    config: PlatformConfig,
+    *,
+    max_outbox_bytes: int | None = None,
+    stall_deadline: float | None = None,
+) -> PlatformConfig:
+    """``config`` with these per-session limits instead of its own (None keeps its own).
+
+    Raises ValueError naming the bad value and what was expected.
+    """
+    changes: dict[str, Any] = {}
+    if max_outbox_bytes is not None:
+        least = min_outbox_bytes(config.max_record_bytes)
+        if (
+            isinstance(max_outbox_bytes, bool)
+            or not isinstance(max_outbox_bytes, int)
+            or max_outbox_bytes < least
+        ):
+            raise ValueError("max_outbox_bytes " + _outbox_expected(least, max_outbox_bytes))
+        changes["max_outbox_bytes"] = max_outbox_bytes
+    if stall_deadline is not None:
+        if (
+            isinstance(stall_deadline, bool)
+            or not isinstance(stall_deadline, int | float)
+            or not stall_deadline > 0
+        ):
+            raise ValueError(f"stall_deadline must be seconds > 0, got {stall_deadline!r}")
+        changes["stall_deadline"] = float(stall_deadline)
+    return replace(config, **changes) if changes else config
 
 
 def load_config(path: str | Path | None = None) -> PlatformConfig:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class KeyHeader(_message.Message):
-    __slots__ = ("schema", "data_type", "source", "group", "id", "seq", "timestamp_ns", "voided", "publisher", "epoch")
+    __slots__ = ("schema", "data_type", "source", "group", "id", "seq", "timestamp_ns", "voided", "publisher", "epoch", "pos")
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class KeyHeader(_message.Message):
     VOIDED_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    POS_FIELD_NUMBER: _ClassVar[int]
     schema: str
     data_type: str
     source: str
@@ -28,7 +29,8 @@ class KeyHeader(_message.Message):
     voided: bool
     publisher: str
     epoch: int
-    def __init__(self, schema: _Optional[str] = ..., data_type: _Optional[str] = ..., source: _Optional[str] = ..., group: _Optional[str] = ..., id: _Optional[str] = ..., seq: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., voided: _Optional[bool] = ..., publisher: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+    pos: int
+    def __init__(self, schema: _Optional[str] = ..., data_type: _Optional[str] = ..., source: _Optional[str] = ..., group: _Optional[str] = ..., id: _Optional[str] = ..., seq: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., voided: _Optional[bool] = ..., publisher: _Optional[str] = ..., epoch: _Optional[int] = ..., pos: _Optional[int] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("header", "data")
@@ -61,16 +63,18 @@ class RegisterRequest(_message.Message):
     def __init__(self, application_name: _Optional[str] = ..., api_key: _Optional[str] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
-    __slots__ = ("session_id", "heartbeat_interval", "heartbeat_deadline", "platform")
+    __slots__ = ("session_id", "heartbeat_interval", "heartbeat_deadline", "platform", "max_record_bytes")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECORD_BYTES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     heartbeat_interval: float
     heartbeat_deadline: float
     platform: str
-    def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval: _Optional[float] = ..., heartbeat_deadline: _Optional[float] = ..., platform: _Optional[str] = ...) -> None: ...
+    max_record_bytes: int
+    def __init__(self, session_id: _Optional[str] = ..., heartbeat_interval: _Optional[float] = ..., heartbeat_deadline: _Optional[float] = ..., platform: _Optional[str] = ..., max_record_bytes: _Optional[int] = ...) -> None: ...
 
 class FieldDef(_message.Message):
     __slots__ = ("name", "type")
@@ -129,14 +133,20 @@ class Hello(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class Subscribe(_message.Message):
-    __slots__ = ("sub_id", "topic", "cached")
+    __slots__ = ("sub_id", "topic", "cached", "resume", "resume_epoch", "resume_pos")
     SUB_ID_FIELD_NUMBER: _ClassVar[int]
     TOPIC_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    RESUME_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    RESUME_POS_FIELD_NUMBER: _ClassVar[int]
     sub_id: int
     topic: Topic
     cached: bool
-    def __init__(self, sub_id: _Optional[int] = ..., topic: _Optional[_Union[Topic, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...
+    resume: bool
+    resume_epoch: int
+    resume_pos: int
+    def __init__(self, sub_id: _Optional[int] = ..., topic: _Optional[_Union[Topic, _Mapping]] = ..., cached: _Optional[bool] = ..., resume: _Optional[bool] = ..., resume_epoch: _Optional[int] = ..., resume_pos: _Optional[int] = ...) -> None: ...
 
 class Unsubscribe(_message.Message):
     __slots__ = ("sub_id",)
@@ -145,24 +155,28 @@ class Unsubscribe(_message.Message):
     def __init__(self, sub_id: _Optional[int] = ...) -> None: ...
 
 class Publish(_message.Message):
-    __slots__ = ("request_id", "records", "store")
+    __slots__ = ("request_id", "records", "store", "publish_ids")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_IDS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     records: _containers.RepeatedCompositeFieldContainer[Record]
     store: bool
-    def __init__(self, request_id: _Optional[int] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., store: _Optional[bool] = ...) -> None: ...
+    publish_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[int] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., store: _Optional[bool] = ..., publish_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Edit(_message.Message):
-    __slots__ = ("request_id", "key", "patch")
+    __slots__ = ("request_id", "key", "patch", "publish_id")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     PATCH_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     key: Topic
     patch: bytes
-    def __init__(self, request_id: _Optional[int] = ..., key: _Optional[_Union[Topic, _Mapping]] = ..., patch: _Optional[bytes] = ...) -> None: ...
+    publish_id: str
+    def __init__(self, request_id: _Optional[int] = ..., key: _Optional[_Union[Topic, _Mapping]] = ..., patch: _Optional[bytes] = ..., publish_id: _Optional[str] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ("n",)
@@ -195,40 +209,68 @@ class Welcome(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., schema_version: _Optional[int] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("sub_id", "records", "snapshot_done")
+    __slots__ = ("sub_id", "records", "snapshot_done", "snapshot", "epoch", "pos")
     SUB_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_DONE_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    POS_FIELD_NUMBER: _ClassVar[int]
     sub_id: int
     records: _containers.RepeatedCompositeFieldContainer[Record]
     snapshot_done: bool
-    def __init__(self, sub_id: _Optional[int] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., snapshot_done: _Optional[bool] = ...) -> None: ...
+    snapshot: bool
+    epoch: int
+    pos: int
+    def __init__(self, sub_id: _Optional[int] = ..., records: _Optional[_Iterable[_Union[Record, _Mapping]]] = ..., snapshot_done: _Optional[bool] = ..., snapshot: _Optional[bool] = ..., epoch: _Optional[int] = ..., pos: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("request_id", "status", "code", "message", "count")
+    __slots__ = ("request_id", "status", "code", "message", "count", "duplicates")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     status: str
     code: str
     message: str
     count: int
-    def __init__(self, request_id: _Optional[int] = ..., status: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+    duplicates: int
+    def __init__(self, request_id: _Optional[int] = ..., status: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., count: _Optional[int] = ..., duplicates: _Optional[int] = ...) -> None: ...
 
 class SubscribeReply(_message.Message):
-    __slots__ = ("sub_id", "status", "code", "message")
+    __slots__ = ("sub_id", "status", "code", "message", "resumed", "gap", "epoch", "pos")
     SUB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
+    GAP_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    POS_FIELD_NUMBER: _ClassVar[int]
     sub_id: int
     status: str
     code: str
     message: str
-    def __init__(self, sub_id: _Optional[int] = ..., status: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    resumed: bool
+    gap: Gap
+    epoch: int
+    pos: int
+    def __init__(self, sub_id: _Optional[int] = ..., status: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., resumed: _Optional[bool] = ..., gap: _Optional[_Union[Gap, _Mapping]] = ..., epoch: _Optional[int] = ..., pos: _Optional[int] = ...) -> None: ...
+
+class Gap(_message.Message):
+    __slots__ = ("epoch", "after_pos", "missed", "reason")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    AFTER_POS_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    after_pos: int
+    missed: int
+    reason: str
+    def __init__(self, epoch: _Optional[int] = ..., after_pos: _Optional[int] = ..., missed: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SchemaChanged(_message.Message):
     __slots__ = ("version",)

@@ -53,6 +53,10 @@ MAX_MESSAGE = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
+    # Each dial gets its own subchannel: grpc's process-wide pool would hand a new channel
+    # the connect backoff (1 s, growing to 120 s) of a failed dial not yet garbage-collected,
+    # and the link's own backoff decides when to redial.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 
 
@@ -78,6 +82,8 @@ class SubscribeResult:
     status: str
     code: str
     message: str
+    resumed: bool = False  # resumed from the platform's journal
+    gap: pb.Gap | None = None  # what it missed for good, when it could not all be resumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,7 @@ class AckEvent:
     code: str
     message: str
     count: int
+    duplicates: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +153,37 @@ class KeySquareAdapter(LinkAdapter):
             if kind == "delivery":
                 d = msg.delivery
                 sub_id = d.sub_id
-                if d.records:
-                    data.append((None, None, (sub_id, d.records)))
+                records = d.records
+                if records:
+                    last = records[-1].header
+                    if d.snapshot or not last.pos:
+                        data.append((None, None, (sub_id, records)))  # cache: no order
+                    else:  # journal order: the link keeps the newest position per sub
+                        data.append((sub_id, (last.epoch, last.pos, 0), (sub_id, records)))
                 if d.snapshot_done:
-                    data.append((None, None, SnapshotDone(sub_id)))
+                    done = SnapshotDone(sub_id)
+                    if d.epoch:  # the position marker: sorts after a delivery at its pos
+                        data.append((sub_id, (d.epoch, d.pos, 1), done))
+                    else:
+                        data.append((None, None, done))
             elif kind == "ack":
                 a = msg.ack
-                ack = AckEvent(a.request_id, a.status, a.code, a.message, a.count)
+                ack = AckEvent(a.request_id, a.status, a.code, a.message, a.count, a.duplicates)
                 out.replies.append(Reply(("ack", a.request_id), ack))
             elif kind == "subscribed":
                 s = msg.subscribed
-                data.append((None, None, SubscribeResult(s.sub_id, s.status, s.code, s.message)))
+                result = SubscribeResult(
+                    s.sub_id,
+                    s.status,
+                    s.code,
+                    s.message,
+                    s.resumed,
+                    s.gap if s.HasField("gap") else None,
+                )
+                if s.epoch:  # a LIVE_ONLY subscribe's starting position
+                    data.append((s.sub_id, (s.epoch, s.pos, 1), result))
+                else:
+                    data.append((None, None, result))
             elif kind == "schema_changed":
                 data.append((None, None, msg.schema_changed))
             elif kind in ("pong", "welcome"):
@@ -165,15 +192,21 @@ class KeySquareAdapter(LinkAdapter):
                 out.errors.append((f"unexpected server message {kind!r}", False))
         return out
 
-    def subscribe(self, stream: Hashable, from_seq: int | None) -> list[Any]:
+    def subscribe(self, stream: Hashable, from_seq: Any | None) -> list[Any]:
+        """Subscribe; after a reconnect ``from_seq`` is the newest ``(epoch, pos, _)`` the
+        link delivered for it, and the platform resumes after it from its journal."""
         assert isinstance(stream, SubSpec)
-        return [
-            pb.ClientMessage(
-                subscribe=pb.Subscribe(
-                    sub_id=stream.sub_id, topic=pb_topic(stream.topic), cached=stream.cached
-                )
-            )
-        ]
+        request = pb.Subscribe(
+            sub_id=stream.sub_id, topic=pb_topic(stream.topic), cached=stream.cached
+        )
+        if isinstance(from_seq, tuple):
+            request.resume = True
+            request.resume_epoch, request.resume_pos = from_seq[0], from_seq[1]
+        return [pb.ClientMessage(subscribe=request)]
+
+    def data_stream(self, stream: Hashable) -> Hashable:
+        assert isinstance(stream, SubSpec)
+        return stream.sub_id
 
     def unsubscribe(self, stream: Hashable) -> list[Any]:
         assert isinstance(stream, SubSpec)

@@ -6,10 +6,55 @@ import enum
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from actorwire.actors.errors import ActorwireError
+
 from . import keysquare_pb2 as pb
 from .protocol import decode_data
 
-__all__ = ["KeyHeader", "KeyMessage", "KeySessionState", "SubscriptionType"]
+__all__ = [
+    "Gap",
+    "KeyHeader",
+    "KeyMessage",
+    "KeySessionState",
+    "PublishTimeout",
+    "SubscriptionType",
+]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Records a subscription should have seen and never will: after a reconnect the
+    platform could not resume it from its journal (the records fell out of the journal, or
+    the platform restarted without a store). Passed to ``subscribe(gap_callback=...)``.
+
+    ``missed`` is how many records of the subscribed topics and of others were skipped in
+    the journal (``None``: unknown, the platform restarted); ``epoch`` and ``after_pos`` are
+    where the subscription was. A ``CACHED_AND_LIVE`` subscription then gets each topic's
+    latest record again.
+    """
+
+    data_type: str
+    schema: str
+    source: str
+    group: str
+    id: str
+    epoch: int
+    after_pos: int
+    missed: int | None
+    reason: str
+
+
+class PublishTimeout(ActorwireError, TimeoutError):
+    """No acknowledgement in time: the publish may or may not have been applied.
+
+    ``publish_id`` is the id it carried: retry with ``publish(..., publish_id=...)`` (the
+    same keyword on ``publish_many``, ``edit`` and ``store``) and the platform applies it
+    once, as long as the retry comes within the platform's dedupe window.
+    """
+
+    def __init__(self, message: str, publish_id: str) -> None:
+        super().__init__(message)
+        self.publish_id = publish_id
 
 
 class KeySessionState(enum.Enum):

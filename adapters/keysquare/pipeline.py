@@ -5,13 +5,17 @@ sink and the ``keysquare`` embedded server kind, registered through the
 from __future__ import annotations
 
 import argparse
+import math
 import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...actors.backoff import Backoff
 from ...pipelines.plugins import Plugin, ServerKind
 from ...pipelines.sources import _positive
 from ...pipelines.stage import Sink, Source
@@ -33,8 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEADER_FIELDS",
+    "LINK_DEFAULTS",
     "KeySquarePublishSink",
     "KeySquareSource",
+    "LinkOptions",
     "PlatformServer",
     "flatten",
     "plugin",
@@ -65,14 +71,127 @@ def check_credentials(owner: str, url: str, application_name: str, api_key: str)
         raise ValueError(f"{owner}: api_key must be a non-empty string")
 
 
+@dataclass(frozen=True, slots=True)
+class LinkOptions:
+    """How a pipeline's KeySession keeps its link alive: the heartbeat (ping a quiet
+    platform every ``heartbeat_interval`` seconds, declare the link dead after
+    ``heartbeat_deadline`` seconds without traffic) and the redial ``backoff``."""
+
+    heartbeat_interval: float
+    heartbeat_deadline: float
+    backoff: Backoff
+
+
+LINK_DEFAULTS = LinkOptions(
+    heartbeat_interval=0.5,
+    heartbeat_deadline=5.0,
+    backoff=Backoff(min=0.1, max=0.5, factor=2.0, jitter=0.2),
+)
+"""A pipeline's link defaults. The heartbeat is KeySession's. The backoff is capped at
+0.5 s (KeySession's cap is 5 s): a pipeline runs unattended and every second it is not
+subscribed is data it misses, so it redials a platform that is down about twice a second
+(a refused connect each time, cheap on both ends) and is delivering again within
+``backoff_max`` plus one handshake of the platform being back. Raise ``backoff_max`` when
+many pipelines share a platform that is slow to come back."""
+
+
+def _seconds(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{owner}: {name} must be a number of seconds > 0, got {value!r}")
+    result = float(value)
+    if not math.isfinite(result) or result <= 0:
+        raise ValueError(f"{owner}: {name} must be a finite number of seconds > 0, got {value!r}")
+    return result
+
+
+def _number(owner: str, name: str, value: object, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{owner}: {name} must be a number {expected}, got {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{owner}: {name} must be a finite number {expected}, got {value!r}")
+    return result
+
+
+def _link_options(
+    owner: str,
+    heartbeat_interval: object = LINK_DEFAULTS.heartbeat_interval,
+    heartbeat_deadline: object = LINK_DEFAULTS.heartbeat_deadline,
+    backoff_min: object = LINK_DEFAULTS.backoff.min,
+    backoff_max: object = LINK_DEFAULTS.backoff.max,
+    backoff_factor: object = LINK_DEFAULTS.backoff.factor,
+    backoff_jitter: object = LINK_DEFAULTS.backoff.jitter,
+) -> LinkOptions:
+    """Check a keysquare stage's link parameters; TypeError or ValueError names the
+    parameter (and only that one, so a definition's key path points at it), the value and
+    what was expected."""
+    interval = _seconds(owner, "heartbeat_interval", heartbeat_interval)
+    deadline = _seconds(owner, "heartbeat_deadline", heartbeat_deadline)
+    if deadline <= interval:
+        raise ValueError(
+            f"{owner}: heartbeat_deadline must be longer than the heartbeat interval "
+            f"({interval:g} s), got {heartbeat_deadline!r}"
+        )
+    low = _seconds(owner, "backoff_min", backoff_min)
+    high = _seconds(owner, "backoff_max", backoff_max)
+    if high < low:
+        raise ValueError(
+            f"{owner}: backoff_max must be at least the backoff minimum ({low:g} s), "
+            f"got {backoff_max!r}"
+        )
+    factor = _number(owner, "backoff_factor", backoff_factor, ">= 1")
+    if factor < 1:
+        raise ValueError(f"{owner}: backoff_factor must be a number >= 1, got {backoff_factor!r}")
+    jitter = _number(owner, "backoff_jitter", backoff_jitter, "from 0 to 1")
+    if not 0 <= jitter <= 1:
+        raise ValueError(
+            f"{owner}: backoff_jitter must be a number from 0 to 1, got {backoff_jitter!r}"
+        )
+    return LinkOptions(interval, deadline, Backoff(min=low, max=high, factor=factor, jitter=jitter))
+
+
+class _LinkWatch:
+    """A session state listener for a stage: reports the LinkState name to ``ctx`` and
+    counts the times the link came back (``reconnects``).
+
+    A KeySession reports its handshake steps on every redial but not each failed redial,
+    so once the link has been up, anything short of CONNECTED counts as RECONNECTING."""
+
+    def __init__(self, ctx: StageContext, publish_stats: Callable[[], None]) -> None:
+        self._ctx = ctx
+        self._publish_stats = publish_stats
+        self._up = False
+        self.connects = 0
+
+    @property
+    def reconnects(self) -> int:
+        return max(self.connects - 1, 0)
+
+    def __call__(self, state: KeySessionState, _message: str) -> None:
+        name = LINK_STATE.get(state, "CONNECTING")
+        if state is not KeySessionState.CONNECTED:
+            self._up = False
+            self._ctx.set_link_state(
+                "RECONNECTING" if name == "CONNECTING" and self.connects else name
+            )
+        elif not self._up:
+            self._up = True
+            self.connects += 1
+            self._ctx.set_link_state(name)
+            self._publish_stats()
+
+
 def open_session(
-    ctx: StageContext, url: str, application_name: str, api_key: str, timeout: float
+    ctx: StageContext,
+    url: str,
+    application_name: str,
+    api_key: str,
+    timeout: float,
+    link: LinkOptions,
+    listener: Callable[[KeySessionState, str], None],
 ) -> KeySession:
-    """A started KeySession on the stage's own actor system; its state goes to ``ctx``."""
-
-    def listener(state: KeySessionState, _message: str) -> None:
-        ctx.set_link_state(LINK_STATE.get(state, "CONNECTING"))
-
+    """A started KeySession on the stage's own actor system, its link tuned by ``link``
+    and its states told to ``listener``."""
     return KeySession(
         application_name,
         api_key,
@@ -80,6 +199,9 @@ def open_session(
         session_state_listener=listener,
         timeout=max(1, round(timeout)),
         system=ctx.system,
+        heartbeat_interval=link.heartbeat_interval,
+        heartbeat_deadline=link.heartbeat_deadline,
+        backoff=link.backoff,
     )
 
 
@@ -117,6 +239,12 @@ class KeySquareSource(Source):
     (see :func:`flatten`); voided records are skipped unless ``include_voided`` (they then
     carry ``"voided": True``). Records go straight from the subscription's actor to the next
     stages, so bound those stages' mailboxes, not this one. Never done.
+
+    ``heartbeat_interval``, ``heartbeat_deadline`` and ``backoff_min``, ``backoff_max``,
+    ``backoff_factor``, ``backoff_jitter`` tune the link as KeySession's
+    ``heartbeat_interval``, ``heartbeat_deadline`` and ``backoff=Backoff(min, max, factor,
+    jitter)`` do (defaults: :data:`LINK_DEFAULTS`); after an outage the link redials and
+    resubscribes by itself. ``stats()`` counts ``reconnects``.
     """
 
     def __init__(
@@ -132,8 +260,16 @@ class KeySquareSource(Source):
         subscription_type: str | SubscriptionType = "CACHED_AND_LIVE",
         include_voided: bool = False,
         timeout: float = 10.0,
+        heartbeat_interval: float = LINK_DEFAULTS.heartbeat_interval,
+        heartbeat_deadline: float = LINK_DEFAULTS.heartbeat_deadline,
+        backoff_min: float = LINK_DEFAULTS.backoff.min,
+        backoff_max: float = LINK_DEFAULTS.backoff.max,
+        backoff_factor: float = LINK_DEFAULTS.backoff.factor,
+        backoff_jitter: float = LINK_DEFAULTS.backoff.jitter,
     ) -> None:
-        owner = "keysquare source"
+        # The kind's name: "keysquare source" would name the ``source`` filter too, and a
+        # definition's key path follows the parameter an error names.
+        owner = "keysquare"
         check_credentials(owner, url, application_name, api_key)
         if not isinstance(data_type, str) or not data_type:
             raise ValueError(f"{owner}: data_type must be a non-empty string, got {data_type!r}")
@@ -158,9 +294,19 @@ class KeySquareSource(Source):
         self._type = subscription_type
         self._include_voided = include_voided
         self._timeout = _positive(owner, "timeout", timeout) or 10.0
+        self._link = _link_options(
+            owner,
+            heartbeat_interval,
+            heartbeat_deadline,
+            backoff_min,
+            backoff_max,
+            backoff_factor,
+            backoff_jitter,
+        )
         self._session: KeySession | None = None
         self._sub: Subscription | None = None
         self._ctx: StageContext | None = None
+        self._watch: _LinkWatch | None = None
         self._received = 0
         self._voided = 0
 
@@ -169,7 +315,15 @@ class KeySquareSource(Source):
 
     def start(self, ctx: StageContext) -> None:
         self._ctx = ctx
-        session = open_session(ctx, self._url, self._app, self._key, self._timeout)
+        state = ctx.state
+
+        def publish_stats() -> None:
+            state.component_stats = self.stats()
+
+        self._watch = _LinkWatch(ctx, publish_stats)
+        session = open_session(
+            ctx, self._url, self._app, self._key, self._timeout, self._link, self._watch
+        )
         self._session = session
         try:
             self._sub = session.subscribe(
@@ -225,7 +379,8 @@ class KeySquareSource(Source):
                 session.stop()
 
     def stats(self) -> dict[str, int]:
-        return {"records": self._received, "voided": self._voided}
+        reconnects = self._watch.reconnects if self._watch is not None else 0
+        return {"records": self._received, "voided": self._voided, "reconnects": reconnects}
 
 
 # -- keysquare_publish --------------------------------------------------------------------
@@ -240,6 +395,11 @@ class KeySquarePublishSink(Sink):
     ``group``, ``seq`` and ``timestamp_ns``, so records from a ``keysquare`` source can be
     republished as they are). If the platform's schema refuses the batch, the records are
     sent one by one and only those refused count as failed.
+
+    ``heartbeat_interval``, ``heartbeat_deadline`` and ``backoff_min``, ``backoff_max``,
+    ``backoff_factor``, ``backoff_jitter`` tune the link as for the ``keysquare`` source; a
+    batch written while the link is down is sent once it is back (within ``timeout``).
+    ``stats()`` counts ``reconnects``.
     """
 
     def __init__(
@@ -254,6 +414,12 @@ class KeySquarePublishSink(Sink):
         source: str = "",
         group: str = "NONE",
         timeout: float = 10.0,
+        heartbeat_interval: float = LINK_DEFAULTS.heartbeat_interval,
+        heartbeat_deadline: float = LINK_DEFAULTS.heartbeat_deadline,
+        backoff_min: float = LINK_DEFAULTS.backoff.min,
+        backoff_max: float = LINK_DEFAULTS.backoff.max,
+        backoff_factor: float = LINK_DEFAULTS.backoff.factor,
+        backoff_jitter: float = LINK_DEFAULTS.backoff.jitter,
     ) -> None:
         owner = "keysquare_publish sink"
         check_credentials(owner, url, application_name, api_key)
@@ -277,8 +443,18 @@ class KeySquarePublishSink(Sink):
         self._source = source
         self._group = group
         self._timeout = float(timeout)
+        self._link = _link_options(
+            owner,
+            heartbeat_interval,
+            heartbeat_deadline,
+            backoff_min,
+            backoff_max,
+            backoff_factor,
+            backoff_jitter,
+        )
         self._session: Any = None
         self._ctx: StageContext | None = None
+        self._watch: _LinkWatch | None = None
         self._published = 0
 
     def __repr__(self) -> str:
@@ -286,7 +462,15 @@ class KeySquarePublishSink(Sink):
 
     def start(self, ctx: StageContext) -> None:
         self._ctx = ctx
-        self._session = open_session(ctx, self._url, self._app, self._key, self._timeout)
+        state = ctx.state
+
+        def publish_stats() -> None:
+            state.component_stats = self.stats()
+
+        self._watch = _LinkWatch(ctx, publish_stats)
+        self._session = open_session(
+            ctx, self._url, self._app, self._key, self._timeout, self._link, self._watch
+        )
 
     def _item(self, record: Any) -> tuple[str, dict[str, Any]] | None:
         assert self._ctx is not None
@@ -337,7 +521,8 @@ class KeySquarePublishSink(Sink):
             close_session(self._ctx, session)
 
     def stats(self) -> dict[str, int]:
-        return {"published": self._published}
+        reconnects = self._watch.reconnects if self._watch is not None else 0
+        return {"published": self._published, "reconnects": reconnects}
 
 
 # -- the embedded server -------------------------------------------------------------------

@@ -9,26 +9,31 @@ code the wire carries (``UNKNOWN_TYPE``, ``PERMISSION_DENIED``, ``INVALID``, ...
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hmac
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, Literal
 
+from ...actors.dedupe import DedupeWindow
 from ...actors.errors import ActorwireError
 from . import keysquare_pb2 as pb
 from .config import AppConfig, PlatformConfig, TypeDef
+from .journal import Journal
 from .protocol import (
     FIELD_TYPES,
+    PatternIndex,
     TopicKey,
     check_fields,
     decode_data,
     encode_data,
     field_checker,
     matches,
+    topic_key,
 )
 
 __all__ = [
@@ -42,6 +47,7 @@ __all__ = [
     "Platform",
     "PlatformError",
     "Published",
+    "Resumed",
 ]
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -54,8 +60,20 @@ NOT_FOUND = "NOT_FOUND"
 Fanout = dict[str, dict[int, list[pb.Record]]]
 """session_id -> sub_id -> the records that subscription receives, in publish order."""
 
+DEDUPE_WINDOW_BYTES = 16 * 1024 * 1024
+"""Bytes of publish ids the platform remembers (about 130,000 uuid4 hex ids)."""
+JOURNAL_BYTES = 64 * 1024 * 1024
+"""Bytes of accepted records the journal keeps for subscriptions that come back."""
+JOURNAL_SECONDS = 600.0
+"""Seconds the journal keeps a record: a subscription back within this resumes in full."""
+DEDUPE_WINDOW_SECONDS = 600.0
+"""Seconds a publish id is remembered: a retry within this window is applied once."""
+
 _TypeId = tuple[str, str]
 _Checker = Callable[[Mapping[str, Any]], None]
+_Sub = tuple[int, int, str, int]
+"""A subscription in the fan-out index: (session rank, rank, session_id, sub_id); the
+ranks sort subscriptions as the sessions' subscription dicts list them."""
 
 
 class PlatformError(ActorwireError):
@@ -75,6 +93,17 @@ class Published:
     records: list[pb.Record]
     to_store: list[pb.Record] = field(default_factory=list)
     kinds: frozenset[tuple[str, str]] | None = None  # (schema, type) of the records, if known
+    duplicates: int = 0  # records whose publish id was applied before: not applied again
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What a subscription coming back gets: the records to send (the journal's since its
+    position, or a snapshot when ``snapshot``), and the gap it could not be spared."""
+
+    records: list[pb.Record]
+    snapshot: bool
+    gap: pb.Gap | None
 
 
 def _key_text(key: TopicKey) -> str:
@@ -91,9 +120,17 @@ class Platform:
         clock: Callable[[], int] = time.time_ns,
         new_session_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         epoch: int | None = None,
+        dedupe_window_bytes: int = DEDUPE_WINDOW_BYTES,
+        dedupe_window_seconds: float = DEDUPE_WINDOW_SECONDS,
+        journal_bytes: int = JOURNAL_BYTES,
+        journal_seconds: float = JOURNAL_SECONDS,
     ) -> None:
         self.config = config
         self._clock = clock
+        # Publish ids applied lately: a resend or a retry with the same id is applied once.
+        self.dedupe = DedupeWindow(dedupe_window_bytes, dedupe_window_seconds)
+        # Every accepted record in order, with its position: subscriptions resume from it.
+        self.journal = Journal(journal_bytes, journal_seconds)
         # This run of the platform: (epoch, seq) orders a topic's records across restarts,
         # since a restarted platform without a store numbers its topics from 1 again.
         self.epoch = time.time_ns() if epoch is None else epoch
@@ -111,6 +148,13 @@ class Platform:
         self._checkers: dict[_TypeId, tuple[TypeDef, _Checker]] = {}
         self._sessions: dict[str, AppConfig] = {}
         self._subs: dict[str, dict[int, pb.Topic]] = {}
+        # The fan-out index: every subscription under its pattern, as a _Sub whose ranks
+        # give the order of _subs (sessions, then each session's subscriptions). _indexed
+        # mirrors _subs (session -> its rank and its _Subs) and outlives a drop_session,
+        # which forgets the _subs entry only: the next call here unindexes what is left.
+        self._index: PatternIndex[_Sub] = PatternIndex()
+        self._indexed: dict[str, tuple[int, dict[int, _Sub]]] = {}
+        self._ranks = 0
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -138,7 +182,7 @@ class Platform:
 
     def drop_session(self, session_id: str) -> bool:
         """Forget a session and its subscriptions; False if it was not registered."""
-        self._subs.pop(session_id, None)
+        self.clear_subscriptions(session_id)
         return self._sessions.pop(session_id, None) is not None
 
     @property
@@ -315,6 +359,7 @@ class Platform:
         """Cache each topic's newest record (in ``staged``: its cache bucket and record).
         ``records`` are all of them in order, for the fan-out and the store, with their
         topic ``keys``. Records of a stored topic stay stored."""
+        self.journal.append(records, self._clock() / 1e9)  # stamps header.pos
         accepted = self._accepted
         stored = self._stored
         tick = self._tick
@@ -350,6 +395,7 @@ class Platform:
         records: Iterable[pb.Record],
         store: bool = False,
         total_bytes: int | None = None,
+        publish_ids: Sequence[str] = (),
     ) -> Published:
         """Validate every record, then stamp (seq per topic, timestamp, publisher) and cache
         them all; one bad record refuses the whole publish with a PlatformError.
@@ -358,9 +404,23 @@ class Platform:
         data withdraws the cached record (keeping its data). Records of a stored topic stay
         stored, so the store never falls behind the cache. ``total_bytes``, the request's
         serialized size when the caller knows it, spares the per-record size check when the
-        whole request is within the record limit.
+        whole request is within the record limit. ``publish_ids``, one per record (or
+        none), makes the publish idempotent: a record whose id was applied within the dedupe
+        window is skipped and counted in ``Published.duplicates``.
         """
         now = self._clock()
+        if publish_ids:
+            records = list(records)
+            if len(publish_ids) != len(records):
+                raise PlatformError(
+                    INVALID,
+                    f"{len(publish_ids)} publish ids for {len(records)} records "
+                    "(give one per record, or none)",
+                )
+        window = self.dedupe
+        now_s = now / 1e9
+        fresh_ids: dict[str, None] = {}
+        duplicates = 0
         limit = self.config.max_record_bytes
         epoch = self.epoch
         publisher = app.name
@@ -372,6 +432,13 @@ class Platform:
         # No record can be over the limit when the whole request is not.
         check_sizes = total_bytes is None or total_bytes > limit
         for i, record in enumerate(records):
+            if publish_ids:
+                pid = publish_ids[i]
+                if pid:
+                    if pid in fresh_ids or window.seen(pid, now_s):
+                        duplicates += 1
+                        continue
+                    fresh_ids[pid] = None
             # Stamped in place: the request is the platform's own, and a refused publish
             # discards it whole.
             h = record.header
@@ -416,7 +483,12 @@ class Platform:
             accepted.append(record)
             keys.append(key)
         kinds = frozenset((t.schema, t.name) for t, _, _ in resolved.values())
-        return self._commit_staged(accepted, keys, staged, store, kinds)
+        published = self._commit_staged(accepted, keys, staged, store, kinds)
+        for pid in fresh_ids:
+            window.add(pid, now_s)
+        if duplicates:
+            return dataclasses.replace(published, duplicates=duplicates)
+        return published
 
     def _checker(self, typedef: TypeDef) -> _Checker:
         tid = (typedef.schema, typedef.name)
@@ -426,8 +498,12 @@ class Platform:
             self._checkers[tid] = cached
         return cached[1]
 
-    def edit(self, app: AppConfig, key: pb.Topic, patch: bytes) -> Published:
-        """Apply a JSON patch to a cached (not voided) record; returns the new record."""
+    def edit(self, app: AppConfig, key: pb.Topic, patch: bytes, publish_id: str = "") -> Published:
+        """Apply a JSON patch to a cached (not voided) record; returns the new record. An
+        edit whose ``publish_id`` was applied within the dedupe window is not applied again."""
+        now_s = self._clock() / 1e9
+        if publish_id and self.dedupe.seen(publish_id, now_s):
+            return Published([], duplicates=1)
         typedef = self.find_type(key.schema, key.data_type)
         if not app.can_publish(typedef.schema, typedef.name):
             raise PlatformError(
@@ -454,7 +530,10 @@ class Platform:
         edited.header.publisher = app.name
         edited.header.epoch = self.epoch
         self._check_size(edited, f"edited record {_key_text(tkey)}")
-        return self._commit([edited], store=False)
+        published = self._commit([edited], store=False)
+        if publish_id:
+            self.dedupe.add(publish_id, now_s)
+        return published
 
     def snapshot(
         self, app: AppConfig, pattern: pb.Topic, order: Literal["key", "accepted"] = "key"
@@ -499,7 +578,12 @@ class Platform:
         step, so no live update is lost or delivered before the snapshot.
         """
         app = self.app_for(session_id)
-        subs = self._subs.setdefault(session_id, {})
+        self._unindex_dropped()
+        subs = self._subs.get(session_id)
+        if subs is None:
+            subs = self._subs[session_id] = {}
+            self._ranks += 1
+            self._indexed[session_id] = (self._ranks, {})
         if sub_id in subs:
             raise PlatformError(INVALID, f"sub_id {sub_id} is already in use in this session")
         snapshot = self.snapshot(app, pattern, order="accepted") if cached else []
@@ -508,15 +592,104 @@ class Platform:
         saved = pb.Topic()
         saved.CopyFrom(pattern)
         subs[sub_id] = saved
+        session_rank, indexed = self._indexed[session_id]
+        self._ranks += 1
+        sub = indexed[sub_id] = (session_rank, self._ranks, session_id, sub_id)
+        self._index.add(sub, topic_key(saved))
         return snapshot
+
+    def resume(
+        self,
+        session_id: str,
+        sub_id: int,
+        pattern: pb.Topic,
+        cached: bool,
+        epoch: int,
+        after: int,
+    ) -> Resumed:
+        """Register a subscription coming back after position ``(epoch, after)``.
+
+        When the journal still holds every record since, those under ``pattern`` are
+        handed back in order (nothing re-snapshotted, nothing twice). After a restart
+        without a store (a new epoch) this run's records are all handed back if the journal
+        still holds its first one, and the earlier run's undelivered records are a gap of
+        unknown size. Otherwise the subscription starts over (a snapshot if ``cached``) and
+        the gap names what fell out of the journal.
+        """
+        app = self.app_for(session_id)
+        journal = self.journal
+        journal.expire(self._clock() / 1e9)
+        if epoch == self.epoch and journal.covers(after):
+            replay = self._readable(app, pattern, journal.since(after))
+            self.subscribe(session_id, sub_id, pattern, cached=False)
+            return Resumed(replay, snapshot=False, gap=None)
+        if epoch != self.epoch and journal.first == 1:
+            replay = self._readable(app, pattern, journal.since(0))
+            self.subscribe(session_id, sub_id, pattern, cached=False)
+            gap = pb.Gap(
+                epoch=epoch,
+                after_pos=after,
+                missed=0,
+                reason="the platform restarted without a store: what its earlier run "
+                "accepted after this position and had not yet delivered is lost",
+            )
+            return Resumed(replay, snapshot=False, gap=gap)
+        if epoch == self.epoch:
+            missed = journal.first - 1 - after
+            reason = f"the journal no longer holds positions {after + 1}..{journal.first - 1}"
+        else:
+            missed = 0
+            reason = "the platform restarted and its journal no longer holds this run's start"
+        records = self.subscribe(session_id, sub_id, pattern, cached)
+        gap = pb.Gap(epoch=epoch, after_pos=after, missed=max(missed, 0), reason=reason)
+        return Resumed(records, snapshot=cached, gap=gap)
+
+    def _readable(
+        self, app: AppConfig, pattern: pb.Topic, records: list[pb.Record]
+    ) -> list[pb.Record]:
+        self._check_pattern(app, pattern)
+        allowed: dict[_TypeId, bool] = {}
+        out = []
+        for record in records:
+            h = record.header
+            tid = (h.schema, h.data_type)
+            ok = allowed.get(tid)
+            if ok is None:
+                ok = allowed[tid] = app.can_read(*tid)
+            if ok and matches(pattern, h):
+                out.append(record)
+        return out
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """``(epoch, pos)`` of the newest accepted record: where a subscription made now
+        stands once its snapshot is sent."""
+        return self.epoch, self.journal.last
 
     def unsubscribe(self, session_id: str, sub_id: int) -> bool:
         """Stop a subscription; False if there was none with that id."""
-        return self._subs.get(session_id, {}).pop(sub_id, None) is not None
+        self._unindex_dropped()
+        if self._subs.get(session_id, {}).pop(sub_id, None) is None:
+            return False
+        self._index.remove(self._indexed[session_id][1].pop(sub_id))
+        return True
 
     def clear_subscriptions(self, session_id: str) -> int:
         """Remove every subscription of a session (its stream ended); returns how many."""
+        self._unindex(session_id)
         return len(self._subs.pop(session_id, {}))
+
+    def _unindex(self, session_id: str) -> None:
+        _, indexed = self._indexed.pop(session_id, (0, {}))
+        remove = self._index.remove
+        for sub in indexed.values():
+            remove(sub)
+
+    def _unindex_dropped(self) -> None:
+        """Unindex the sessions ``drop_session`` forgot (_indexed holds every _subs key)."""
+        if len(self._indexed) != len(self._subs):
+            for session_id in [s for s in self._indexed if s not in self._subs]:
+                self._unindex(session_id)
 
     @property
     def subscription_count(self) -> int:
@@ -531,35 +704,43 @@ class Platform:
         """Who receives what: every matching subscription whose application may read the
         record's type gets the records in their original order (voided ones included).
         ``kinds``, the records' (schema, type) pairs when the caller knows them
-        (``Published.kinds``), spares a pass over the records."""
-        if kinds is None:
-            kinds = frozenset((r.header.schema, r.header.data_type) for r in records)
+        (``Published.kinds``), is not needed: the index finds the matching subscriptions.
+
+        Costs the matching subscriptions only: each record looks up its topic in the
+        subscription index once per pattern form in use (exact topic, or which of source,
+        group, id, schema and type a pattern leaves open)."""
+        self._unindex_dropped()
+        match = self._index.match
+        sessions = self._sessions
+        # (schema, type) -> session_id -> may the session's application read it: asked
+        # once per session and type.
+        readers: dict[_TypeId, dict[str, bool]] = {}
+        hits: dict[_Sub, list[pb.Record]] = {}
+        for record in records:
+            h = record.header
+            subs = match((h.schema, h.data_type, h.source, h.group, h.id))
+            if not subs:
+                continue
+            tid = (h.schema, h.data_type)
+            allowed = readers.get(tid)
+            if allowed is None:
+                allowed = readers[tid] = {}
+            for sub in subs:
+                session_id = sub[2]
+                ok = allowed.get(session_id)
+                if ok is None:
+                    app = sessions.get(session_id)
+                    ok = allowed[session_id] = app is not None and app.can_read(*tid)
+                if ok:
+                    got = hits.get(sub)
+                    if got is None:
+                        hits[sub] = [record]
+                    else:
+                        got.append(record)
         result: Fanout = {}
-        for session_id, subs in self._subs.items():
-            app = self._sessions.get(session_id)
-            if app is None:
-                continue
-            readable = {tid for tid in kinds if app.can_read(*tid)}
-            if not readable:
-                continue
-            for sub_id, pattern in subs.items():
-                ok = {
-                    (s, n)
-                    for (s, n) in readable
-                    if (not pattern.schema or s == pattern.schema)
-                    and (not pattern.data_type or n == pattern.data_type)
-                }
-                if not ok:
-                    continue
-                if ok == kinds and not (pattern.source or pattern.group or pattern.id):
-                    got = list(records)
-                else:
-                    got = [
-                        r
-                        for r in records
-                        if (r.header.schema, r.header.data_type) in ok
-                        and matches(pattern, r.header)
-                    ]
-                if got:
-                    result.setdefault(session_id, {})[sub_id] = got
+        for sub in sorted(hits) if len(hits) > 1 else hits:
+            session = result.get(sub[2])
+            if session is None:
+                session = result[sub[2]] = {}
+            session[sub[3]] = hits[sub]
         return result

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from math import isfinite
-from typing import Any
+from operator import itemgetter
+from typing import Any, Generic, TypeVar
 
 import orjson
 
+from ...actors.serving import TopicIndex
 from . import keysquare_pb2 as pb
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "GROUP_WILDCARD",
     "ID_WILDCARD",
     "SOURCE_WILDCARD",
+    "PatternIndex",
     "TopicKey",
     "check_fields",
     "decode_data",
@@ -53,6 +56,97 @@ def matches(pattern: pb.Topic, header: pb.KeyHeader) -> bool:
         and (not pattern.group or pattern.group == header.group)
         and (not pattern.id or pattern.id == header.id)
     )
+
+
+S = TypeVar("S", bound=Hashable)
+
+_FORMS = 1 << 5  # which of a topic's five fields a pattern sets: bit i for field i
+
+
+def _form(pattern: TopicKey) -> int:
+    return sum(1 << i for i, value in enumerate(pattern) if value)
+
+
+def _probe(form: int) -> Callable[[tuple[str, ...]], TopicKey]:
+    """From a key padded with one "" (index 5): the key with the fields ``form`` leaves
+    open emptied, which is how a pattern of that form is filed."""
+    return itemgetter(*(i if form >> i & 1 else 5 for i in range(5)))
+
+
+_PROBES = tuple(_probe(form) for form in range(_FORMS))
+
+
+class PatternIndex(Generic[S]):
+    """Subscribers by topic pattern (an empty field matches anything, as in ``matches``):
+    ``match(key)`` costs the matching subscribers and one dict lookup per pattern form in
+    use, not a pass over every pattern.
+
+    A pattern is filed under itself (its topic key, empty fields as ""); a key looks up
+    itself with the fields each form in use leaves open emptied (at most 2^5 forms), and
+    skips the forms that set a field the key leaves empty, which nothing set can match.
+    So each matching (subscriber, pattern) is found exactly once.
+    """
+
+    def __init__(self) -> None:
+        self._index: TopicIndex[TopicKey, S] = TopicIndex()
+        self._forms: dict[int, int] = {}  # form -> how many patterns have it
+        # The forms in use, each with its probe: one lookup each per key.
+        self._probes: tuple[tuple[int, Callable[[tuple[str, ...]], TopicKey]], ...] = ()
+
+    def add(self, subscriber: S, pattern: TopicKey) -> None:
+        """File ``subscriber`` under ``pattern`` (adding it again changes nothing)."""
+        if pattern in self._index.keys(subscriber):
+            return
+        self._index.add(subscriber, pattern)
+        form = _form(pattern)
+        count = self._forms.get(form, 0)
+        self._forms[form] = count + 1
+        if not count:
+            self._update_probes()
+
+    def remove(self, subscriber: S) -> None:
+        """Every pattern of ``subscriber``."""
+        for pattern in self._index.keys(subscriber):
+            assert pattern is not None  # patterns are always filed under a key
+            self._index.remove(subscriber, pattern)
+            form = _form(pattern)
+            count = self._forms[form] - 1
+            if count:
+                self._forms[form] = count
+            else:
+                del self._forms[form]
+                self._update_probes()
+
+    def _update_probes(self) -> None:
+        self._probes = tuple((form, _PROBES[form]) for form in sorted(self._forms, reverse=True))
+
+    def match(self, key: TopicKey) -> list[S]:
+        """The subscribers with a pattern matching ``key``, once per such pattern."""
+        probes = self._probes
+        if not probes:
+            return []
+        schema, data_type, source, group, id_ = key
+        empty = (
+            (not schema)
+            | (not data_type) << 1
+            | (not source) << 2
+            | (not group) << 3
+            | (not id_) << 4
+        )
+        padded = (schema, data_type, source, group, id_, "")
+        match = self._index.match
+        if len(probes) == 1:
+            form, probe = probes[0]
+            return [] if form & empty else match(probe(padded))
+        found: list[S] = []
+        for form, probe in probes:
+            if not form & empty:
+                found += match(probe(padded))
+        return found
+
+    def __len__(self) -> int:
+        """How many (subscriber, pattern) pairs are filed."""
+        return sum(self._forms.values())
 
 
 def _default(value: Any) -> Any:
@@ -109,14 +203,25 @@ def _check_value(kind: str, value: Any) -> bool:
     if kind == "timestamp":
         if isinstance(value, int | float) and not isinstance(value, bool):
             return True
-        if isinstance(value, str):
-            try:
-                _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                return False
-            return True
-        return False
+        return isinstance(value, str) and _is_time_text(value)
     return kind == "json"
+
+
+def _is_time_text(value: str) -> bool:
+    """True for an ISO 8601 date or time ("Z" for UTC allowed)."""
+    try:
+        _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _time_text(value: Any) -> bool:
+    return type(value) is str and _is_time_text(value)
+
+
+def _anything(value: Any) -> bool:
+    return True
 
 
 # Exact value types that are always right for a field kind: one set lookup on the hot path.
@@ -155,15 +260,21 @@ def field_checker(
     type_name: str, fields: Mapping[str, str], *, decoded: bool = False
 ) -> Callable[[Mapping[str, Any]], None]:
     """``check_fields`` for one type, with its per-field fast path prepared once: a value of
-    an always-right type costs a dict and a set lookup (a float also its finiteness check);
-    anything else takes the full check, which raises naming the field. ``decoded=True`` is
-    for data from ``decode_data``: orjson refuses NaN and infinities, so its floats need no
-    finiteness check."""
+    an always-right type costs a dict and a set lookup; a value whose type alone does not
+    decide (a float, a timestamp string, anything in a json field) one more look. Every
+    field type is covered: only a wrong value, or a subclass of the expected type (numpy's
+    float64, say), takes the full check, which raises naming the first bad field.
+    ``decoded=True`` is for data from ``decode_data``: orjson refuses NaN and infinities,
+    so its floats need no finiteness check."""
     fast = {
         name: _FAST_OK.get(kind, frozenset()) | ({float} if kind == "float" and decoded else set())
         for name, kind in fields.items()
     }
+    # What the exact type cannot tell: a user's float must be finite (inline below: the
+    # commonest case), a timestamp string must be ISO 8601, a json field takes any value.
     floats = frozenset() if decoded else frozenset(n for n, k in fields.items() if k == "float")
+    looks = {"timestamp": _time_text, "json": _anything}
+    second = {name: looks[kind] for name, kind in fields.items() if kind in looks}
     unknown: frozenset[type] = frozenset()
 
     def check(data: Mapping[str, Any]) -> None:
@@ -171,6 +282,9 @@ def field_checker(
             if type(value) in fast.get(name, unknown):
                 continue
             if type(value) is float and name in floats and isfinite(value):
+                continue
+            look = second.get(name)
+            if look is not None and look(value):
                 continue
             check_fields(type_name, fields, data)
             return

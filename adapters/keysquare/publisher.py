@@ -34,6 +34,7 @@ class _Pub:
     future: concurrent.futures.Future[dict[str, Any]]
     deadline: float
     edit: tuple[pb.Topic, bytes] | None = None
+    ids: list[str] | None = None  # publish ids, one per record (one for an edit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +116,24 @@ class _Publisher(Actor):
         first = group[0]
         if first.edit is not None:
             key, patch = first.edit
-            message = pb.ClientMessage(edit=pb.Edit(request_id=rid, key=key, patch=patch))
-        else:
-            records = first.records if len(group) == 1 else [r for p in group for r in p.records]
+            edit_id = first.ids[0] if first.ids else ""
             message = pb.ClientMessage(
-                publish=pb.Publish(request_id=rid, records=records, store=store)
+                edit=pb.Edit(request_id=rid, key=key, patch=patch, publish_id=edit_id)
+            )
+        else:
+            # The same ids go with every resend: the platform applies each record once.
+            if len(group) == 1:
+                records, ids = first.records, first.ids or []
+            else:
+                records = [r for p in group for r in p.records]
+                ids = [i for p in group for i in (p.ids or [""] * len(p.records))]
+            message = pb.ClientMessage(
+                publish=pb.Publish(
+                    request_id=rid,
+                    records=records,
+                    store=store,
+                    publish_ids=ids if any(ids) else [],
+                )
             )
         self.pending[rid] = group
         timeout = max(max(p.deadline for p in group) - time.monotonic(), 0.001)
@@ -164,6 +178,8 @@ class _Publisher(Actor):
                 "request_id": ack.request_id,
                 "count": len(p.records) if ack.status == "OK" else 0,
             }
+            if ack.duplicates and len(pubs) == 1:
+                result["duplicates"] = ack.duplicates  # already applied: not applied again
             if ack.status != "OK":
                 result.update(code=ack.code, message=ack.message)
             p.future.set_result(result)

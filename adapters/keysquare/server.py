@@ -3,8 +3,27 @@
 The server runs its own asyncio loop (never the client's). All platform state lives in a
 sans-I/O ``Platform`` touched only on that loop, so each request runs to completion without
 interleaving. Each Session stream writes through its own outbound queue and single writer
-task: fan-out from other sessions' publishes only enqueues, and a session whose queue
-overflows (a slow consumer) is dropped instead of blocking the publishers.
+task: fan-out from other sessions' publishes only enqueues, and a session that reads too
+slowly is dropped (its client reconnects and resubscribes) instead of blocking the
+publishers or growing the platform's memory.
+
+Memory bound. A session's queue is the kit's :class:`~actorwire.actors.serving.Outbox` of
+serialized ServerMessages (sizes are their ``ByteSize()``), bounded by ``max_outbox_bytes``
+(``platform.max_outbox_bytes``, 32 MiB by default) and by ``outbound_limit`` messages. A
+session whose queue would pass either, or that takes nothing for ``stall_deadline`` seconds
+(10 s) while data waits in it, however much it pings meanwhile, is dropped: counted in
+``stats()`` (``sessions_dropped_overflow``, ``sessions_dropped_stalled``) and logged with its
+peer. So what the platform holds for one session's outbound data is at most
+``max_outbox_bytes``, plus the one message its writer is handing to gRPC (at most
+max(1 MiB, max_record_bytes) and a few bytes), plus what gRPC itself has taken for the
+stream: the client's HTTP/2 window, about 4 MiB with grpcio's client, held after a drop
+until the client reads it (the drop's status follows that data) or its connection closes.
+Measured with 60 KB records and a subscriber that never reads (or only pings): platform RSS
+55 MB before, 125 MB at most, flat afterwards. A cached subscribe's snapshot waits in line as
+references to the cached records, not copies, and is serialized a batch at a time when the
+writer reaches it, so a cache larger than the budget still reaches a subscriber that reads.
+``stats()`` reports ``queued_bytes`` (now, all sessions) and the most one session ever held:
+``peak_outbox_bytes`` (its queue) and ``peak_queued_bytes`` (with the message being written).
 """
 
 from __future__ import annotations
@@ -13,7 +32,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from pathlib import Path
@@ -25,10 +46,11 @@ import structlog
 from actorwire.actors import log as _log  # noqa: F401  (installs secret redaction)
 
 from ...actors.ioloop import IOLoop
+from ...actors.serving import Outbox
 from ...actors.tls import server_context
 from . import keysquare_pb2 as pb
 from . import keysquare_pb2_grpc as pb_grpc
-from .config import AppConfig, PlatformConfig, load_config
+from .config import AppConfig, PlatformConfig, load_config, with_session_limits
 from .platform import (
     INVALID,
     NOT_FOUND,
@@ -67,6 +89,8 @@ _STATUS = {
 _BODIES = ("hello", "subscribe", "unsubscribe", "publish", "edit", "ping")
 
 _T = TypeVar("_T")
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
 
 
 def _platform_version(name: str) -> str:
@@ -93,35 +117,137 @@ def _batches(
         yield batch
 
 
-class _Stream:
-    """One open Session stream: its session, outbound queue and how it ends."""
+class _Snapshot:
+    """A cached subscribe's records waiting in a stream's line after its ``position``-th
+    queued message: references to the cached records, serialized a batch at a time only when
+    the writer reaches them."""
 
-    def __init__(self, session_id: str, app: AppConfig, limit: int, peer: str) -> None:
+    __slots__ = ("batches", "cached", "marker", "position", "sub_id")
+
+    def __init__(
+        self,
+        sub_id: int,
+        batches: list[list[pb.Record]],
+        position: int,
+        cached: bool = True,
+        marker: tuple[int, int] = (0, 0),
+    ) -> None:
+        self.sub_id = sub_id
+        self.batches = deque(batches)
+        self.position = position
+        self.cached = cached  # records from the cache (else from the journal, in order)
+        self.marker = marker  # (epoch, pos) the subscription stands at once they are sent
+
+    def messages(self) -> Iterator[bytes]:
+        """The serialized Deliveries, the last with ``snapshot_done`` and the position."""
+        batches = self.batches
+        epoch, pos = self.marker
+        while batches:
+            records = batches.popleft()
+            delivery = pb.Delivery(
+                sub_id=self.sub_id, records=records, snapshot=self.cached and bool(records)
+            )
+            if not batches:
+                delivery.snapshot_done = True
+                delivery.epoch, delivery.pos = epoch, pos
+            yield pb.ServerMessage(delivery=delivery).SerializeToString()
+
+
+class _Stream:
+    """One open Session stream: its session, its outbox of serialized messages (bounded in
+    bytes and in count) with the cached snapshots waiting in line among them, and how it
+    ends. Time is passed in."""
+
+    def __init__(
+        self,
+        session_id: str,
+        app: AppConfig,
+        peer: str,
+        limit: int,
+        max_bytes: int,
+        stall_deadline: float,
+        now: float,
+    ) -> None:
         self.session_id = session_id
         self.app = app
         self.peer = peer
         self.limit = limit
-        self.queue: asyncio.Queue[pb.ServerMessage | None] = asyncio.Queue()
+        self.outbox = Outbox(max_bytes, stall_deadline)
+        self.snapshots: deque[_Snapshot] = deque()
+        self.queued = 0  # messages put in the outbox so far
+        self.taken = 0  # messages the writer has taken so far
+        self.writing = 0  # bytes of the message the writer is handing to gRPC
+        self.wrote_at = now  # when the writer last finished handing one over
+        self.wake = asyncio.Event()
         self.done = asyncio.Event()
         self.closing = False
         self.end: tuple[grpc.StatusCode, str] | None = None
-        self.overflowed = False
+        self.refused: str | None = None  # why the outbox refused a message: the peer is slow
 
-    def send(self, message: pb.ServerMessage) -> bool:
-        """Enqueue for the writer; False (and the stream marked overflowed) when full."""
-        if self.closing:
+    @property
+    def held(self) -> int:
+        """Bytes waiting for the peer: the outbox and the message being written."""
+        return self.outbox.bytes + self.writing
+
+    def send(self, frame: bytes, now: float) -> bool:
+        """Queue a serialized message for the writer; False when closing, or (``refused``
+        set) when the outbox would pass its bytes or its message count."""
+        if self.closing or self.refused is not None:
             return False
-        if self.queue.qsize() >= self.limit:
-            self.overflowed = True
+        if len(self.outbox) >= self.limit:
+            self.refused = f"more than {self.limit} messages queued"
             return False
-        self.queue.put_nowait(message)
+        if not self.outbox.put(frame, now):
+            self.refused = f"more than {self.outbox.max_bytes} bytes queued"
+            return False
+        self.queued += 1
+        self.wake.set()
         return True
+
+    def send_snapshot(
+        self,
+        sub_id: int,
+        batches: list[list[pb.Record]],
+        cached: bool = True,
+        marker: tuple[int, int] = (0, 0),
+    ) -> None:
+        """Queue a subscribe's records (a snapshot, or a resume's journal records), after
+        everything queued so far, then its position marker."""
+        if not self.closing:
+            self.snapshots.append(_Snapshot(sub_id, batches, self.queued, cached, marker))
+            self.wake.set()
+
+    def next(self, now: float) -> bytes | _Snapshot | None:
+        """What the writer sends next, in queue order; None (and ``wake`` cleared) when
+        nothing waits."""
+        snapshots = self.snapshots
+        if snapshots and snapshots[0].position == self.taken:
+            return snapshots.popleft()
+        # One message: every ServerMessage has a body, so none serializes to zero bytes.
+        frames = self.outbox.take(1, now)
+        if not frames:
+            self.wake.clear()
+            return None
+        self.taken += 1
+        self.writing = len(frames[0])
+        return frames[0]
+
+    def wrote(self, now: float) -> None:
+        """The writer handed its message to gRPC."""
+        self.writing = 0
+        self.wrote_at = now
+
+    def stalled(self, now: float) -> bool:
+        """True when data has waited ``stall_deadline`` seconds with nothing taken and no
+        write finished (a snapshot's batches count as progress)."""
+        box = self.outbox
+        return box.stalled(now) and now - self.wrote_at >= box.stall_deadline
 
     def finish(self) -> None:
         """The client half-closed: write what is queued, then end with OK."""
         if not self.closing:
             self.closing = True
-            self.queue.put_nowait(None)
+            self.wake.set()
 
     def kill(self, code: grpc.StatusCode | None, message: str = "") -> None:
         """End now, dropping whatever is queued; ``code`` None ends without a status."""
@@ -129,6 +255,10 @@ class _Stream:
             return
         self.closing = True
         self.end = (code, message) if code is not None else None
+        # What waited is released now, not when the call has finished ending.
+        self.outbox = Outbox(self.outbox.max_bytes, self.outbox.stall_deadline)
+        self.snapshots.clear()
+        self.writing = 0
         self.done.set()
 
 
@@ -163,6 +293,37 @@ class _KeyAccess(pb_grpc.KeyAccessServicer):
         await self.server._session(context)
 
 
+def _pass_serialized(message: object) -> bytes:
+    if isinstance(message, bytes):
+        return message
+    assert isinstance(message, pb.ServerMessage), type(message)
+    return message.SerializeToString()
+
+
+class _PreSerialized(grpc.aio.ServerInterceptor):
+    """Session streams write ServerMessages already serialized (their outbox holds and counts
+    the bytes), so the Session method's serializer passes bytes through."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.endswith("/Session"):
+            return handler
+        behaviour = handler.stream_stream
+        if behaviour is None:
+            return handler
+        return grpc.stream_stream_rpc_method_handler(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=_pass_serialized,
+        )
+
+
 class PlatformServer:
     """A running embedded platform; create it with ``serve()``.
 
@@ -185,7 +346,13 @@ class PlatformServer:
         self.port = 0
         self.store = store
         self.outbound_limit = outbound_limit
-        self._platform = Platform(config)
+        self._platform = Platform(
+            config,
+            dedupe_window_bytes=config.dedupe_window_bytes,
+            dedupe_window_seconds=config.dedupe_window_seconds,
+            journal_bytes=config.journal_bytes,
+            journal_seconds=config.journal_seconds,
+        )
         self._platform.load(store.load_all())
         self._platform_name = _platform_version(config.name)
         self._streams: dict[str, _Stream] = {}
@@ -198,11 +365,16 @@ class PlatformServer:
                 "streams_closed",
                 "sessions_dropped_deadline",
                 "sessions_dropped_overflow",
+                "sessions_dropped_stalled",
+                "peak_outbox_bytes",
+                "peak_queued_bytes",
                 "bad_messages",
                 "records_published",
                 "publish_requests",
                 "publish_errors",
                 "store_errors",
+                "resumed",
+                "resume_gaps",
             ),
             0,
         )
@@ -231,10 +403,11 @@ class PlatformServer:
 
     async def _start(self) -> None:
         server = grpc.aio.server(
+            interceptors=[_PreSerialized()],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
-            ]
+            ],
         )
         add_servicer: Callable[[Any, Any], None] = pb_grpc.add_KeyAccessServicer_to_server
         add_servicer(_KeyAccess(self), server)
@@ -344,10 +517,26 @@ class PlatformServer:
         return self._on_loop(lambda: self._platform.subscription_count)
 
     def stats(self) -> dict[str, int]:
-        """Counters: registrations, streams, dropped sessions, bad messages, records, ..."""
+        """Counters: registrations, streams, dropped sessions, bad messages, records, ...
+
+        Sessions dropped for reading too slowly are ``sessions_dropped_overflow`` (the queue
+        would pass ``max_outbox_bytes`` or ``outbound_limit``) and ``sessions_dropped_stalled``
+        (nothing taken for ``stall_deadline`` while data waited); ``sessions_dropped_slow``
+        is both. ``queued_bytes`` is what waits for every session now; ``peak_outbox_bytes``
+        and ``peak_queued_bytes`` are the most one session ever had queued (without and with
+        the message its writer was handing to gRPC).
+        """
         if self._stopped:
-            return dict(self._counters)
-        return self._on_loop(lambda: dict(self._counters))
+            return self._read_stats()
+        return self._on_loop(self._read_stats)
+
+    def _read_stats(self) -> dict[str, int]:
+        out = dict(self._counters)
+        out["sessions_dropped_slow"] = (
+            out["sessions_dropped_overflow"] + out["sessions_dropped_stalled"]
+        )
+        out["queued_bytes"] = sum(stream.held for stream in self._streams.values())
+        return out
 
     # -- loop side --------------------------------------------------------------------------
 
@@ -361,29 +550,57 @@ class PlatformServer:
         log.debug("session ended", session=session_id[:8], reason=reason)
 
     def _send(self, stream: _Stream, message: pb.ServerMessage) -> None:
-        if stream.send(message) or not stream.overflowed or stream.done.is_set():
+        if stream.closing:
             return
-        self._counters["sessions_dropped_overflow"] += 1
+        if stream.send(message.SerializeToString(), time.monotonic()):
+            self._note_peak(stream)
+        elif stream.refused is not None:
+            self._drop_slow(stream, "overflow", stream.refused)
+
+    def _note_peak(self, stream: _Stream) -> None:
+        counters = self._counters
+        queued = stream.outbox.bytes
+        counters["peak_outbox_bytes"] = max(counters["peak_outbox_bytes"], queued)
+        counters["peak_queued_bytes"] = max(counters["peak_queued_bytes"], queued + stream.writing)
+
+    def _drop_slow(self, stream: _Stream, kind: str, why: str) -> None:
+        """Drop a session that reads too slowly (``kind``: overflow or stalled); its client
+        reconnects and resubscribes."""
+        if stream.done.is_set():
+            return
+        self._counters[f"sessions_dropped_{kind}"] += 1
         log.error(
-            "session dropped: outbound queue overflow (slow consumer)",
+            "session dropped: reading too slowly",
             session=stream.session_id[:8],
             peer=stream.peer,
             app=stream.app.name,
-            limit=stream.limit,
+            reason=why,
+            queued_bytes=stream.held,
+            max_outbox_bytes=stream.outbox.max_bytes,
         )
         stream.kill(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"session dropped: more than {stream.limit} messages queued (reading too slowly)",
+            grpc.StatusCode.RESOURCE_EXHAUSTED, f"session dropped: {why} (reading too slowly)"
         )
-        self._drop_session(stream.session_id, "overflow")
+        self._drop_session(stream.session_id, kind)
 
     async def _reap(self) -> None:
-        """Drop sessions silent for longer than the heartbeat deadline."""
-        deadline = self.config.heartbeat_deadline
-        tick = min(self.config.heartbeat_interval, deadline) / 4
+        """Drop sessions silent for longer than the heartbeat deadline, and sessions that
+        took nothing for ``stall_deadline`` while data waited for them."""
+        config = self.config
+        deadline = config.heartbeat_deadline
+        stall = config.stall_deadline
+        tick = min(config.heartbeat_interval, deadline, stall) / 4
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(tick)
+            clock = time.monotonic()
+            for open_stream in list(self._streams.values()):
+                if open_stream.stalled(clock):
+                    self._drop_slow(
+                        open_stream,
+                        "stalled",
+                        f"took nothing for {stall:g}s while {open_stream.held} bytes waited",
+                    )
             now = loop.time()
             for session_id, seen in list(self._last_seen.items()):
                 if now - seen <= deadline:
@@ -420,6 +637,7 @@ class PlatformServer:
             heartbeat_interval=self.config.heartbeat_interval,
             heartbeat_deadline=self.config.heartbeat_deadline,
             platform=self._platform_name,
+            max_record_bytes=self.config.max_record_bytes,
         )
 
     async def _get_schema(
@@ -468,7 +686,15 @@ class PlatformServer:
         if old is not None:
             old.kill(grpc.StatusCode.ABORTED, "the session opened another Session stream")
             self._platform.clear_subscriptions(session_id)
-        stream = _Stream(session_id, app, self.outbound_limit, context.peer())
+        stream = _Stream(
+            session_id,
+            app,
+            context.peer(),
+            self.outbound_limit,
+            self.config.max_outbox_bytes,
+            self.config.stall_deadline,
+            time.monotonic(),
+        )
         self._streams[session_id] = stream
         self._counters["streams_opened"] += 1
         self._touch(session_id)
@@ -525,10 +751,21 @@ class PlatformServer:
     ) -> None:
         try:
             while True:
-                message = await stream.queue.get()
-                if message is None:
-                    break
-                await context.write(message)
+                item = stream.next(time.monotonic())
+                if item is None:
+                    if stream.closing:
+                        break
+                    await stream.wake.wait()
+                    continue
+                if isinstance(item, bytes):
+                    await context.write(item)
+                    stream.wrote(time.monotonic())
+                    continue
+                for frame in item.messages():
+                    stream.writing = len(frame)
+                    self._note_peak(stream)
+                    await context.write(frame)
+                    stream.wrote(time.monotonic())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the call broke (client vanished)
@@ -550,7 +787,9 @@ class PlatformServer:
             self._apply(
                 stream,
                 request.request_id,
-                lambda: self._platform.publish(stream.app, request.records, request.store, size),
+                lambda: self._platform.publish(
+                    stream.app, request.records, request.store, size, request.publish_ids
+                ),
                 size,
             )
         elif kind == "edit":
@@ -558,7 +797,7 @@ class PlatformServer:
             self._apply(
                 stream,
                 edit.request_id,
-                lambda: self._platform.edit(stream.app, edit.key, edit.patch),
+                lambda: self._platform.edit(stream.app, edit.key, edit.patch, edit.publish_id),
             )
         else:
             self._counters["bad_messages"] += 1
@@ -574,27 +813,50 @@ class PlatformServer:
 
     def _subscribe(self, stream: _Stream, request: pb.Subscribe) -> None:
         sub_id = request.sub_id
+        platform = self._platform
+        reply = pb.SubscribeReply(sub_id=sub_id, status="OK")
         try:
-            cached = self._platform.subscribe(
-                stream.session_id, sub_id, request.topic, request.cached
-            )
+            if request.resume:
+                back = platform.resume(
+                    stream.session_id,
+                    sub_id,
+                    request.topic,
+                    request.cached,
+                    request.resume_epoch,
+                    request.resume_pos,
+                )
+                records, from_cache = back.records, back.snapshot
+                reply.resumed = not back.snapshot
+                if back.gap is not None:
+                    reply.gap.CopyFrom(back.gap)
+                    self._counters["resume_gaps"] += 1
+                else:
+                    self._counters["resumed"] += 1
+            else:
+                records = platform.subscribe(
+                    stream.session_id, sub_id, request.topic, request.cached
+                )
+                from_cache = request.cached
         except PlatformError as exc:
             reply = pb.SubscribeReply(
                 sub_id=sub_id, status="ERROR", code=exc.code, message=exc.message
             )
             self._send(stream, pb.ServerMessage(subscribed=reply))
             return
-        self._send(
-            stream, pb.ServerMessage(subscribed=pb.SubscribeReply(sub_id=sub_id, status="OK"))
-        )
-        if not request.cached:
+        if not request.resume and not request.cached:
+            # Nothing to send first: the reply says where the subscription starts.
+            reply.epoch, reply.pos = platform.position
+            self._send(stream, pb.ServerMessage(subscribed=reply))
             return
-        batches = list(_batches(cached, BATCH_RECORDS)) or [[]]
-        for i, batch in enumerate(batches):
-            delivery = pb.Delivery(
-                sub_id=sub_id, records=batch, snapshot_done=i == len(batches) - 1
-            )
-            self._send(stream, pb.ServerMessage(delivery=delivery))
+        self._send(stream, pb.ServerMessage(subscribed=reply))
+        # The records (a snapshot, or the journal's since the position), then the position
+        # marker: what the subscription resumes after if it comes back.
+        stream.send_snapshot(
+            sub_id,
+            list(_batches(records, BATCH_RECORDS)) or [[]],
+            from_cache,
+            platform.position,
+        )
 
     def _apply(
         self,
@@ -611,7 +873,12 @@ class PlatformServer:
             self._counters["publish_errors"] += 1
             self._send(stream, _ack_error(request_id, exc.code, exc.message))
             return
-        ack = pb.Ack(request_id=request_id, status="OK", count=len(published.records))
+        ack = pb.Ack(
+            request_id=request_id,
+            status="OK",
+            count=len(published.records) + published.duplicates,
+            duplicates=published.duplicates,
+        )
         if published.to_store:
             try:
                 self.store.save(published.to_store)
@@ -658,6 +925,8 @@ def serve(
     store_path: str | Path | None = None,
     *,
     outbound_limit: int = OUTBOUND_LIMIT,
+    max_outbox_bytes: int | None = None,
+    stall_deadline: float | None = None,
     certfile: str | Path | None = None,
     keyfile: str | Path | None = None,
 ) -> PlatformServer:
@@ -667,9 +936,15 @@ def serve(
     ``store_path`` None the config's store_path is used, else an in-memory store (with a
     warning, unless asked for by name: ``store_path=":memory:"``). ``certfile`` and
     ``keyfile`` (PEM, both or neither) serve over TLS.
+
+    A session is dropped as too slow when its queue would pass ``outbound_limit`` messages
+    or ``max_outbox_bytes`` bytes, or when it takes nothing for ``stall_deadline`` seconds
+    while data waits; the last two default to the config's (``platform.max_outbox_bytes``,
+    32 MiB, and ``platform.stall_deadline``, 10 s). See the module docstring for the bound.
     """
     tls = _tls_files(certfile, keyfile)
     cfg = config if isinstance(config, PlatformConfig) else load_config(config)
+    cfg = with_session_limits(cfg, max_outbox_bytes=max_outbox_bytes, stall_deadline=stall_deadline)
     path = store_path if store_path is not None else cfg.store_path
     if not path:
         log.warning(

@@ -20,7 +20,7 @@ from actorwire.actors.link import LatestFilter
 
 from . import keysquare_pb2 as pb
 from .link import SnapshotDone, SubscribeResult, SubSpec
-from .model import KeyMessage, SubscriptionType
+from .model import Gap, KeyMessage, SubscriptionType
 from .protocol import decode_data, topic_key
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class Subscription:
         self._handled = 0
         self._parked = False
         self.conflated = 0
+        self.gaps = 0  # gap notices it was given (written by its actor)
 
     @property
     def topic(self) -> Topic5:
@@ -76,6 +77,11 @@ class Subscription:
 @dataclass(frozen=True, slots=True)
 class _Records:
     records: Sequence[pb.Record]
+
+
+@dataclass(frozen=True, slots=True)
+class _GapNotice:
+    gap: Gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +114,13 @@ class _SubscriptionActor(Actor):
         voided_callback: Callable[[KeyMessage], Any],
         ready: concurrent.futures.Future[None],
         router: Address,
+        gap_callback: Callable[[Gap], Any],
     ) -> None:
         super().__init__()
         self.sub = sub
         self.callback = callback
         self.voided_callback = voided_callback
+        self.gap_callback = gap_callback
         self.ready = ready
         self.router = router
         self.latest = LatestFilter()  # per topic, by (epoch, seq)
@@ -130,6 +138,13 @@ class _SubscriptionActor(Actor):
             elif isinstance(message, _Caught):
                 if not self.ready.done():
                     self.ready.set_result(None)
+            elif isinstance(message, _GapNotice):
+                sub.gaps += 1
+                try:
+                    self.gap_callback(message.gap)
+                except Exception as exc:  # noqa: BLE001 - a user callback must not end the feed
+                    self.callback_errors += 1
+                    self.log.error("gap_callback raised", error=repr(exc))
             elif message == "stats":
                 pass
         if sub._parked and sub._handled == sub._told:
@@ -231,6 +246,8 @@ class _Router(Actor):
         # has handled what it was told (then sent as one batch), and whether its _Caught
         # waits behind them.
         self.parked: dict[int, dict[Topic5, pb.Record]] = {}
+        self.resumed = 0  # platform subscriptions resumed from the journal after a reconnect
+        self.gaps = 0  # ... that could not be resumed in full
         self.caught_parked: set[int] = set()
 
     def on_batch(self, messages: list[Any]) -> None:
@@ -338,6 +355,10 @@ class _Router(Actor):
         if psub is None:
             return
         if result.status == "OK":
+            if result.resumed:
+                self.resumed += 1
+            if result.gap is not None:
+                self._gap(psub, result.gap)
             if not psub.spec.cached:
                 psub.confirmed = True
                 for _, ready in psub.waiting:
@@ -358,6 +379,37 @@ class _Router(Actor):
         for local in psub.locals:
             local.active = False
         self._drop(psub)
+
+    def _gap(self, psub: _PlatformSub, gap: pb.Gap) -> None:
+        """The platform could not resume ``psub``: every local subscription hears of it, in
+        order with its records; counted and logged, never silent."""
+        self.gaps += 1
+        schema, data_type, source, group, id_ = psub.spec.topic
+        self.log.warning(
+            "subscription gap: records missed for good",
+            data_type=data_type,
+            epoch=gap.epoch,
+            after_pos=gap.after_pos,
+            missed=gap.missed or "unknown",
+            reason=gap.reason,
+            gaps=self.gaps,
+        )
+        notice = _GapNotice(
+            Gap(
+                data_type=data_type,
+                schema=schema,
+                source=source,
+                group=group,
+                id=id_,
+                epoch=gap.epoch,
+                after_pos=gap.after_pos,
+                missed=gap.missed or None,
+                reason=gap.reason,
+            )
+        )
+        for local in psub.locals:
+            if local.address is not None:
+                local.address.tell(notice)
 
     def _add(self, sub: Subscription, ready: concurrent.futures.Future[None]) -> None:
         cached = sub.subscription_type is SubscriptionType.CACHED_AND_LIVE

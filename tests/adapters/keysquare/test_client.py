@@ -258,12 +258,19 @@ def test_publish_permission_and_server_side_errors(restricted: Any) -> None:
         reader.stop()
     demo = session_for(restricted)
     try:
+        # The platform announced its limit: an oversize record is refused before the wire.
         big = price("X") | {"symbol": "X" * 5000}
-        with pytest.raises(RuntimeError, match="TOO_LARGE"):
+        sent = restricted.stats()["publish_requests"]
+        with pytest.raises(ValueError, match=r"is 50\d\d bytes, over the platform's limit of 2048"):
             demo.publish("Price", "X", big)
-        ack = demo.publish("Price", "X", big, raise_error_on_failure=False)
-        assert ack["status"] == "ERROR" and ack["code"] == "TOO_LARGE"
+        with pytest.raises(ValueError, match="over the platform's limit"):
+            demo.publish_many("Price", [("Y", price("Y")), ("X", big)])
+        with pytest.raises(ValueError, match="the patch is"):
+            demo.edit("Price", "Y", {"symbol": "X" * 5000})
+        assert restricted.stats()["publish_requests"] == sent
         assert demo.publish("Price", "Y", price("Y"))["status"] == "OK"
+        assert demo.status() is KeySessionState.CONNECTED
+        assert demo._link is not None and demo._link.status()["reconnects"] == 0
     finally:
         demo.stop()
 

@@ -80,6 +80,8 @@ fields = { bid = "double" }
     ),
     ("[platform]\nheartbeat_interval = -1\n", "platform.heartbeat_interval: must be greater"),
     ("[platform]\nmax_record_bytes = 1.5\n", "platform.max_record_bytes: must be an integer"),
+    ("[platform]\njournal_bytes = 0\n", "platform.journal_bytes: must be"),
+    ("[platform]\ndedupe_window_seconds = -1\n", "platform.dedupe_window_seconds: must be"),
     ("[platform]\nheartbeat_intervall = 1\n", "platform.heartbeat_intervall: unknown key"),
     ("[plattform]\n", "plattform: unknown key (expected one of platform, applications"),
     (
