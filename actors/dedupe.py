@@ -55,6 +55,10 @@ class DedupeWindow:
             self._pop_oldest()
             self.evicted += 1
 
+    def expire(self, now: float) -> None:
+        """Forget the ids older than ``max_age`` (``seen`` does this too)."""
+        self._expire(now)
+
     def _expire(self, now: float) -> None:
         ids = self._ids
         horizon = now - self.max_age

@@ -781,8 +781,16 @@ class KeySession:
         self.auto_refresh_schema = True
 
     def get_session_data(self) -> dict[str, Any]:
-        """Connection details: application, url, host, port, session, platform, state."""
+        """Connection details: application, url, host, port, session, platform, state, and
+        the delivery counters: platform subscriptions ``resumed`` from the journal after a
+        reconnect, ``gaps`` reported, records ``redelivered`` by a restarted platform (and
+        dropped)."""
         reply = self._register
+        delivery = {"resumed": 0, "gaps": 0, "redelivered": 0}
+        router = self._router
+        if router is not None:
+            with contextlib.suppress(Exception):
+                delivery = router.ask("stats", timeout=2.0)
         return {
             "application_name": self.application_name,
             "url": self.url,
@@ -794,6 +802,7 @@ class KeySession:
             "schema_version": self._schema_version,
             "subscriptions": len(self._subs),
             "link": self._link.state.name if self._link and self._link.state else None,
+            **delivery,
         }
 
     # -- awaitable forms -----------------------------------------------------------------

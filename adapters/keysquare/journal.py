@@ -57,6 +57,36 @@ class Journal:
         self.bytes += added
         self._trim(now)
 
+    def restore(self, entries: list[tuple[pb.Record, float]], last: int, now: float) -> None:
+        """Take back what a store held: ``entries`` (record, time accepted) in position order,
+        the newest of them at most ``last``, the newest position given. Positions go on
+        from ``last``; the oldest entries go first if the bounds are now tighter."""
+        if self._entries or self.last:
+            raise RuntimeError("a journal is restored before it takes any record")
+        positions = [record.header.pos for record, _ in entries]
+        if positions and (
+            positions != list(range(positions[0], positions[0] + len(positions)))
+            or positions[-1] > last
+        ):
+            raise ValueError(
+                f"journal entries must hold consecutive positions up to {last}, "
+                f"got {positions[0]}..{positions[-1]} ({len(positions)} entries)"
+            )
+        for record, at in entries:
+            size = record.ByteSize()
+            self._entries.append((record, size, at))
+            self.bytes += size
+        self.last = last
+        # Nothing held past the newest entry means nothing after it was kept: the journal
+        # covers from the first entry, or from the next position when empty.
+        if positions and positions[-1] == last:
+            self.first = positions[0]
+        else:
+            self._entries.clear()
+            self.bytes = 0
+            self.first = last + 1
+        self._trim(now)
+
     def expire(self, now: float) -> None:
         """Drop what is older than ``max_age`` (also done by ``append``)."""
         self._trim(now)

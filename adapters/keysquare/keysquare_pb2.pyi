@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class KeyHeader(_message.Message):
-    __slots__ = ("schema", "data_type", "source", "group", "id", "seq", "timestamp_ns", "voided", "publisher", "epoch", "pos")
+    __slots__ = ("schema", "data_type", "source", "group", "id", "seq", "timestamp_ns", "voided", "publisher", "epoch", "pos", "publish_id")
     SCHEMA_FIELD_NUMBER: _ClassVar[int]
     DATA_TYPE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class KeyHeader(_message.Message):
     PUBLISHER_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     POS_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_ID_FIELD_NUMBER: _ClassVar[int]
     schema: str
     data_type: str
     source: str
@@ -30,7 +31,8 @@ class KeyHeader(_message.Message):
     publisher: str
     epoch: int
     pos: int
-    def __init__(self, schema: _Optional[str] = ..., data_type: _Optional[str] = ..., source: _Optional[str] = ..., group: _Optional[str] = ..., id: _Optional[str] = ..., seq: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., voided: _Optional[bool] = ..., publisher: _Optional[str] = ..., epoch: _Optional[int] = ..., pos: _Optional[int] = ...) -> None: ...
+    publish_id: str
+    def __init__(self, schema: _Optional[str] = ..., data_type: _Optional[str] = ..., source: _Optional[str] = ..., group: _Optional[str] = ..., id: _Optional[str] = ..., seq: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., voided: _Optional[bool] = ..., publisher: _Optional[str] = ..., epoch: _Optional[int] = ..., pos: _Optional[int] = ..., publish_id: _Optional[str] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("header", "data")

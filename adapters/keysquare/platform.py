@@ -35,6 +35,7 @@ from .protocol import (
     matches,
     topic_key,
 )
+from .store import Restored
 
 __all__ = [
     "INVALID",
@@ -66,6 +67,8 @@ JOURNAL_BYTES = 64 * 1024 * 1024
 """Bytes of accepted records the journal keeps for subscriptions that come back."""
 JOURNAL_SECONDS = 600.0
 """Seconds the journal keeps a record: a subscription back within this resumes in full."""
+MAX_PUBLISH_ID = 200
+"""Characters a publish id may have."""
 DEDUPE_WINDOW_SECONDS = 600.0
 """Seconds a publish id is remembered: a retry within this window is applied once."""
 
@@ -94,6 +97,8 @@ class Published:
     to_store: list[pb.Record] = field(default_factory=list)
     kinds: frozenset[tuple[str, str]] | None = None  # (schema, type) of the records, if known
     duplicates: int = 0  # records whose publish id was applied before: not applied again
+    publish_ids: tuple[str, ...] = ()  # the ids applied now (for the store)
+    at: float = 0.0  # when the records were accepted (seconds since the epoch)
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,24 @@ class Platform:
         self._index: PatternIndex[_Sub] = PatternIndex()
         self._indexed: dict[str, tuple[int, dict[int, _Sub]]] = {}
         self._ranks = 0
+        # A topic the platform holds no record of starts after this seq: 0 in a new epoch;
+        # after a restart on a store, the newest position, which no topic's seq can pass
+        # (a topic's seq counts its records, the position counts every record).
+        self._seq_floor = 0
+
+    def restore(self, state: Restored) -> None:
+        """Continue what a store held (at startup, after ``load``): its epoch, its journal
+        and its dedupe window, so subscriptions resume and resends are applied once across a
+        restart. A state with no epoch (a new store) changes nothing."""
+        if state.epoch is None:
+            return
+        now = self._clock() / 1e9
+        self.epoch = state.epoch
+        self.journal.restore(state.journal, state.last_pos, now)
+        self._seq_floor = state.last_pos
+        for pid, at in state.publish_ids:
+            self.dedupe.add(pid, at)
+        self.dedupe.expire(now)  # forget what aged out meanwhile
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -359,7 +382,8 @@ class Platform:
         """Cache each topic's newest record (in ``staged``: its cache bucket and record).
         ``records`` are all of them in order, for the fan-out and the store, with their
         topic ``keys``. Records of a stored topic stay stored."""
-        self.journal.append(records, self._clock() / 1e9)  # stamps header.pos
+        at = self._clock() / 1e9
+        self.journal.append(records, at)  # stamps header.pos
         accepted = self._accepted
         stored = self._stored
         tick = self._tick
@@ -370,11 +394,11 @@ class Platform:
         self._tick = tick
         if store:
             stored.update(staged)
-            return Published(records, list(records), kinds)
+            return Published(records, list(records), kinds, at=at)
         if not stored:
-            return Published(records, kinds=kinds)
+            return Published(records, kinds=kinds, at=at)
         return Published(
-            records, [r for k, r in zip(keys, records, strict=True) if k in stored], kinds
+            records, [r for k, r in zip(keys, records, strict=True) if k in stored], kinds, at=at
         )
 
     def _publishable(self, app: AppConfig, schema: str, data_type: str, where: str) -> TypeDef:
@@ -438,7 +462,14 @@ class Platform:
                     if pid in fresh_ids or window.seen(pid, now_s):
                         duplicates += 1
                         continue
+                    if len(pid) > MAX_PUBLISH_ID:
+                        raise PlatformError(
+                            INVALID,
+                            f"record {i}: publish id of {len(pid)} chars, over the limit of "
+                            f"{MAX_PUBLISH_ID}",
+                        )
                     fresh_ids[pid] = None
+                    record.header.publish_id = pid
             # Stamped in place: the request is the platform's own, and a refused publish
             # discards it whole.
             h = record.header
@@ -475,7 +506,7 @@ class Platform:
                 except ValueError as exc:
                     where = f"record {i} ({typedef.qualified} id={id_!r})"
                     raise PlatformError(INVALID, f"{where}: {exc}") from None
-            h.seq = (previous.header.seq if previous is not None else 0) + 1
+            h.seq = (previous.header.seq if previous is not None else self._seq_floor) + 1
             h.timestamp_ns = now
             h.publisher = publisher
             h.epoch = epoch
@@ -486,8 +517,10 @@ class Platform:
         published = self._commit_staged(accepted, keys, staged, store, kinds)
         for pid in fresh_ids:
             window.add(pid, now_s)
-        if duplicates:
-            return dataclasses.replace(published, duplicates=duplicates)
+        if duplicates or fresh_ids:
+            return dataclasses.replace(
+                published, duplicates=duplicates, publish_ids=tuple(fresh_ids)
+            )
         return published
 
     def _checker(self, typedef: TypeDef) -> _Checker:
@@ -504,6 +537,11 @@ class Platform:
         now_s = self._clock() / 1e9
         if publish_id and self.dedupe.seen(publish_id, now_s):
             return Published([], duplicates=1)
+        if len(publish_id) > MAX_PUBLISH_ID:
+            raise PlatformError(
+                INVALID,
+                f"publish id of {len(publish_id)} chars, over the limit of {MAX_PUBLISH_ID}",
+            )
         typedef = self.find_type(key.schema, key.data_type)
         if not app.can_publish(typedef.schema, typedef.name):
             raise PlatformError(
@@ -529,10 +567,12 @@ class Platform:
         edited.header.timestamp_ns = self._clock()
         edited.header.publisher = app.name
         edited.header.epoch = self.epoch
+        edited.header.publish_id = publish_id
         self._check_size(edited, f"edited record {_key_text(tkey)}")
         published = self._commit([edited], store=False)
         if publish_id:
             self.dedupe.add(publish_id, now_s)
+            return dataclasses.replace(published, publish_ids=(publish_id,))
         return published
 
     def snapshot(
@@ -613,8 +653,8 @@ class Platform:
         handed back in order (nothing re-snapshotted, nothing twice). After a restart
         without a store (a new epoch) this run's records are all handed back if the journal
         still holds its first one, and the earlier run's undelivered records are a gap of
-        unknown size. Otherwise the subscription starts over (a snapshot if ``cached``) and
-        the gap names what fell out of the journal.
+        unknown size. Otherwise the gap names what fell out of the journal, and the
+        subscription gets a snapshot if ``cached``, else what the journal still holds.
         """
         app = self.app_for(session_id)
         journal = self.journal
@@ -640,9 +680,14 @@ class Platform:
         else:
             missed = 0
             reason = "the platform restarted and its journal no longer holds this run's start"
-        records = self.subscribe(session_id, sub_id, pattern, cached)
         gap = pb.Gap(epoch=epoch, after_pos=after, missed=max(missed, 0), reason=reason)
-        return Resumed(records, snapshot=cached, gap=gap)
+        if not cached:
+            # LIVE_ONLY: what the journal still holds, so only the gap itself is lost.
+            replay = self._readable(app, pattern, journal.since(journal.first - 1))
+            self.subscribe(session_id, sub_id, pattern, cached=False)
+            return Resumed(replay, snapshot=False, gap=gap)
+        records = self.subscribe(session_id, sub_id, pattern, cached)
+        return Resumed(records, snapshot=True, gap=gap)
 
     def _readable(
         self, app: AppConfig, pattern: pb.Topic, records: list[pb.Record]

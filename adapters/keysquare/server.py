@@ -354,6 +354,9 @@ class PlatformServer:
             journal_seconds=config.journal_seconds,
         )
         self._platform.load(store.load_all())
+        platform = self._platform
+        platform.restore(store.restore(since=time.time() - config.dedupe_window_seconds))
+        store.start_epoch(platform.epoch)
         self._platform_name = _platform_version(config.name)
         self._streams: dict[str, _Stream] = {}
         self._last_seen: dict[str, float] = {}
@@ -879,12 +882,25 @@ class PlatformServer:
             count=len(published.records) + published.duplicates,
             duplicates=published.duplicates,
         )
-        if published.to_store:
+        store = self.store
+        persist = store.persistent and bool(published.records or published.publish_ids)
+        if published.to_store or persist:
+            platform = self._platform
             try:
-                self.store.save(published.to_store)
+                # With a file store the journal and the ids are persisted before the ack:
+                # an acknowledged record survives a kill, and its resend is applied once.
+                store.write(
+                    epoch=platform.epoch,
+                    journal=published.records,
+                    at=published.at,
+                    first_pos=platform.journal.first,
+                    stored=published.to_store,
+                    publish_ids=published.publish_ids,
+                    ids_before=published.at - platform.dedupe.max_age,
+                )
             except Exception as exc:
                 self._counters["store_errors"] += 1
-                log.exception("message store write failed", store=self.store.path)
+                log.exception("message store write failed", store=store.path)
                 ack = pb.Ack(
                     request_id=request_id,
                     status="ERROR",

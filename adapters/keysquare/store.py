@@ -1,19 +1,30 @@
-"""The platform's message store: the latest stored record per topic key, in SQLite.
+"""The platform's message store, in SQLite: the latest stored record per topic key and, in a
+file, everything a restart must not lose.
 
-Stored records survive a server restart with their seqs, so a topic's seq keeps increasing
-after the platform reloads them. Thread-safe: one connection guarded by a lock.
+- ``records``: the latest record of each stored topic; they survive a restart with their
+  seqs, so a topic's seq keeps increasing after the platform reloads them.
+- ``journal``: every accepted record with its position, as the platform's journal holds
+  them (trimmed from the front as the journal forgets), so a subscription resumes across a
+  restart.
+- ``publish_ids``: the dedupe window's ids with the time each was applied, so a resend after
+  a restart is applied once.
+- ``meta``: the platform's epoch and its newest position.
+
+``write`` puts one request's changes in one transaction: the platform acknowledges a request
+only after it returns. Thread-safe: one connection guarded by a lock.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import keysquare_pb2 as pb
 
-__all__ = ["MEMORY", "MessageStore"]
+__all__ = ["MEMORY", "MessageStore", "Restored"]
 
 MEMORY = ":memory:"
 
@@ -31,7 +42,25 @@ CREATE TABLE IF NOT EXISTS records (
     publisher TEXT NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (schema, data_type, source, grp, id)
-)
+);
+CREATE TABLE IF NOT EXISTS journal (
+    pos INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS publish_ids (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS publish_ids_at ON publish_ids (at);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+_META = """
+INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value
 """
 
 _UPSERT = """
@@ -51,6 +80,16 @@ FROM records ORDER BY schema, data_type, source, grp, id
 """
 
 
+@dataclass
+class Restored:
+    """What a store file holds for a platform that starts on it."""
+
+    epoch: int | None = None  # None: a new store (the platform picks its epoch)
+    last_pos: int = 0  # the newest position given in that epoch
+    journal: list[tuple[pb.Record, float]] = field(default_factory=list)  # by position
+    publish_ids: list[tuple[str, float]] = field(default_factory=list)  # oldest first
+
+
 class MessageStore:
     """The latest stored record per topic key; ``":memory:"`` keeps it for this process only."""
 
@@ -64,7 +103,7 @@ class MessageStore:
             if self.path != MEMORY:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         except sqlite3.Error:
             self._db.close()
             raise
@@ -82,22 +121,7 @@ class MessageStore:
     def save(self, records: Iterable[pb.Record]) -> int:
         """Insert or replace each record by topic key (a lower seq never overwrites); returns
         how many rows were given."""
-        rows = [
-            (
-                r.header.schema,
-                r.header.data_type,
-                r.header.source,
-                r.header.group,
-                r.header.id,
-                r.header.seq,
-                r.header.epoch,
-                r.header.timestamp_ns,
-                int(r.header.voided),
-                r.header.publisher,
-                r.data,
-            )
-            for r in records
-        ]
+        rows = _rows(records)
         if not rows:
             return 0
         with self._lock:
@@ -110,6 +134,78 @@ class MessageStore:
                 raise
             db.execute("COMMIT")
         return len(rows)
+
+    def write(
+        self,
+        *,
+        epoch: int,
+        journal: Sequence[pb.Record],
+        at: float,
+        first_pos: int,
+        stored: Sequence[pb.Record] = (),
+        publish_ids: Sequence[str] = (),
+        ids_before: float | None = None,
+    ) -> None:
+        """Persist one accepted request in one transaction: its records in the journal
+        (stamped with their positions, accepted at ``at``), the stored ones in ``records``,
+        its publish ids; forget journal rows before ``first_pos`` and ids applied before
+        ``ids_before``. Only a file store keeps the journal and ids; in memory this is
+        ``save(stored)``."""
+        if not self.persistent:
+            self.save(stored)
+            return
+        rows = _rows(stored)
+        entries = [(r.header.pos, at, r.SerializeToString()) for r in journal]
+        last = journal[-1].header.pos if journal else None
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN")
+            try:
+                if entries:
+                    db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?)", entries)
+                    db.execute(_META, ("last_pos", last))
+                    db.execute(_META, ("epoch", epoch))
+                db.execute("DELETE FROM journal WHERE pos < ?", (first_pos,))
+                if rows:
+                    db.executemany(_UPSERT, rows)
+                if publish_ids:
+                    db.executemany(
+                        "INSERT OR REPLACE INTO publish_ids VALUES (?, ?)",
+                        [(pid, at) for pid in publish_ids],
+                    )
+                if ids_before is not None:
+                    db.execute("DELETE FROM publish_ids WHERE at < ?", (ids_before,))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def start_epoch(self, epoch: int) -> None:
+        """Record the epoch of a platform starting on a new store file."""
+        if not self.persistent:
+            return
+        with self._lock:
+            self._conn().execute(_META, ("epoch", epoch))
+
+    def restore(self, since: float) -> Restored:
+        """The epoch, newest position, journal entries and the publish ids applied at or after
+        ``since`` (seconds) a file store holds; empty for an in-memory store."""
+        if not self.persistent:
+            return Restored()
+        with self._lock:
+            db = self._conn()
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            journal = db.execute("SELECT record, at FROM journal ORDER BY pos").fetchall()
+            ids = db.execute(
+                "SELECT id, at FROM publish_ids WHERE at >= ? ORDER BY at", (since,)
+            ).fetchall()
+        epoch = meta.get("epoch")
+        return Restored(
+            epoch=int(epoch) if epoch is not None else None,
+            last_pos=int(meta.get("last_pos", 0)),
+            journal=[(pb.Record.FromString(bytes(blob)), float(at)) for blob, at in journal],
+            publish_ids=[(str(pid), float(at)) for pid, at in ids],
+        )
 
     def load_all(self) -> list[pb.Record]:
         """Every stored record, sorted by topic key."""
@@ -157,3 +253,22 @@ class MessageStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _rows(records: Iterable[pb.Record]) -> list[tuple[object, ...]]:
+    return [
+        (
+            r.header.schema,
+            r.header.data_type,
+            r.header.source,
+            r.header.group,
+            r.header.id,
+            r.header.seq,
+            r.header.epoch,
+            r.header.timestamp_ns,
+            int(r.header.voided),
+            r.header.publisher,
+            r.data,
+        )
+        for r in records
+    ]

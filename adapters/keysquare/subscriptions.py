@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,11 @@ class _LateSnapshot:
 
     sub: Subscription
     records: Sequence[pb.Record]
+
+
+TAIL_IDS = 16384
+"""Publish ids of the newest delivered records a session remembers across a platform
+restart (at most 200 characters each: a few MB at most)."""
 
 
 class _SubscriptionActor(Actor):
@@ -249,6 +255,14 @@ class _Router(Actor):
         self.resumed = 0  # platform subscriptions resumed from the journal after a reconnect
         self.gaps = 0  # ... that could not be resumed in full
         self.caught_parked: set[int] = set()
+        # Across a restart of a platform without a store: (sub_id, publish id) of the newest
+        # records delivered, so a record the new run applies again (a resend whose ack died
+        # with the old run) is dropped; checked for the new run's first TAIL_IDS records.
+        self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_IDS)
+        self.epoch = 0
+        self.suspects: set[tuple[int, str]] = set()
+        self.suspect_budget = 0
+        self.redelivered = 0  # records dropped as applied again by a restarted platform
 
     def on_batch(self, messages: list[Any]) -> None:
         for message in messages:
@@ -260,16 +274,54 @@ class _Router(Actor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Add | _Remove):
             return self._control(message)
+        if message == "stats":
+            return {"resumed": self.resumed, "gaps": self.gaps, "redelivered": self.redelivered}
         self.on_batch([message])
         return None
 
     def _forward(self, sub_id: int, records: Sequence[pb.Record]) -> None:
         psub = self.platform.get(sub_id)
-        if psub is None:
+        if psub is None or not records:
             return
+        epoch = records[0].header.epoch
+        if epoch != self.epoch:
+            if self.epoch and self.tail:  # a new run of the platform
+                self.suspects = set(self.tail)
+                self.suspect_budget = TAIL_IDS
+            self.epoch = epoch
+        tail = self.tail
+        if self.suspects:
+            records = self._drop_redelivered(sub_id, records)
+            if not records:
+                return
+        else:
+            tail.extend([(sub_id, pid) for r in records if (pid := r.header.publish_id)])
         batch = _Records(records)
         for local in psub.locals:
             self._tell(local, batch)
+
+    def _drop_redelivered(self, sub_id: int, records: Sequence[pb.Record]) -> list[pb.Record]:
+        suspects, tail = self.suspects, self.tail
+        kept: list[pb.Record] = []
+        for record in records:
+            pid = record.header.publish_id
+            if pid:
+                key = (sub_id, pid)
+                if key in suspects:
+                    self.redelivered += 1
+                    self.log.info(
+                        "record applied again by a restarted platform: dropped",
+                        subscription=sub_id,
+                        publish_id=pid,
+                        redelivered=self.redelivered,
+                    )
+                    continue
+                tail.append(key)
+            kept.append(record)
+        self.suspect_budget -= len(records)
+        if self.suspect_budget <= 0:
+            self.suspects = set()
+        return kept
 
     def _tell(self, local: Subscription, batch: _Records) -> None:
         """Tell a subscription its records, unless it is more than ``max_pending`` records

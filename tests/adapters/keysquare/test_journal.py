@@ -58,3 +58,73 @@ def test_what_is_held_is_the_newest_and_within_the_bound(sizes: list[int], bound
     held = j.since(j.first - 1)
     assert [r.header.pos for r in held] == list(range(j.first, j.last + 1))
     assert j.last == len(sizes)
+
+
+# -- persisted with a store file ----------------------------------------------------------
+
+
+def test_a_store_file_gives_back_the_epoch_journal_and_ids_it_was_written() -> None:
+    import tempfile
+    from pathlib import Path
+
+    from actorwire.adapters.keysquare.store import MessageStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.db"
+        store = MessageStore(path)
+        assert store.restore(since=0.0).epoch is None  # a new file
+        store.start_epoch(77)
+        j = Journal(max_bytes=1 << 20, max_age=60.0)
+        batch = [rec(i) for i in range(5)]
+        j.append(batch, now=100.0)
+        store.write(epoch=77, journal=batch[:3], at=100.0, first_pos=1, publish_ids=["a", "b"])
+        store.write(
+            epoch=77, journal=batch[3:], at=101.0, first_pos=2, publish_ids=["c"], ids_before=0.5
+        )
+        store.close()
+        again = MessageStore(path)
+        state = again.restore(since=100.5)
+        again.close()
+    assert state.epoch == 77 and state.last_pos == 5
+    assert [(r.header.pos, r.header.id, at) for r, at in state.journal] == [
+        (2, "r1", 100.0),
+        (3, "r2", 100.0),
+        (4, "r3", 101.0),
+        (5, "r4", 101.0),
+    ]  # position 1 was trimmed with first_pos=2
+    assert state.publish_ids == [("c", 101.0)]  # those applied since 100.5
+    restored = Journal(max_bytes=1 << 20, max_age=60.0)
+    restored.restore(state.journal, state.last_pos, now=102.0)
+    assert (restored.first, restored.last) == (2, 5)
+    assert [r.header.id for r in restored.since(3)] == ["r3", "r4"]
+    restored.append([rec(9)], now=103.0)
+    assert restored.last == 6  # positions go on
+
+
+def test_an_in_memory_store_keeps_no_journal() -> None:
+    from actorwire.adapters.keysquare.store import MessageStore
+
+    store = MessageStore()
+    batch = [rec(0)]
+    Journal(1 << 20, 60.0).append(batch, now=0.0)
+    store.write(epoch=1, journal=batch, at=0.0, first_pos=1, publish_ids=["x"])
+    state = store.restore(since=0.0)
+    assert state.epoch is None and state.journal == [] and state.publish_ids == []
+
+
+def test_restoring_a_journal_checks_its_positions_and_bounds() -> None:
+    j = Journal(max_bytes=1 << 20, max_age=10.0)
+    holes = [rec(1), rec(2)]
+    holes[0].header.pos, holes[1].header.pos = 3, 5
+    with pytest.raises(ValueError, match="consecutive positions"):
+        j.restore([(holes[0], 0.0), (holes[1], 0.0)], last=5, now=0.0)
+    old = rec(1)
+    old.header.pos = 4
+    j.restore([(old, 0.0)], last=4, now=20.0)  # older than max_age: gone at once
+    assert (j.first, j.last, len(j)) == (5, 4, 0) and j.covers(4) and not j.covers(3)
+    with pytest.raises(RuntimeError, match="restored before"):
+        j.restore([], last=4, now=20.0)
+    # Entries that stop short of the newest position cover nothing (no holes are made).
+    k = Journal(max_bytes=1 << 20, max_age=10.0)
+    k.restore([(old, 0.0)], last=9, now=1.0)
+    assert (k.first, k.last, len(k)) == (10, 9, 0)
