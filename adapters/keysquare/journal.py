@@ -64,6 +64,8 @@ class Journal:
         if self._entries or self.last:
             raise RuntimeError("a journal is restored before it takes any record")
         positions = [record.header.pos for record, _ in entries]
+        # A store keeps whole requests: leading entries the journal had already let go of
+        # may come back (they are dropped again by the bounds below).
         if positions and (
             positions != list(range(positions[0], positions[0] + len(positions)))
             or positions[-1] > last

@@ -44,6 +44,7 @@ from typing import Any, Self, TypeVar
 import grpc
 import structlog
 from actorwire.actors import log as _log  # noqa: F401  (installs secret redaction)
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from ...actors.ioloop import IOLoop
 from ...actors.serving import Outbox
@@ -553,9 +554,13 @@ class PlatformServer:
         log.debug("session ended", session=session_id[:8], reason=reason)
 
     def _send(self, stream: _Stream, message: pb.ServerMessage) -> None:
+        self._send_bytes(stream, message.SerializeToString())
+
+    def _send_bytes(self, stream: _Stream, data: bytes) -> None:
+        """Queue a serialized ServerMessage."""
         if stream.closing:
             return
-        if stream.send(message.SerializeToString(), time.monotonic()):
+        if stream.send(data, time.monotonic()):
             self._note_peak(stream)
         elif stream.refused is not None:
             self._drop_slow(stream, "overflow", stream.refused)
@@ -794,6 +799,7 @@ class PlatformServer:
                     stream.app, request.records, request.store, size, request.publish_ids
                 ),
                 size,
+                request,
             )
         elif kind == "edit":
             edit = message.edit
@@ -867,15 +873,32 @@ class PlatformServer:
         request_id: int,
         change: Callable[[], Published],
         size: int | None = None,
+        request: pb.Publish | None = None,
     ) -> None:
         """Publish or edit: validate and cache, store, fan out, then ack the requester.
-        ``size`` is the request's serialized size, when known."""
+        ``size`` is the request's serialized size, when known; ``request``, a Publish whose
+        records ``change`` stamps in place."""
         try:
             published = change()
         except PlatformError as exc:
             self._counters["publish_errors"] += 1
             self._send(stream, _ack_error(request_id, exc.code, exc.message))
             return
+        # When every record of a Publish was accepted, the request holds exactly the stamped
+        # records: with its other fields cleared it serializes as a Delivery of them (both
+        # carry records as field 2), written to the journal and sent to every subscription
+        # that takes them all, without copying a record.
+        blob: bytes | None = None
+        if (
+            request is not None
+            and published.records
+            and len(published.records) == len(request.records)
+            and not len(UnknownFieldSet(request))  # nothing but Publish fields to clear
+        ):
+            request.request_id = 0
+            request.store = False
+            request.ClearField("publish_ids")
+            blob = request.SerializeToString()
         ack = pb.Ack(
             request_id=request_id,
             status="OK",
@@ -892,6 +915,7 @@ class PlatformServer:
                 store.write(
                     epoch=platform.epoch,
                     journal=published.records,
+                    journal_blob=blob,
                     at=published.at,
                     first_pos=platform.journal.first,
                     stored=published.to_store,
@@ -916,16 +940,37 @@ class PlatformServer:
         # when that fits one delivery, no per-record sizing is needed.
         stamps = 48 + 2 * len(stream.app.name.encode())
         small = size is not None and size + stamps * len(published.records) <= BATCH_BYTES
+        whole = blob if small else None
+        every = len(published.records)
         for session_id, subs in fanout.items():
             target = self._streams.get(session_id)
             if target is None:
                 continue
             for sub_id, records in subs.items():
+                if whole is not None and len(records) == every:
+                    self._send_bytes(target, _delivery_bytes(sub_id, whole))
+                    continue
                 for batch in [records] if small else _batches(records, len(records)):
                     self._send(
                         target, pb.ServerMessage(delivery=pb.Delivery(sub_id=sub_id, records=batch))
                     )
         self._send(stream, pb.ServerMessage(ack=ack))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _delivery_bytes(sub_id: int, records: bytes) -> bytes:
+    """A serialized ServerMessage{delivery{sub_id, records}}, ``records`` being serialized
+    Delivery.records fields (field 2)."""
+    body = b"\x08" + _varint(sub_id) + records  # Delivery.sub_id (1), then the records
+    return b"\x12" + _varint(len(body)) + body  # ServerMessage.delivery (2)
 
 
 def _ack_error(request_id: int, code: str, message: str) -> pb.ServerMessage:

@@ -3,11 +3,11 @@ file, everything a restart must not lose.
 
 - ``records``: the latest record of each stored topic; they survive a restart with their
   seqs, so a topic's seq keeps increasing after the platform reloads them.
-- ``journal``: every accepted record with its position, as the platform's journal holds
-  them (trimmed from the front as the journal forgets), so a subscription resumes across a
+- ``journal``: every accepted record with its position, one row per request (trimmed from
+  the front as the platform's journal forgets), so a subscription resumes across a
   restart.
-- ``publish_ids``: the dedupe window's ids with the time each was applied, so a resend after
-  a restart is applied once.
+- ``publish_ids``: the dedupe window's ids with the time they were applied, one row per
+  request, so a resend after a restart is applied once.
 - ``meta``: the platform's epoch and its newest position.
 
 ``write`` puts one request's changes in one transaction: the platform acknowledges a request
@@ -16,6 +16,7 @@ only after it returns. Thread-safe: one connection guarded by a lock.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -44,13 +45,14 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (schema, data_type, source, grp, id)
 );
 CREATE TABLE IF NOT EXISTS journal (
-    pos INTEGER PRIMARY KEY,
+    last_pos INTEGER PRIMARY KEY,
+    first_pos INTEGER NOT NULL,
     at REAL NOT NULL,
-    record BLOB NOT NULL
+    records BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS publish_ids (
-    id TEXT PRIMARY KEY,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    ids TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS publish_ids_at ON publish_ids (at);
 CREATE TABLE IF NOT EXISTS meta (
@@ -140,6 +142,7 @@ class MessageStore:
         *,
         epoch: int,
         journal: Sequence[pb.Record],
+        journal_blob: bytes | None = None,
         at: float,
         first_pos: int,
         stored: Sequence[pb.Record] = (),
@@ -147,7 +150,8 @@ class MessageStore:
         ids_before: float | None = None,
     ) -> None:
         """Persist one accepted request in one transaction: its records in the journal
-        (stamped with their positions, accepted at ``at``), the stored ones in ``records``,
+        (stamped with their positions, accepted at ``at``; ``journal_blob``, when given, is
+        them serialized as a Delivery's records), the stored ones in ``records``,
         its publish ids; forget journal rows before ``first_pos`` and ids applied before
         ``ids_before``. Only a file store keeps the journal and ids; in memory this is
         ``save(stored)``."""
@@ -155,23 +159,28 @@ class MessageStore:
             self.save(stored)
             return
         rows = _rows(stored)
-        entries = [(r.header.pos, at, r.SerializeToString()) for r in journal]
-        last = journal[-1].header.pos if journal else None
+        # One row per request: its records as one serialized Delivery.
+        blob = journal_blob
+        if blob is None and journal:
+            blob = pb.Delivery(records=journal).SerializeToString()
         with self._lock:
             db = self._conn()
             db.execute("BEGIN")
             try:
-                if entries:
-                    db.executemany("INSERT OR REPLACE INTO journal VALUES (?, ?, ?)", entries)
+                if journal:
+                    first, last = journal[0].header.pos, journal[-1].header.pos
+                    db.execute(
+                        "INSERT OR REPLACE INTO journal VALUES (?, ?, ?, ?)",
+                        (last, first, at, blob),
+                    )
                     db.execute(_META, ("last_pos", last))
                     db.execute(_META, ("epoch", epoch))
-                db.execute("DELETE FROM journal WHERE pos < ?", (first_pos,))
+                db.execute("DELETE FROM journal WHERE last_pos < ?", (first_pos,))
                 if rows:
                     db.executemany(_UPSERT, rows)
-                if publish_ids:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO publish_ids VALUES (?, ?)",
-                        [(pid, at) for pid in publish_ids],
+                if publish_ids:  # one row per request: its ids as a JSON list
+                    db.execute(
+                        "INSERT INTO publish_ids VALUES (?, ?)", (at, json.dumps(list(publish_ids)))
                     )
                 if ids_before is not None:
                     db.execute("DELETE FROM publish_ids WHERE at < ?", (ids_before,))
@@ -195,16 +204,20 @@ class MessageStore:
         with self._lock:
             db = self._conn()
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            journal = db.execute("SELECT record, at FROM journal ORDER BY pos").fetchall()
+            rows = db.execute("SELECT records, at FROM journal ORDER BY last_pos").fetchall()
             ids = db.execute(
-                "SELECT id, at FROM publish_ids WHERE at >= ? ORDER BY at", (since,)
+                "SELECT ids, at FROM publish_ids WHERE at >= ? ORDER BY at, rowid", (since,)
             ).fetchall()
         epoch = meta.get("epoch")
         return Restored(
             epoch=int(epoch) if epoch is not None else None,
             last_pos=int(meta.get("last_pos", 0)),
-            journal=[(pb.Record.FromString(bytes(blob)), float(at)) for blob, at in journal],
-            publish_ids=[(str(pid), float(at)) for pid, at in ids],
+            journal=[
+                (record, float(at))
+                for blob, at in rows
+                for record in pb.Delivery.FromString(bytes(blob)).records
+            ],
+            publish_ids=[(str(pid), float(at)) for blob, at in ids for pid in json.loads(blob)],
         )
 
     def load_all(self) -> list[pb.Record]:

@@ -75,30 +75,32 @@ def test_a_store_file_gives_back_the_epoch_journal_and_ids_it_was_written() -> N
         assert store.restore(since=0.0).epoch is None  # a new file
         store.start_epoch(77)
         j = Journal(max_bytes=1 << 20, max_age=60.0)
-        batch = [rec(i) for i in range(5)]
+        batch = [rec(i) for i in range(6)]
         j.append(batch, now=100.0)
-        store.write(epoch=77, journal=batch[:3], at=100.0, first_pos=1, publish_ids=["a", "b"])
+        store.write(epoch=77, journal=batch[:2], at=100.0, first_pos=1, publish_ids=["a", "b"])
+        store.write(epoch=77, journal=batch[2:4], at=100.0, first_pos=2)
+        # The platform's journal now starts at 3: the first request's row goes.
         store.write(
-            epoch=77, journal=batch[3:], at=101.0, first_pos=2, publish_ids=["c"], ids_before=0.5
+            epoch=77, journal=batch[4:], at=101.0, first_pos=3, publish_ids=["c"], ids_before=0.5
         )
         store.close()
         again = MessageStore(path)
         state = again.restore(since=100.5)
         again.close()
-    assert state.epoch == 77 and state.last_pos == 5
+    assert state.epoch == 77 and state.last_pos == 6
     assert [(r.header.pos, r.header.id, at) for r, at in state.journal] == [
-        (2, "r1", 100.0),
         (3, "r2", 100.0),
-        (4, "r3", 101.0),
+        (4, "r3", 100.0),
         (5, "r4", 101.0),
-    ]  # position 1 was trimmed with first_pos=2
+        (6, "r5", 101.0),
+    ]
     assert state.publish_ids == [("c", 101.0)]  # those applied since 100.5
     restored = Journal(max_bytes=1 << 20, max_age=60.0)
     restored.restore(state.journal, state.last_pos, now=102.0)
-    assert (restored.first, restored.last) == (2, 5)
-    assert [r.header.id for r in restored.since(3)] == ["r3", "r4"]
+    assert (restored.first, restored.last) == (3, 6)
+    assert [r.header.id for r in restored.since(4)] == ["r4", "r5"]
     restored.append([rec(9)], now=103.0)
-    assert restored.last == 6  # positions go on
+    assert restored.last == 7  # positions go on
 
 
 def test_an_in_memory_store_keeps_no_journal() -> None:
