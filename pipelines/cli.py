@@ -96,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="port (default: the adapter's own; 0: any)"
     )
     serve.add_argument("--config", metavar="FILE", help="platform config (TOML)")
-    serve.add_argument("--store", metavar="FILE", help="message store (SQLite file)")
+    serve.add_argument(
+        "--store",
+        metavar="FILE",
+        help="message store (SQLite file): what a restart must not lose (keysquare: stored "
+        "records, the journal, the dedupe window)",
+    )
     serve.set_defaults(handler=_cmd_serve)
     run = commands.add_parser(
         "run",

@@ -23,6 +23,7 @@ from . import (
     GROUP_WILDCARD,
     ID_WILDCARD,
     SOURCE_WILDCARD,
+    Gap,
     KeyMessage,
     KeySession,
     KeySessionState,
@@ -244,7 +245,9 @@ class KeySquareSource(Source):
     ``backoff_factor``, ``backoff_jitter`` tune the link as KeySession's
     ``heartbeat_interval``, ``heartbeat_deadline`` and ``backoff=Backoff(min, max, factor,
     jitter)`` do (defaults: :data:`LINK_DEFAULTS`); after an outage the link redials and
-    resubscribes by itself. ``stats()`` counts ``reconnects``.
+    resubscribes by itself, resuming from the platform's journal. ``stats()`` counts
+    ``reconnects``, ``gaps`` (resumes that could not cover the outage; each is also logged as
+    a warning) and ``missed`` (the journal positions those gaps skipped, when known).
     """
 
     def __init__(
@@ -309,6 +312,8 @@ class KeySquareSource(Source):
         self._watch: _LinkWatch | None = None
         self._received = 0
         self._voided = 0
+        self._gaps = 0
+        self._missed = 0
 
     def __repr__(self) -> str:
         return f"KeySquareSource(url={self._url!r}, data_type={self._data_type!r})"
@@ -336,10 +341,19 @@ class KeySquareSource(Source):
                 id=self._filters["id"],
                 subscription_type=self._type,
                 timeout=self._timeout,
+                gap_callback=self._gap,
             )
         except BaseException:
             self.stop()
             raise
+
+    def _gap(self, gap: Gap) -> None:
+        # Runs in the subscription's actor, in order with its records; the session has
+        # logged the gap as a warning already.
+        self._gaps += 1
+        self._missed += gap.missed or 0
+        if self._ctx is not None:
+            self._ctx.state.component_stats = self.stats()
 
     def _deliver(self, ctx: StageContext, *, voided: bool) -> Callable[[KeyMessage], None]:
         state = ctx.state
@@ -380,7 +394,13 @@ class KeySquareSource(Source):
 
     def stats(self) -> dict[str, int]:
         reconnects = self._watch.reconnects if self._watch is not None else 0
-        return {"records": self._received, "voided": self._voided, "reconnects": reconnects}
+        return {
+            "records": self._received,
+            "voided": self._voided,
+            "reconnects": reconnects,
+            "gaps": self._gaps,
+            "missed": self._missed,
+        }
 
 
 # -- keysquare_publish --------------------------------------------------------------------
