@@ -67,12 +67,14 @@ class Outbox:
         self.bytes += size
         return True
 
-    def take(self, max_bytes: int, now: float) -> list[bytes]:
-        """Frames for one write, about ``max_bytes`` worth (at least one if any wait)."""
+    def take(self, max_bytes: int, now: float, max_count: int | None = None) -> list[bytes]:
+        """Frames for one write, about ``max_bytes`` worth (at least one if any wait), and
+        at most ``max_count`` of them."""
         out: list[bytes] = []
         taken = 0
         frames = self._frames
-        while frames and (not out or taken + len(frames[0]) <= max_bytes):
+        count = len(frames) if max_count is None else min(max_count, len(frames))
+        while len(out) < count and (not out or taken + len(frames[0]) <= max_bytes):
             frame = frames.popleft()
             out.append(frame)
             taken += len(frame)

@@ -297,6 +297,8 @@ class KeySquareTransport(Transport):
             raise ConnectionError(f"{exc.code().name}: {exc.details()}") from None
         if msg is grpc.aio.EOF:
             raise EOFError("the platform closed the session stream")
+        if msg.WhichOneof("body") == "batch":
+            return list(msg.batch.messages)
         return [msg]
 
     async def write(self, frames: list[Any]) -> None:

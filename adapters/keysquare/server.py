@@ -72,6 +72,8 @@ log = structlog.get_logger("actorwire.keysquare.server")
 BATCH_RECORDS = 1000
 """Records per snapshot batch (RecordBatch or cached Delivery)."""
 BATCH_BYTES = 1 << 20
+COALESCE_BYTES = 256 * 1024
+"""Queued messages a session's writer hands to gRPC in one write, at most (about)."""
 """Bytes per outbound batch, well under gRPC's default 4 MiB receive limit of clients."""
 OUTBOUND_LIMIT = 10_000
 """Messages a Session stream may have queued before the session is dropped as too slow."""
@@ -224,14 +226,18 @@ class _Stream:
         snapshots = self.snapshots
         if snapshots and snapshots[0].position == self.taken:
             return snapshots.popleft()
-        # One message: every ServerMessage has a body, so none serializes to zero bytes.
-        frames = self.outbox.take(1, now)
+        # What waits before the next snapshot, up to COALESCE_BYTES, as one write (a
+        # Batch when more than one): a gRPC write costs far more than its bytes. Every
+        # ServerMessage has a body, so none serializes to zero bytes.
+        before = snapshots[0].position - self.taken if snapshots else None
+        frames = self.outbox.take(COALESCE_BYTES, now, before)
         if not frames:
             self.wake.clear()
             return None
-        self.taken += 1
-        self.writing = len(frames[0])
-        return frames[0]
+        self.taken += len(frames)
+        data = frames[0] if len(frames) == 1 else _batch_bytes(frames)
+        self.writing = len(data)
+        return data
 
     def wrote(self, now: float) -> None:
         """The writer handed its message to gRPC."""
@@ -964,6 +970,12 @@ def _varint(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def _batch_bytes(frames: list[bytes]) -> bytes:
+    """Serialized ServerMessages as one serialized ServerMessage{batch{messages}}."""
+    body = b"".join([b"\x0a" + _varint(len(f)) + f for f in frames])  # Batch.messages (1)
+    return b"\x3a" + _varint(len(body)) + body  # ServerMessage.batch (7)
 
 
 def _delivery_bytes(sub_id: int, records: bytes) -> bytes:

@@ -147,7 +147,11 @@ class Client:
     def _read(self) -> None:
         try:
             for message in self.call:
-                self.inbox.put(message)
+                if message.WhichOneof("body") == "batch":  # several writes' worth at once
+                    for inner in message.batch.messages:
+                        self.inbox.put(inner)
+                else:
+                    self.inbox.put(message)
             self.inbox.put(None)
         except grpc.RpcError as exc:
             self.error = exc
