@@ -65,6 +65,10 @@ proto: $(STAMP)
 	cd adapters/keysquare && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. \
 		--pyi_out=. --grpc_python_out=. keysquare.proto
 	sed -i 's/^import keysquare_pb2 as/from . import keysquare_pb2 as/' adapters/keysquare/keysquare_pb2_grpc.py
+	cd adapters/smarkets && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. \
+		--pyi_out=. eto.proto seto.proto
+	sed -i 's/^import eto_pb2 as/from . import eto_pb2 as/' adapters/smarkets/seto_pb2.py
+	sed -i 's/^import eto_pb2 as/from . import eto_pb2 as/' adapters/smarkets/seto_pb2.pyi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
