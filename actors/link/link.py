@@ -534,8 +534,9 @@ def _report(log: Any, on_state: StateListener, action: Report) -> None:
     on_state(action.state, action.reason)
 
 
-def _expire(future: concurrent.futures.Future[Any], reason: str) -> None:
+def _expire(future: concurrent.futures.Future[Any], link: str, what: str, timeout: float) -> None:
     if not future.done():
+        reason = f"link {link!r}: no answer to {what} within {timeout}s"
         with contextlib.suppress(concurrent.futures.InvalidStateError):
             future.set_exception(TimeoutError(reason))
 
@@ -728,13 +729,16 @@ class Link:
         transport.tell(Call(request, future, float(timeout)))
         # Backstop: a call held for a transport that never comes back (it was restarting
         # and its supervisor gave up) still ends, with TimeoutError.
+        # Its message is built only if it fires.
         loop = self.system.io.loop
         loop.call_soon_threadsafe(
             loop.call_later,
             timeout + 1.0,
             _expire,
             future,
-            f"link {self.name!r}: no answer to {type(request).__name__} within {timeout}s",
+            self.name,
+            type(request).__name__,
+            timeout,
         )
         return future
 
