@@ -100,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--store",
         metavar="FILE",
         help="message store (SQLite file): what a restart must not lose (keysquare: stored "
-        "records, the journal, the dedupe window)",
+        "records, the journal, the dedupe window; smarkets: accounts, books, orders, "
+        "references, account sequences)",
     )
+    serve.add_argument("--cert", metavar="FILE", help="serve over TLS: the certificate (PEM)")
+    serve.add_argument("--key", metavar="FILE", help="serve over TLS: its private key (PEM)")
     serve.set_defaults(handler=_cmd_serve)
     run = commands.add_parser(
         "run",

@@ -612,9 +612,19 @@ def serve_command(args: argparse.Namespace, stop: threading.Event) -> int:
     except ValueError as exc:
         return _fail(f"actorwire serve keysquare: bad config: {exc}", 2)
     port = 6800 if args.port is None else args.port
+    cert, key = getattr(args, "cert", None), getattr(args, "key", None)
+    if (cert is None) != (key is None):
+        return _fail("actorwire serve keysquare: --cert and --key go together", 2)
     try:
-        server = serve(host=args.host, port=port, config=config, store_path=args.store)
-    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        server = serve(
+            host=args.host,
+            port=port,
+            config=config,
+            store_path=args.store,
+            certfile=cert,
+            keyfile=key,
+        )
+    except (OSError, sqlite3.Error, RuntimeError, ValueError) as exc:
         return _fail(f"actorwire serve keysquare: cannot start: {exc}", 1)
     try:
         host = f"[{server.host}]" if ":" in server.host else server.host

@@ -1,12 +1,29 @@
-"""Smarkets streaming API: the framing and messages of smk-python-sdk 9.4.4.
+"""Smarkets streaming API: smk-python-sdk 9.4.4's client API, supervised, and an embedded
+exchange.
 
-``eto`` and ``seto`` are the message modules, ``frame_encode``/``frame_decode_all`` and the
-LEB128 functions the framing, with the names the SDK gives them.
+The names are the SDK's (``smarkets.streaming_api.api``): ``StreamingAPIClient``,
+``Session``, ``SessionSettings``, ``Frame``, the exceptions, the ``eto`` and ``seto`` message
+modules, ``SIDE_BID``/``SIDE_OFFER``, the time-in-force constants and the framing functions.
+``StreamingAPIClient.start()`` hands the session to a supervised link; ``serve()`` starts the
+embedded exchange.
 """
 
 from __future__ import annotations
 
 from . import eto, seto
+from .client import (
+    ConnectionError,
+    DecodeError,
+    Error,
+    InvalidCallbackError,
+    LoginError,
+    LoginTimeout,
+    ParseError,
+    Session,
+    SessionSettings,
+    SocketDisconnected,
+    StreamingAPIClient,
+)
 from .framing import (
     MIN_FRAME_SIZE,
     IncompleteULEB128,
@@ -15,6 +32,8 @@ from .framing import (
     uleb128_decode,
     uleb128_encode,
 )
+from .protocol import CALLBACKS, Frame
+from .server import ExchangeServer, serve
 
 SIDE_BID = seto.SIDE_BUY
 """A bid (back): ``seto.SIDE_BUY``, 1."""
@@ -24,15 +43,30 @@ GOOD_TIL_CANCELLED = seto.GOOD_TIL_CANCELLED
 IMMEDIATE_OR_CANCEL = seto.IMMEDIATE_OR_CANCEL
 
 __all__ = [
+    "CALLBACKS",
     "GOOD_TIL_CANCELLED",
     "IMMEDIATE_OR_CANCEL",
     "MIN_FRAME_SIZE",
     "SIDE_BID",
     "SIDE_OFFER",
+    "ConnectionError",
+    "DecodeError",
+    "Error",
+    "ExchangeServer",
+    "Frame",
     "IncompleteULEB128",
+    "InvalidCallbackError",
+    "LoginError",
+    "LoginTimeout",
+    "ParseError",
+    "Session",
+    "SessionSettings",
+    "SocketDisconnected",
+    "StreamingAPIClient",
     "eto",
     "frame_decode_all",
     "frame_encode",
+    "serve",
     "seto",
     "uleb128_decode",
     "uleb128_encode",

@@ -3,7 +3,8 @@
 ``tests/support/smkpeer.py`` runs this script with the venv's python and reads the one JSON
 line it prints. It imports only the SDK, the protobuf runtime the SDK's messages are made of
 (for their text format, as the SDK's session logs them) and the standard library, and opens
-no connection but to its own listener on 127.0.0.1.
+no connection but to its own listener on 127.0.0.1 or, for ``scenario``, to the exchange it
+is given.
 
 Subcommands:
 
@@ -17,6 +18,16 @@ Subcommands:
     hex string holds any number of frames: the SDK's ``frame_decode_all`` splits them, each
     payload is parsed as a ``seto.Payload`` and handed to a real client's dispatch, and the
     name it fires the global handler with is reported with the message's text format.
+``scenario HOST PORT``
+    Trades on a real exchange at HOST:PORT (actorwire's embedded one, with its default
+    config) as an SDK user must: explicit ``flush()`` and ``read()``, a global handler and
+    per-name handlers. ``demo`` logs in, pings, subscribes market 100 and rests a bid; a
+    second session, ``demo2``, sells into it; both wait for the exchange's HEARTBEAT and
+    answer it; ``demo`` rests another bid and cancels it; a
+    login with a bad password is refused; both log out. Reports each step's outcome, every
+    name each session dispatched with its seq, the bodies its handlers saw, its
+    ``connected``/``inseq``/``buf_outseq`` before and after logout, how many frames it read
+    and dropped (a seq gap or a duplicate) and the SDK's warnings (a gap is one).
 
 A new subcommand is a function ``(args) -> dict`` registered in ``main``.
 """
@@ -24,14 +35,30 @@ A new subcommand is a function ``(args) -> dict`` registered in ``main``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import logging
+import select
 import socket
 import sys
 import threading
+import time
 
 from google.protobuf import text_format
 from smarkets.streaming_api import eto, seto
-from smarkets.streaming_api.api import SIDE_BID, Session, SessionSettings, StreamingAPIClient
+from smarkets.streaming_api.api import (
+    GOOD_TIL_CANCELLED,
+    SIDE_BID,
+    SIDE_OFFER,
+    Session,
+    SessionSettings,
+    StreamingAPIClient,
+)
+from smarkets.streaming_api.client import (
+    READ_MODE_BUFFER_FROM_SOCKET,
+    READ_MODE_DISPATCH_FROM_BUFFER,
+)
+from smarkets.streaming_api.exceptions import LoginError
 from smarkets.streaming_api.framing import (
     MIN_FRAME_SIZE,
     frame_decode_all,
@@ -325,6 +352,320 @@ def decode(args):
     return {"frames": out, "callbacks": list(StreamingAPIClient.CALLBACKS)}
 
 
+# --- scenario -----------------------------------------------------------------------------
+
+DEMO2_USERNAME = "demo2"
+DEMO2_PASSWORD = "demo2-password"
+BAD_PASSWORD = "not-demo-password"
+MARKET_ID = 100
+CONTRACT_ID = 101
+QUANTITY = 10000
+"""1.00 of payout in the SDK's units (1/10000 of a currency unit)."""
+PRICE = 2500
+"""25.00%: where ``demo`` bids and ``demo2`` sells."""
+CANCEL_PRICE = 2000
+"""Where ``demo`` rests the bid it cancels (the book is empty by then)."""
+REFERENCES = {"rested": 1001, "crossed": 1002, "cancelled": 1003}
+"""The ``reference`` of each order the scenario places."""
+READ_DEADLINE = 10.0
+"""Seconds a step waits for the exchange's answers (a local exchange answers in
+milliseconds)."""
+RECORDED = (
+    "eto.login_response",
+    "eto.pong",
+    "eto.heartbeat",
+    "eto.logout",
+    "seto.market_quotes",
+    "seto.contract_quotes",
+    "seto.order_accepted",
+    "seto.order_rejected",
+    "seto.order_invalid",
+    "seto.order_executed",
+    "seto.order_cancelled",
+    "seto.order_cancel_rejected",
+    "seto.balance_changed",
+)
+"""The names a per-name handler records the body of (the ETO payload for ``eto.`` names)."""
+
+
+class Peer:
+    """One SDK session to the exchange: its client, and what its handlers saw."""
+
+    def __init__(self, host, port, username, password):
+        settings = SessionSettings(
+            username=username,
+            password=password,
+            host=host,
+            port=port,
+            ssl=False,
+            socket_timeout=SOCKET_TIMEOUT,
+        )
+        self.client = StreamingAPIClient(Session(settings))
+        self.names = []  # every name dispatched, in order (the global handler)
+        self.seqs = []  # the eto seq of each
+        self.bodies = {name: [] for name in RECORDED}
+        self.dropped = 0  # frames read that the session did not dispatch
+        self.client.add_global_handler(self._dispatched)
+        for name in RECORDED:
+            self.client.add_handler(name, functools.partial(self._handled, name))
+
+    def _dispatched(self, name, message):
+        self.names.append(name)
+        self.seqs.append(message.protobuf.eto_payload.seq)
+
+    def _handled(self, name, message):
+        module, kind = name.split(".")
+        self.bodies[name].append(
+            fields(message.eto_payload if module == "eto" else getattr(message, kind))
+        )
+
+    def mark(self):
+        """How many bodies of each name were seen so far: ``new`` counts from here."""
+        return {name: len(bodies) for name, bodies in self.bodies.items()}
+
+    def new(self, mark, name):
+        """The bodies of ``name`` seen since ``mark``."""
+        return self.bodies[name][mark[name] :]
+
+    def state(self):
+        session = self.client.session
+        return {
+            "connected": session.connected,
+            "inseq": session.inseq,
+            "buf_outseq": session.buf_outseq,
+        }
+
+    def send(self, message):
+        """Buffer ``message`` and flush it, as an SDK user does."""
+        self.client.send(message)
+        self.client.flush()
+
+    def read_until(self, what, done):
+        """Read and dispatch until ``done()``; DriverError after READ_DEADLINE seconds."""
+        deadline = time.monotonic() + READ_DEADLINE
+        while not done():
+            if self.client.session.buffered_incoming_payloads:
+                self.dispatch_buffered()
+                continue
+            if not self.client.session.connected:
+                raise DriverError(f"disconnected waiting for {what}; dispatched {self.names}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DriverError(
+                    f"{what} not read within {READ_DEADLINE}s; dispatched {self.names}"
+                )
+            readable, _, _ = select.select([self.client.raw_socket], [], [], left)
+            if readable:
+                self.client.read(READ_MODE_BUFFER_FROM_SOCKET)
+                self.dispatch_buffered()
+
+    def dispatch_buffered(self):
+        """Dispatch every frame read so far, then ``flush()``: the SDK answers a HEARTBEAT
+        by buffering one, which leaves on the next flush.
+
+        A plain ``read()`` stops dispatching at the first frame the session drops (a seq
+        gap, a duplicate) and leaves the rest until the next ``read()``, which first waits
+        for more bytes; dispatching from the buffer until it is empty reaches them, and
+        counts the dropped frames (``dropped``)."""
+        session = self.client.session
+        while session.buffered_incoming_payloads:
+            before = len(session.buffered_incoming_payloads)
+            dispatched = self.client.read(READ_MODE_DISPATCH_FROM_BUFFER)
+            self.dropped += before - len(session.buffered_incoming_payloads) - dispatched
+        self.client.flush()
+
+    def read_new(self, mark, *names):
+        """Read until one more body of each of ``names`` arrived since ``mark``."""
+        self.read_until(" and ".join(names), lambda: all(self.new(mark, name) for name in names))
+
+    def report(self):
+        return {
+            "names": self.names,
+            "seqs": self.seqs,
+            "bodies": self.bodies,
+            "dropped": self.dropped,
+        }
+
+
+def order(side, price, reference):
+    """A good-til-cancelled limit order for QUANTITY of the scenario's contract."""
+    return seto.OrderCreate(
+        side=side,
+        quantity=QUANTITY,
+        price=price,
+        tif=GOOD_TIL_CANCELLED,
+        market_id=MARKET_ID,
+        contract_id=CONTRACT_ID,
+        reference=reference,
+    )
+
+
+class WarningLog(logging.Handler):
+    """The SDK's warnings (a sequence gap, a send buffer cleared): logger, template and the
+    integer arguments only, since a cleared buffer's bytes may hold a LOGIN."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        ints = [a for a in record.args or () if isinstance(a, int)]
+        self.records.append({"logger": record.name, "message": str(record.msg), "ints": ints})
+
+
+class Scenario:
+    """The steps, run in order; after a step fails, those that need it are skipped."""
+
+    def __init__(self, host, port):
+        self.demo = Peer(host, port, USERNAME, PASSWORD)
+        self.demo2 = Peer(host, port, DEMO2_USERNAME, DEMO2_PASSWORD)
+        self.bad = Peer(host, port, USERNAME, BAD_PASSWORD)
+        self.steps = {}
+        self.orders = {}
+        self.states = {}
+        self.failed = None
+
+    def run(self, name, step, always=False):
+        if self.failed is not None and not always:
+            self.steps[name] = {"skipped": f"{self.failed} failed"}
+            return
+        try:
+            step()
+        except Exception as exc:
+            outcome = {"error": type(exc).__name__, "message": str(exc)}
+            for attribute in ("reason", "reason_msg"):
+                if hasattr(exc, attribute):
+                    outcome[attribute] = getattr(exc, attribute)
+            self.steps[name] = outcome
+            if name != "bad_login":
+                self.failed = self.failed or name
+        else:
+            self.steps[name] = "ok"
+
+    def login(self):
+        self.demo.client.login()
+
+    def ping(self):
+        mark = self.demo.mark()
+        self.demo.client.ping()
+        self.demo.client.flush()
+        self.demo.read_new(mark, "eto.pong")
+
+    def subscribe(self):
+        mark = self.demo.mark()
+        self.demo.send(seto.MarketSubscribe(market_id=MARKET_ID))
+        self.demo.read_new(mark, "seto.market_quotes")
+
+    def rest_order(self):
+        mark = self.demo.mark()
+        self.demo.send(order(SIDE_BID, PRICE, REFERENCES["rested"]))
+        # The quotes follow: the bid now rests on the book demo is subscribed to.
+        self.demo.read_new(mark, "seto.order_accepted", "seto.contract_quotes")
+        self.orders["rested"] = self.demo.new(mark, "seto.order_accepted")[0]["order_id"]
+
+    def cross(self):
+        self.demo2.client.login()
+        mark2, mark = self.demo2.mark(), self.demo.mark()
+        self.demo2.send(order(SIDE_OFFER, PRICE, REFERENCES["crossed"]))
+        self.demo2.read_new(
+            mark2, "seto.order_accepted", "seto.order_executed", "seto.balance_changed"
+        )
+        self.orders["crossed"] = self.demo2.new(mark2, "seto.order_accepted")[0]["order_id"]
+        # demo, the resting side: its execution, its balance and the quotes of the trade.
+        self.demo.read_new(mark, "seto.order_executed", "seto.balance_changed")
+        self.demo.read_until(
+            "seto.contract_quotes with the execution",
+            lambda: any(q.get("executions") for q in self.demo.new(mark, "seto.contract_quotes")),
+        )
+
+    def heartbeat(self):
+        # Both sessions have been quiet since the trade: the exchange sends each a HEARTBEAT
+        # (after heartbeat_interval, 5 s by default). The SDK answers one by buffering a
+        # HEARTBEAT, which leaves on the read loop's flush.
+        for peer in (self.demo2, self.demo):
+            mark = peer.mark()
+            peer.read_new(mark, "eto.heartbeat")
+
+    def cancel(self):
+        mark = self.demo.mark()
+        self.demo.send(order(SIDE_BID, CANCEL_PRICE, REFERENCES["cancelled"]))
+        self.demo.read_new(mark, "seto.order_accepted")
+        order_id = self.demo.new(mark, "seto.order_accepted")[0]["order_id"]
+        self.orders["cancelled"] = order_id
+        self.demo.send(seto.OrderCancel(order_id=order_id))
+        self.demo.read_new(mark, "seto.order_cancelled")
+        # Two quotes: the bid resting, then the book without it.
+        self.demo.read_until(
+            "the seto.contract_quotes of the rest and the cancel",
+            lambda: len(self.demo.new(mark, "seto.contract_quotes")) >= 2,
+        )
+
+    def bad_login(self):
+        try:
+            self.bad.client.login()
+        except LoginError:
+            self.states["bad_login"] = self.bad.state()
+            raise
+        raise DriverError("a login with a bad password was not refused")
+
+    def logout(self, peer, label):
+        def step():
+            self.states[label] = {"before_logout": peer.state()}
+            try:
+                peer.client.logout()
+            finally:
+                self.states[label]["final"] = peer.state()
+
+        return step
+
+    def __call__(self):
+        self.run("login", self.login)
+        self.run("ping", self.ping)
+        self.run("subscribe", self.subscribe)
+        self.run("rest_order", self.rest_order)
+        self.run("cross", self.cross)
+        self.run("heartbeat", self.heartbeat)
+        self.run("cancel", self.cancel)
+        self.run("bad_login", self.bad_login, always=True)
+        self.run("logout_demo", self.logout(self.demo, "demo"), always=True)
+        if self.demo2.client.session.connected:
+            self.run("logout_demo2", self.logout(self.demo2, "demo2"), always=True)
+        else:
+            self.steps["logout_demo2"] = {"skipped": "demo2 is not connected"}
+        sessions = {"demo": self.demo, "demo2": self.demo2, "bad_login": self.bad}
+        return {
+            "steps": self.steps,
+            "orders": self.orders,
+            "sessions": {
+                label: {**peer.report(), **self.states.get(label, {})}
+                for label, peer in sessions.items()
+            },
+            "executions": {
+                label: [
+                    {k: e.get(k) for k in ("order_id", "price", "quantity", "side")}
+                    for e in peer.bodies["seto.order_executed"]
+                ]
+                for label, peer in sessions.items()
+            },
+            "balances": {
+                label: peer.bodies["seto.balance_changed"] for label, peer in sessions.items()
+            },
+        }
+
+
+def scenario(args):
+    """Trade on the exchange at ``args.host``:``args.port`` with the SDK (see the module's
+    docstring); what happened, as one JSON object."""
+    warnings = WarningLog()
+    sdk_log = logging.getLogger("smarkets")
+    sdk_log.addHandler(warnings)
+    try:
+        result = Scenario(args.host, args.port)()
+    finally:
+        sdk_log.removeHandler(warnings)
+    return {**result, "sdk_warnings": warnings.records}
+
+
 def main(argv=None):
     """Run one subcommand and print its result as one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -333,6 +674,10 @@ def main(argv=None):
     decoding = commands.add_parser("decode", help="frames as the SDK decodes and names them")
     decoding.add_argument("frames", nargs="?", help='{"frames": [hex, ...]}, or - for stdin')
     decoding.set_defaults(run=decode)
+    trading = commands.add_parser("scenario", help="trade on an exchange at HOST PORT")
+    trading.add_argument("host")
+    trading.add_argument("port", type=int)
+    trading.set_defaults(run=scenario)
     args = parser.parse_args(argv)
     print(json.dumps(args.run(args), sort_keys=True))
 

@@ -1,0 +1,711 @@
+"""The embedded Smarkets exchange: the streaming API over TCP (or TLS) on 127.0.0.1.
+
+The exchange's rules live in :class:`~.exchange.Exchange` (sans-I/O); this module is the
+network shell, built on the kit's :class:`~actorwire.actors.tcpserver.TcpServer`: one actor
+per connection runs that client's session, every frame goes through the connection's
+byte-bounded outbox, and a client that stops reading is dropped (``max_outbox_bytes``,
+``stall_deadline``), counted and logged. A session:
+
+- must open with a LOGIN (else LOGOUT ``UNKNOWN_SESSION``) carrying seq 1 (else
+  ``LOGIN_NOT_FIRST_SEQ``) and good credentials (else ``UNAUTHORISED``), within
+  ``login_timeout`` seconds (else ``LOGIN_TIMEOUT``); each refusal closes the connection.
+  A login is answered with a LOGIN_RESPONSE (a new ``session`` id, ``reset`` 2: the
+  client's next seq). A LOGIN carrying ``account_sequence_64=N`` (N > 0) resumes: every
+  account message after N (``Exchange.account_messages_after``) follows the
+  LOGIN_RESPONSE. They are new payloads of this session, with its next seqs and no
+  ``is_replay`` (that flag marks what a REPLAY resends on the session that sent it first); a
+  client tells them apart by their account sequence. When the account's journal no longer
+  holds them all, nothing is resent and the miss is counted (``resume_misses``) and logged;
+- is sent a HEARTBEAT after ``heartbeat_interval`` seconds in which nothing was sent to it,
+  and is logged out with ``HEARTBEAT_TIMEOUT`` after ``heartbeat_timeout`` seconds without
+  a byte from the client (any bytes count);
+- has every payload sent to it kept in a journal of at most ``session_journal_bytes`` (each
+  costs its size plus ``ENTRY_OVERHEAD``), so that a REPLAY(seq) resends from seq on with
+  the original seqs and ``is_replay`` set, and a GAPFILL carrying seq S for each S no longer
+  held;
+- gets PONG for PING, LOGOUT ``CONFIRMATION`` (then the close) for LOGOUT, eto
+  THROTTLE_EXCEEDED for a message past the account's rate (PING, HEARTBEAT and REPLAY are
+  never throttled), a MARKET_QUOTES for a MARKET_SUBSCRIBE and then the market's
+  CONTRACT_QUOTES on each change until MARKET_UNSUBSCRIBE, and whatever the exchange answers
+  to orders (an account's messages go to every session of the account).
+
+Bad input from a client never ends the server: a payload that does not parse is counted
+(``garbage``) and the session goes on; a bad or oversize length prefix is counted
+(``frame_errors``) and closes that connection only, once the answers to the frames before
+it are written.
+
+With a store file the exchange's state (accounts, books, orders, references, account
+sequences and journals) is written after every message that changed it, before the answer
+goes out, so that an exchange killed at any moment (even SIGKILL) and started again on the
+same file resumes the books where they were and answers resumes and resent references as
+the first one would have. Session journals live and die with their connections.
+
+Threads: sessions run on their connection actors, heartbeats and timeouts on the exchange's
+tick thread; one lock (``_lock``) guards the exchange and every session's state, and
+nothing holding it waits for the I/O loop (``send``, ``close`` and ``abort`` of the kit's
+connections only queue). The I/O loop itself only takes the short lock of the session
+registry, so a slow store write never stalls a socket.
+
+Fault injection, for tests: ``kill()``, ``go_silent()``/``resume()``, ``skip_next()``,
+``repeat_next()``, ``reorder_next()``, ``send_garbage()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+
+from ...actors.framing import FrameError
+from ...actors.serving import TopicIndex
+from ...actors.system import ActorSystem
+from ...actors.tcpserver import (
+    DEFAULT_MAX_OUTBOX_BYTES,
+    DEFAULT_STALL_DEADLINE,
+    ServerConnection,
+    TcpServer,
+)
+from ...actors.tls import StrPath, server_context
+from . import eto, seto
+from .config import ExchangeConfig, load_config
+from .exchange import ENTRY_OVERHEAD, Exchange, Out
+from .protocol import (
+    Frame,
+    Garbage,
+    SmarketsCodec,
+    gapfill,
+    heartbeat,
+    login_response,
+    logout,
+    pong,
+    throttle_exceeded,
+)
+
+__all__ = ["DEFAULT_PORT", "LOGIN_TIMEOUT", "TICK", "ExchangeServer", "serve"]
+
+log = structlog.get_logger("actorwire.smarkets.server")
+
+DEFAULT_PORT = 3801
+"""The SDK's default port (``SessionSettings.port``)."""
+LOGIN_TIMEOUT = 10.0
+"""Seconds a connection has to log in."""
+TICK = 0.25
+"""Most seconds between the checks for heartbeats and timeouts (less when the config's
+heartbeat interval or the login timeout asks for it)."""
+REPLAY_SLICE = 256
+"""Frames of a REPLAY's answer built and queued at a time: a REPLAY from far back costs at
+most the connection's outbox bound, not a list of every seq."""
+GARBAGE = b"\x03\xff\xff\xff"
+"""What ``send_garbage`` sends: a well-framed 3-byte payload that does not parse."""
+_REASONS = {value: name for name, value in eto.LogoutReason.items()}
+
+
+class _Session:
+    """One client connection: its codec, login, subscriptions and outbound journal.
+
+    The server's ``_lock`` guards every field; the connection's actor calls ``on_data``
+    one read at a time."""
+
+    __slots__ = (
+        "account",
+        "codec",
+        "conn",
+        "garbage",
+        "heard_at",
+        "held",
+        "journal",
+        "journal_bytes",
+        "logged_out",
+        "opened_at",
+        "sent_at",
+        "server",
+        "session_id",
+    )
+
+    def __init__(self, server: ExchangeServer, conn: ServerConnection) -> None:
+        self.server = server
+        self.conn = conn
+        self.codec = SmarketsCodec(server.config.max_frame_bytes)
+        self.account: int | None = None
+        self.session_id = ""
+        self.logged_out = False
+        self.garbage = 0
+        self.journal: deque[tuple[int, bytes]] = deque()  # (seq, payload bytes), seq order
+        self.journal_bytes = 0
+        self.held: list[bytes] = []  # frames held back by reorder_next()
+        now = time.monotonic()
+        self.opened_at = self.heard_at = self.sent_at = now
+
+    def on_data(self, data: bytes) -> None:
+        self.server._on_data(self, data)
+
+    def on_closed(self, reason: str) -> None:
+        self.server._on_closed(self, reason)
+
+    def __repr__(self) -> str:
+        return f"<_Session {self.conn.peer} account={self.account}>"
+
+
+class ExchangeServer:
+    """The embedded exchange (see the module's docstring); ``start()`` listens, ``stop()``
+    ends every session and closes the store.
+
+    ``config`` is an :class:`~.config.ExchangeConfig` or the path of a TOML file (None: the
+    packaged default). ``store_path`` keeps the exchange's state in an SQLite file across
+    restarts. ``certfile`` and ``keyfile`` (PEM) serve over TLS; a client whose handshake
+    fails is counted (``tls_failures``) and closed. ``max_outbox_bytes`` and
+    ``stall_deadline`` bound what waits for a client (the kit's rules). ``system`` runs the
+    server on that actor system instead of one of its own.
+
+    Control methods are thread-safe (never call them from the I/O loop). Counters in
+    ``stats()`` run on across ``kill``.
+    """
+
+    def __init__(
+        self,
+        config: ExchangeConfig | str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        store_path: str | Path | None = None,
+        certfile: StrPath | None = None,
+        keyfile: StrPath | None = None,
+        max_outbox_bytes: int = DEFAULT_MAX_OUTBOX_BYTES,
+        stall_deadline: float = DEFAULT_STALL_DEADLINE,
+        login_timeout: float = LOGIN_TIMEOUT,
+        system: ActorSystem | None = None,
+    ) -> None:
+        if not isinstance(config, ExchangeConfig):
+            config = load_config(config)
+        if (certfile is None) != (keyfile is None):
+            given = "certfile" if keyfile is None else "keyfile"
+            raise ValueError(
+                f"the exchange's TLS needs both certfile and keyfile; got only {given}"
+            )
+        if not login_timeout > 0:
+            raise ValueError(f"login_timeout must be > 0 seconds, got {login_timeout!r}")
+        self.config = config
+        self.host = host
+        self._port = port
+        self._ssl = server_context(certfile, keyfile) if certfile and keyfile else None
+        self.max_outbox_bytes = max_outbox_bytes
+        self.stall_deadline = stall_deadline
+        self.login_timeout = float(login_timeout)
+        self.tick_interval = max(min(TICK, config.heartbeat_interval / 4, login_timeout / 4), 0.01)
+        """Seconds between the checks for heartbeats and timeouts."""
+        # Guards the exchange, the store and every session's state. Taken by the sessions'
+        # actors, the tick thread and the control methods; never by the I/O loop.
+        self._lock = threading.RLock()
+        # Guards only the registry of sessions (taken after _lock, never before it), so the
+        # I/O loop registers a new connection without waiting for a store write.
+        self._registry = threading.Condition(threading.Lock())
+        self._sessions: dict[_Session, None] = {}
+        self._connections = 0  # under _registry
+        self._accounts: TopicIndex[int, _Session] = TopicIndex()  # logged-in sessions
+        self._markets: TopicIndex[int, _Session] = TopicIndex()  # market subscriptions
+        self._counters = dict.fromkeys(
+            (
+                "logins",
+                "logins_refused",
+                "logouts_sent",
+                "heartbeats_sent",
+                "replays",
+                "gapfills_sent",
+                "resumes",
+                "resume_misses",
+                "throttled",
+                "garbage",
+                "frame_errors",
+                "store_errors",
+            ),
+            0,
+        )
+        self._faults = {"skip": 0, "repeat": 0, "reorder": 0}
+        self._silent = False
+        self._store: sqlite3.Connection | None = None
+        self.store_path = str(store_path) if store_path is not None else None
+        self.exchange = self._open_store()
+        self._system_arg = system
+        self._system: ActorSystem | None = None
+        self._tcp: TcpServer | None = None
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._stopped = False
+        self._control = threading.Lock()
+
+    def __repr__(self) -> str:
+        tls = ", tls" if self._ssl is not None else ""
+        return f"ExchangeServer({self.host}:{self.port}{tls}, store={self.store_path})"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one asked for until started)."""
+        return self._port
+
+    @property
+    def tls(self) -> bool:
+        """True when the exchange speaks TLS."""
+        return self._ssl is not None
+
+    def start(self) -> Self:
+        """Listen, and start the heartbeat thread; a no-op while running. Raises
+        RuntimeError after ``stop()`` (make a new server on the same store instead)."""
+        with self._control:
+            if self._tcp is not None:
+                return self
+            if self._stopped:
+                raise RuntimeError("ExchangeServer.start: it was stopped; make a new one")
+            system = self._system_arg or ActorSystem(name="smarkets-exchange")
+            tcp = TcpServer(
+                system,
+                self._new_session,
+                host=self.host,
+                port=self._port,
+                ssl=self._ssl,
+                name="smarkets-exchange",
+                max_outbox_bytes=self.max_outbox_bytes,
+                stall_deadline=self.stall_deadline,
+            )
+            try:
+                tcp.start()
+            except BaseException:
+                if self._system_arg is None:
+                    system.shutdown(timeout=5)
+                raise
+            self._system, self._tcp = system, tcp
+            self._port = tcp.port
+            self._ticker = threading.Thread(
+                target=self._tick_loop, name="smarkets-exchange-tick", daemon=True
+            )
+            self._ticker.start()
+        log.info("exchange listening", address=f"{self.host}:{self.port}", tls=self.tls)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, end every session (each handled as a dropped connection), stop
+        the heartbeat thread and the server's own actor system, and close the store;
+        idempotent."""
+        with self._control:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stopping.set()
+            ticker, tcp, system = self._ticker, self._tcp, self._system
+            self._ticker = self._tcp = self._system = None
+            try:
+                if ticker is not None:
+                    ticker.join()
+                if tcp is not None:
+                    tcp.stop()
+            finally:
+                if system is not None and self._system_arg is None:
+                    system.shutdown(timeout=5)
+                with self._lock:
+                    if self._store is not None:
+                        self._store.close()
+                        self._store = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: the session layer's (``logins``, ``heartbeats_sent``, ``replays``,
+        ``garbage``, ...), the exchange's (``orders_accepted``, ``live_orders``, ...), the
+        connections' (``accepted``, ``dropped_overflow``, ``tls_failures``, ...),
+        ``connections`` (sessions ever opened) and ``sessions`` (open now)."""
+        tcp = self._tcp
+        with self._lock:
+            out = {**self._counters, **self.exchange.stats()}
+        if tcp is not None:
+            out.update(tcp.stats.as_dict())
+        with self._registry:
+            out["connections"] = self._connections
+            out["sessions"] = len(self._sessions)
+        return out
+
+    # -- the store ------------------------------------------------------------------------
+
+    def _open_store(self) -> Exchange:
+        if self.store_path is None:
+            return Exchange(self.config)
+        db = sqlite3.connect(self.store_path, check_same_thread=False, isolation_level=None)
+        try:
+            # WAL: a write is whole or absent after a crash; NORMAL: what a process kill
+            # must keep is in the OS's hands once the write returns.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY, data TEXT)")
+            row = db.execute("SELECT data FROM state WHERE id = 1").fetchone()
+            exchange = (
+                Exchange(self.config)
+                if row is None
+                else Exchange.restore(self.config, json.loads(row[0]))
+            )
+        except BaseException:
+            db.close()
+            raise
+        if row is not None:
+            log.info("exchange state restored", store=self.store_path)
+        self._store = db
+        return exchange
+
+    def _persist(self) -> None:
+        db = self._store
+        if db is None:
+            return
+        try:
+            data = json.dumps(self.exchange.snapshot(), separators=(",", ":"))
+            db.execute("INSERT OR REPLACE INTO state (id, data) VALUES (1, ?)", (data,))
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            self._counters["store_errors"] += 1
+            log.error("exchange store write failed", store=self.store_path, error=repr(exc))
+
+    # -- fault injection --------------------------------------------------------------------
+
+    def kill(self, timeout: float = 5.0) -> None:
+        """Drop every connection at once, as a crash would: nothing queued is written, and
+        each session ends as a dropped one. The exchange's state stays and the server
+        listens on. Returns once the sessions have ended (or after ``timeout`` seconds)."""
+        with self._registry:
+            killed = list(self._sessions)
+        for session in killed:
+            session.conn.abort("killed by the test")
+        with self._registry:
+            self._registry.wait_for(lambda: not any(s in self._sessions for s in killed), timeout)
+
+    def go_silent(self) -> None:
+        """Send nothing (no answers, no heartbeats, no replays) until ``resume()``; what is
+        sent meanwhile is journalled (a REPLAY after ``resume()`` brings it back) and
+        dropped. Clients are still logged out for their own silence."""
+        with self._lock:
+            self._silent = True
+
+    def resume(self) -> None:
+        """Send again after ``go_silent()``."""
+        with self._lock:
+            self._silent = False
+
+    def skip_next(self, n: int = 1) -> None:
+        """Journal and drop the next ``n`` payloads (to any session): a gap for the client,
+        which a REPLAY fills."""
+        with self._lock:
+            self._faults["skip"] += _count(n)
+
+    def repeat_next(self, n: int = 1) -> None:
+        """Send each of the next ``n`` payloads (to any session) twice."""
+        with self._lock:
+            self._faults["repeat"] += _count(n)
+
+    def reorder_next(self, n: int = 1) -> None:
+        """Hold back each of the next ``n`` payloads (to any session) and send it right
+        after the next payload to the same session goes out: at the latest the HEARTBEAT a
+        quiet session gets after ``heartbeat_interval``, so no frame is stranded."""
+        with self._lock:
+            self._faults["reorder"] += _count(n)
+
+    def send_garbage(self) -> None:
+        """Send every logged-in session a frame that does not parse (even while silent);
+        it takes no seq."""
+        with self._lock:
+            with self._registry:
+                sessions = list(self._sessions)
+            for session in sessions:
+                if session.account is not None:
+                    session.conn.send(GARBAGE)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def _new_session(self, conn: ServerConnection) -> _Session:
+        """On the I/O loop: registry only (never ``_lock``)."""
+        session = _Session(self, conn)
+        with self._registry:
+            self._sessions[session] = None
+            self._connections += 1
+        return session
+
+    def _on_closed(self, session: _Session, reason: str) -> None:
+        with self._lock:
+            self._accounts.remove_subscriber(session)
+            self._markets.remove_subscriber(session)
+            session.journal.clear()
+            session.journal_bytes = 0
+            session.held.clear()
+            account = session.account
+            if account is not None and not session.logged_out:
+                outs = self.exchange.cancel_all_on_failure(account, time.time())
+                if outs:
+                    self._persist()
+                    self._deliver(outs)
+            with self._registry:
+                self._sessions.pop(session, None)
+                self._registry.notify_all()
+        log.debug("session ended", peer=session.conn.peer, reason=reason)
+
+    def _on_data(self, session: _Session, data: bytes) -> None:
+        codec = session.codec
+        with self._lock:
+            session.heard_at = time.monotonic()
+            error: FrameError | None = None
+            try:
+                codec.receive_data(data)
+            except FrameError as exc:
+                error = exc
+            for event in codec.events():
+                if session.conn.closed:
+                    return
+                if type(event) is Frame:
+                    self._payload(session, event.protobuf)
+                    continue
+                assert type(event) is Garbage
+                self._counters["garbage"] += 1
+                session.garbage += 1
+                # The first per session is worth a warning; a flood is not worth a log line each.
+                (log.warning if session.garbage == 1 else log.debug)(
+                    "garbage from a client", peer=session.conn.peer, reason=event.reason
+                )
+            if error is None and not session.conn.closed:
+                try:
+                    codec.receive_data(b"")  # a bad length prefix after good frames in this read
+                except FrameError as exc:
+                    error = exc
+            if error is not None:
+                self._counters["frame_errors"] += 1
+                log.warning(
+                    "bad frame: connection closed", peer=session.conn.peer, error=str(error)
+                )
+                session.conn.close()  # what was answered before it still goes out
+
+    def _payload(self, session: _Session, payload: seto.Payload) -> None:
+        if session.account is None:
+            self._login(session, payload)
+            return
+        kind = payload.type
+        if kind == seto.PAYLOAD_ETO:
+            ep = payload.eto_payload
+            etype = ep.type
+            if etype == eto.PAYLOAD_PING:
+                self._send(session, pong(0))
+            elif etype == eto.PAYLOAD_REPLAY:
+                self._replay(session, ep.replay.seq)
+            elif etype == eto.PAYLOAD_LOGOUT:
+                session.logged_out = True
+                self._send(session, logout(0, eto.LOGOUT_CONFIRMATION))
+                session.conn.close()
+            return  # HEARTBEAT (heard_at is enough), PONG, GAPFILL: nothing to answer
+        if kind == seto.PAYLOAD_LOGIN:
+            return  # a second LOGIN on a session: ignored
+        account = session.account
+        now = time.time()
+        if not self.exchange.throttle(account, now):
+            self._counters["throttled"] += 1
+            self._send(session, throttle_exceeded(0))
+            return
+        if kind == seto.PAYLOAD_MARKET_SUBSCRIBE:
+            market = payload.market_subscribe.market_id
+            quotes = self.exchange.market_quotes(market)
+            if quotes is None:
+                log.info("subscribe to an unknown market", peer=session.conn.peer, market=market)
+                return
+            self._markets.add(session, market)
+            self._send(session, quotes)
+            return
+        if kind == seto.PAYLOAD_MARKET_UNSUBSCRIBE:
+            self._markets.remove(session, payload.market_unsubscribe.market_id)
+            return
+        outs = self.exchange.handle(account, payload, now)
+        if outs:
+            self._persist()  # before anything is answered: a kill loses no answer sent
+            self._deliver(outs)
+
+    def _login(self, session: _Session, payload: seto.Payload) -> None:
+        if payload.type != seto.PAYLOAD_LOGIN:
+            self._refuse(session, eto.LOGOUT_UNKNOWN_SESSION, "its first payload is no LOGIN")
+            return
+        seq = payload.eto_payload.seq
+        if seq != 1:
+            self._refuse(session, eto.LOGOUT_LOGIN_NOT_FIRST_SEQ, f"its LOGIN has seq {seq}")
+            return
+        body = payload.login
+        account = self.exchange.authenticate(body.username, body.password)
+        if account is None:
+            self._counters["logins_refused"] += 1
+            self._refuse(session, eto.LOGOUT_UNAUTHORISED, "bad credentials")
+            return
+        session.account = account
+        session.session_id = uuid.uuid4().hex
+        self._counters["logins"] += 1
+        self._accounts.add(session, account)
+        self._send(session, login_response(0, session.session_id, 2))
+        log.info("logged in", peer=session.conn.peer, account=account)
+        after = body.account_sequence_64
+        if not after:
+            return
+        messages = self.exchange.account_messages_after(account, after)
+        if messages is None:
+            self._counters["resume_misses"] += 1
+            log.warning(
+                "resume refused: the account journal does not hold what follows the sequence",
+                peer=session.conn.peer,
+                account=account,
+                after=after,
+                last=self.exchange.last_account_sequence(account),
+            )
+            return
+        self._counters["resumes"] += 1
+        for message in messages:
+            self._send(session, message)
+
+    def _refuse(self, session: _Session, reason: int, why: str) -> None:
+        log.info(
+            "login refused", peer=session.conn.peer, reason=_REASONS.get(reason, reason), why=why
+        )
+        self._send(session, logout(0, reason))
+        self._counters["logouts_sent"] += 1
+        session.conn.close()
+
+    def _deliver(self, outs: Iterable[Out]) -> None:
+        for out in outs:
+            if out.account_id is not None:
+                targets = self._accounts.match(out.account_id)
+            else:
+                assert out.market_id is not None
+                targets = self._markets.match(out.market_id)
+            for target in targets:
+                payload = seto.Payload()
+                payload.CopyFrom(out.payload)  # each session stamps its own seq
+                self._send(target, payload)
+
+    def _send(self, session: _Session, payload: seto.Payload) -> None:
+        """Stamp the session's next seq, journal the payload and send it (faults apply)."""
+        data = session.codec.encode(payload)
+        raw = payload.SerializeToString()
+        journal = session.journal
+        journal.append((payload.eto_payload.seq, raw))
+        session.journal_bytes += len(raw) + ENTRY_OVERHEAD
+        limit = self.config.session_journal_bytes
+        while session.journal_bytes > limit and journal:
+            _, old = journal.popleft()
+            session.journal_bytes -= len(old) + ENTRY_OVERHEAD
+        session.sent_at = time.monotonic()
+        if self._silent:
+            return
+        faults = self._faults
+        if faults["skip"]:
+            faults["skip"] -= 1
+            return
+        if faults["reorder"]:
+            faults["reorder"] -= 1
+            session.held.append(data)
+            return
+        frames = [data]
+        if faults["repeat"]:
+            faults["repeat"] -= 1
+            frames.append(data)
+        if session.held:
+            frames += session.held
+            session.held.clear()
+        session.conn.send(frames)
+
+    def _replay(self, session: _Session, first: int) -> None:
+        """Resend from ``first`` (original seqs, ``is_replay``); GAPFILL what is gone."""
+        self._counters["replays"] += 1
+        last = session.codec.outseq - 1
+        if self._silent or not 1 <= first <= last:
+            return
+        journal = session.journal  # seqs oldest..last, without a hole
+        oldest = journal[0][0] if journal else last + 1
+        encode = session.codec.encode
+        frames: list[bytes] = []
+        for seq in range(first, min(oldest, last + 1)):
+            filler = gapfill(seq)
+            filler.eto_payload.is_replay = True
+            frames.append(encode(filler, stamp=False))
+            self._counters["gapfills_sent"] += 1
+            if len(frames) == REPLAY_SLICE:
+                if not session.conn.send(frames):
+                    return
+                frames = []
+        for _, raw in itertools.islice(journal, max(first - oldest, 0), None):
+            payload = seto.Payload.FromString(raw)
+            payload.eto_payload.is_replay = True
+            frames.append(encode(payload, stamp=False))
+            if len(frames) == REPLAY_SLICE:
+                if not session.conn.send(frames):
+                    return
+                frames = []
+        session.sent_at = time.monotonic()
+        if frames:
+            session.conn.send(frames)
+
+    # -- heartbeats and timeouts -------------------------------------------------------------
+
+    def _tick_loop(self) -> None:
+        while not self._stopping.wait(self.tick_interval):
+            try:
+                with self._lock:
+                    self._tick(time.monotonic())
+            except Exception as exc:  # the heartbeats must go on
+                log.exception("exchange tick failed", error=repr(exc))
+
+    def _tick(self, now: float) -> None:
+        """Heartbeats and timeouts at ``now`` (``_lock`` held: sends only, no waiting)."""
+        cfg = self.config
+        with self._registry:
+            sessions = list(self._sessions)
+        for session in sessions:
+            if session.conn.closed:
+                continue
+            if session.account is None:
+                if now - session.opened_at > self.login_timeout:
+                    self._refuse(session, eto.LOGOUT_LOGIN_TIMEOUT, "no LOGIN in time")
+                continue
+            if now - session.heard_at > cfg.heartbeat_timeout:
+                log.info("client silent: logged out", peer=session.conn.peer)
+                self._send(session, logout(0, eto.LOGOUT_HEARTBEAT_TIMEOUT))
+                self._counters["logouts_sent"] += 1
+                session.conn.close()
+            elif now - session.sent_at >= cfg.heartbeat_interval and not self._silent:
+                self._counters["heartbeats_sent"] += 1
+                self._send(session, heartbeat(0))
+
+
+def _count(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    return n
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    config: ExchangeConfig | str | Path | None = None,
+    **kwargs: Any,
+) -> ExchangeServer:
+    """Start an embedded exchange (keyword arguments as ``ExchangeServer``'s); returns its
+    handle (``.port``, ``.stats()``, ``.stop()``)."""
+    server = ExchangeServer(config, host, port, **kwargs)
+    try:
+        return server.start()
+    except BaseException:
+        server.stop()
+        raise
