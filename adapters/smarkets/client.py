@@ -636,6 +636,10 @@ class StreamingAPIClient:
             self._system.shutdown(timeout=timeout)
         self._system = None
 
+    alogin = twin(login)
+    alogout = twin(logout)
+    aread = twin(read)
+    aflush = twin(flush)
     astart = twin(start)
     astop = twin(stop)
 

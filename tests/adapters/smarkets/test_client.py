@@ -317,3 +317,28 @@ def test_an_order_sent_while_the_link_is_down_is_placed_once_after_the_resume(
     finally:
         client.stop()
     assert exchange.stats()["orders_accepted"] == 1
+
+
+@pytest.mark.timeout(30)
+def test_the_awaitable_twins_log_in_read_and_log_out(exchange: ExchangeServer) -> None:
+    import asyncio
+    import inspect
+
+    client = StreamingAPIClient(Session(settings(exchange)))
+    seen = Names()
+    client.add_global_handler(seen)
+
+    async def main() -> None:
+        await client.alogin()
+        client.ping()
+        await client.aflush()
+        while "eto.pong" not in seen.names:
+            await client.aread()
+        await client.alogout()
+
+    asyncio.run(main())
+    assert seen.names[0] == "eto.login_response" and "eto.pong" in seen.names
+    assert not client.session.connected
+    for name in ("login", "logout", "read", "flush", "start", "stop"):
+        twin = getattr(StreamingAPIClient, f"a{name}")
+        assert inspect.signature(twin) == inspect.signature(getattr(StreamingAPIClient, name))
