@@ -109,6 +109,12 @@ class Framer:
         self._buf += data
 
     @property
+    def broken(self) -> FrameError | None:
+        """The error that broke the stream, once ``frames()`` has met it (frames before it
+        were handed over first; the next call raises it)."""
+        return self._broken
+
+    @property
     def buffered(self) -> int:
         """Bytes received and not yet part of a returned frame."""
         return len(self._buf) - self._pos

@@ -40,6 +40,7 @@ from actorwire.actors.link import (
 from . import eto, seto
 from .protocol import (
     MAX_FRAME_SIZE,
+    Broken,
     Frame,
     Garbage,
     InboundSequencer,
@@ -231,6 +232,8 @@ class SmarketsAdapter(LinkAdapter):
                         True,
                     )
                 )
+            elif kind is Broken:
+                out.errors.append((f"the stream broke: {frame.reason}", True))
             elif kind is Garbage:
                 out.errors.append((f"{frame.reason}: {len(frame.raw)} bytes", False))
             else:

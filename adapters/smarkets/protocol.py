@@ -39,6 +39,7 @@ __all__ = [
     "CALLBACKS",
     "HELD_OVERHEAD",
     "MAX_FRAME_SIZE",
+    "Broken",
     "Frame",
     "FrameError",
     "Garbage",
@@ -99,6 +100,15 @@ class Garbage:
 
     def __repr__(self) -> str:
         return f"Garbage(reason={self.reason!r}, raw=<{len(self.raw)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """The stream broke (an oversize or malformed length prefix) after the frames before it
+    were handed over: the connection must be closed. (A prefix that breaks the stream with
+    no good frame before it raises FrameError from ``receive_data`` instead.)"""
+
+    reason: str
 
 
 # --------------------------------------------------------------------------- names
@@ -304,7 +314,7 @@ class SmarketsCodec:
     order, so stamped seqs go out in order.
     """
 
-    __slots__ = ("_events", "_framer", "garbage", "outseq")
+    __slots__ = ("_events", "_framer", "_told_broken", "garbage", "outseq")
 
     def __init__(self, max_frame_size: int = MAX_FRAME_SIZE) -> None:
         self._framer = Leb128Framer(min_frame_size=MIN_FRAME_SIZE, max_frame_size=max_frame_size)
@@ -313,6 +323,7 @@ class SmarketsCodec:
         """The seq the next ``encode`` stamps."""
         self.garbage: int = 0
         """Payloads received that became :class:`Garbage`."""
+        self._told_broken = False
 
     @property
     def max_frame_size(self) -> int:
@@ -343,6 +354,11 @@ class SmarketsCodec:
                 append(self._garbage("payload has no eto_payload.seq", raw))
             else:
                 append(new(Frame, (raw, payload)))
+        broken = framer.broken
+        if broken is not None and not self._told_broken:
+            # Good frames came before the bad prefix: they go first, then the news.
+            self._told_broken = True
+            append(Broken(str(broken)))
 
     def _garbage(self, reason: str, raw: bytes) -> Garbage:
         self.garbage += 1

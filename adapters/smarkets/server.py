@@ -24,8 +24,8 @@ byte-bounded outbox, and a client that stops reading is dropped (``max_outbox_by
   the original seqs and ``is_replay`` set, and a GAPFILL carrying seq S for each S no longer
   held;
 - gets PONG for PING, LOGOUT ``CONFIRMATION`` (then the close) for LOGOUT, eto
-  THROTTLE_EXCEEDED for a message past the account's rate (PING, HEARTBEAT and REPLAY are
-  never throttled), a MARKET_QUOTES for a MARKET_SUBSCRIBE and then the market's
+  THROTTLE_EXCEEDED for a message past the account's rate (ETO payloads: PING, HEARTBEAT,
+  REPLAY, LOGOUT, are never throttled), a MARKET_QUOTES for a MARKET_SUBSCRIBE and then the market's
   CONTRACT_QUOTES on each change until MARKET_UNSUBSCRIBE, and whatever the exchange answers
   to orders (an account's messages go to every session of the account).
 
@@ -80,6 +80,7 @@ from . import eto, seto
 from .config import ExchangeConfig, load_config
 from .exchange import ENTRY_OVERHEAD, Exchange, Out
 from .protocol import (
+    Broken,
     Frame,
     Garbage,
     SmarketsCodec,
@@ -476,6 +477,9 @@ class ExchangeServer:
                 if type(event) is Frame:
                     self._payload(session, event.protobuf)
                     continue
+                if type(event) is Broken:  # a bad length prefix after good frames
+                    error = FrameError(event.reason)
+                    break
                 assert type(event) is Garbage
                 self._counters["garbage"] += 1
                 session.garbage += 1
@@ -483,11 +487,6 @@ class ExchangeServer:
                 (log.warning if session.garbage == 1 else log.debug)(
                     "garbage from a client", peer=session.conn.peer, reason=event.reason
                 )
-            if error is None and not session.conn.closed:
-                try:
-                    codec.receive_data(b"")  # a bad length prefix after good frames in this read
-                except FrameError as exc:
-                    error = exc
             if error is not None:
                 self._counters["frame_errors"] += 1
                 log.warning(

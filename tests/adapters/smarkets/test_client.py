@@ -203,8 +203,8 @@ def test_supervised_mode_reads_by_itself_and_resumes_after_a_drop_with_nothing_t
     a = StreamingAPIClient(Session(settings(exchange)))
     seen = Names()
     a.add_global_handler(seen)
-    # A first redial after 1 s: demo2's trade below happens while demo is away.
-    away = {**FAST, "backoff": Backoff(min=1.0, max=1.0, factor=1.0, jitter=0.0)}
+    # A first redial after 3 s: demo2's trade below happens while demo is away.
+    away = {**FAST, "backoff": Backoff(min=3.0, max=3.0, factor=1.0, jitter=0.0)}
     a.start(**away, state_listener=lambda state, why: states.append(state))
     try:
         assert a.state is LinkState.CONNECTED

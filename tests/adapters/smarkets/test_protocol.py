@@ -15,6 +15,7 @@ from actorwire.adapters.smarkets.protocol import (
     CALLBACKS,
     HELD_OVERHEAD,
     MAX_FRAME_SIZE,
+    Broken,
     Frame,
     FrameError,
     Garbage,
@@ -371,9 +372,9 @@ def test_an_oversize_length_prefix_raises_frame_error() -> None:
     good = SmarketsCodec().encode(ping(0))
     codec.receive_data(good + framed(b"x" * 100))  # exactly the limit: fine
     assert [type(e) for e in codec.events()] == [Frame, Garbage]
-    # The frames before the bad prefix are handed over; the error comes with the next read.
+    # The frames before the bad prefix are handed over, then Broken; the next read raises.
     codec.receive_data(good + bytes([101, 0, 0, 0]))
-    assert [type(e) for e in codec.events()] == [Frame]
+    assert [type(e) for e in codec.events()] == [Frame, Broken]
     with pytest.raises(FrameError, match="101 bytes is over the limit of 100"):
         codec.receive_data(good)
     fresh = SmarketsCodec(max_frame_size=100)
@@ -646,3 +647,14 @@ def test_any_arrival_order_delivers_each_item_once_in_order(
             take(seq)
     assert out == [s for s in range(1, n + 1) if s not in fills]
     assert seqr.held == 0 and seqr.held_bytes == 0 and seqr.expected == n + 1
+
+
+def test_a_bad_prefix_after_good_frames_is_reported_after_them() -> None:
+    codec = SmarketsCodec(max_frame_size=1000)
+    good = SmarketsCodec().encode(ping(0))
+    codec.receive_data(good + b"\xff\xff\xff\xff\x0f")  # then a length far over the limit
+    events = codec.events()
+    assert [type(e) for e in events] == [Frame, Broken]
+    assert "over the limit" in events[1].reason
+    with pytest.raises(FrameError):
+        codec.receive_data(b"more")
