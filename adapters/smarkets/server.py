@@ -52,6 +52,7 @@ Fault injection, for tests: ``kill()``, ``go_silent()``/``resume()``, ``skip_nex
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sqlite3
@@ -98,6 +99,8 @@ log = structlog.get_logger("actorwire.smarkets.server")
 
 DEFAULT_PORT = 3801
 """The SDK's default port (``SessionSettings.port``)."""
+SNAPSHOT_EVERY = 1000
+"""Inputs logged to the store between two snapshots of the whole state."""
 LOGIN_TIMEOUT = 10.0
 """Seconds a connection has to log in."""
 TICK = 0.25
@@ -234,6 +237,8 @@ class ExchangeServer:
         self._faults = {"skip": 0, "repeat": 0, "reorder": 0}
         self._silent = False
         self._store: sqlite3.Connection | None = None
+        self._logged = 0  # the last input number written to the store
+        self._since_snapshot = 0
         self.store_path = str(store_path) if store_path is not None else None
         self.exchange = self._open_store()
         self._system_arg = system
@@ -347,6 +352,9 @@ class ExchangeServer:
     # -- the store ------------------------------------------------------------------------
 
     def _open_store(self) -> Exchange:
+        """The exchange a store file holds: its last snapshot, then every input logged since
+        (the exchange is deterministic: the same inputs at the same times give the same
+        state)."""
         if self.store_path is None:
             return Exchange(self.config)
         db = sqlite3.connect(self.store_path, check_same_thread=False, isolation_level=None)
@@ -355,31 +363,77 @@ class ExchangeServer:
             # must keep is in the OS's hands once the write returns.
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY, data TEXT)")
-            row = db.execute("SELECT data FROM state WHERE id = 1").fetchone()
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY, data TEXT, "
+                "upto INTEGER NOT NULL DEFAULT 0)"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS inputs (n INTEGER PRIMARY KEY, kind TEXT NOT NULL, "
+                "account INTEGER NOT NULL, at REAL NOT NULL, payload BLOB)"
+            )
+            row = db.execute("SELECT data, upto FROM state WHERE id = 1").fetchone()
             exchange = (
                 Exchange(self.config)
                 if row is None
                 else Exchange.restore(self.config, json.loads(row[0]))
             )
+            upto = row[1] if row is not None else 0
+            inputs = db.execute(
+                "SELECT n, kind, account, at, payload FROM inputs WHERE n > ? ORDER BY n",
+                (upto,),
+            ).fetchall()
+            for _, kind, account, at, payload in inputs:
+                if kind == "message":
+                    exchange.handle(account, seto.Payload.FromString(payload), at)
+                else:
+                    exchange.cancel_all_on_failure(account, at)
+            self._logged = inputs[-1][0] if inputs else upto
+            self._since_snapshot = len(inputs)
         except BaseException:
             db.close()
             raise
-        if row is not None:
-            log.info("exchange state restored", store=self.store_path)
+        if row is not None or inputs:
+            log.info("exchange state restored", store=self.store_path, replayed=len(inputs))
         self._store = db
         return exchange
 
-    def _persist(self) -> None:
+    def _log_input(self, kind: str, account: int, at: float, payload: bytes | None) -> None:
+        """Write one state-changing input ahead of applying it (``message``: a payload the
+        exchange handles; ``failure``: a session of the account ended without a logout).
+        Every ``SNAPSHOT_EVERY`` inputs the state is written whole and the log cut."""
         db = self._store
         if db is None:
             return
         try:
-            data = json.dumps(self.exchange.snapshot(), separators=(",", ":"))
-            db.execute("INSERT OR REPLACE INTO state (id, data) VALUES (1, ?)", (data,))
-        except (sqlite3.Error, TypeError, ValueError) as exc:
+            self._logged += 1
+            db.execute(
+                "INSERT INTO inputs (n, kind, account, at, payload) VALUES (?, ?, ?, ?, ?)",
+                (self._logged, kind, account, at, payload),
+            )
+            self._since_snapshot += 1
+        except sqlite3.Error as exc:
             self._counters["store_errors"] += 1
             log.error("exchange store write failed", store=self.store_path, error=repr(exc))
+
+    def _snapshot_if_due(self) -> None:
+        db = self._store
+        if db is None or self._since_snapshot < SNAPSHOT_EVERY:
+            return
+        try:
+            data = json.dumps(self.exchange.snapshot(), separators=(",", ":"))
+            db.execute("BEGIN")
+            db.execute(
+                "INSERT OR REPLACE INTO state (id, data, upto) VALUES (1, ?, ?)",
+                (data, self._logged),
+            )
+            db.execute("DELETE FROM inputs WHERE n <= ?", (self._logged,))
+            db.execute("COMMIT")
+            self._since_snapshot = 0
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self._counters["store_errors"] += 1
+            log.error("exchange snapshot failed", store=self.store_path, error=repr(exc))
 
     # -- fault injection --------------------------------------------------------------------
 
@@ -453,10 +507,11 @@ class ExchangeServer:
             session.held.clear()
             account = session.account
             if account is not None and not session.logged_out:
-                outs = self.exchange.cancel_all_on_failure(account, time.time())
-                if outs:
-                    self._persist()
-                    self._deliver(outs)
+                now = time.time()
+                self._log_input("failure", account, now, None)
+                outs = self.exchange.cancel_all_on_failure(account, now)
+                self._deliver(outs)
+                self._snapshot_if_due()
             with self._registry:
                 self._sessions.pop(session, None)
                 self._registry.notify_all()
@@ -531,10 +586,11 @@ class ExchangeServer:
         if kind == seto.PAYLOAD_MARKET_UNSUBSCRIBE:
             self._markets.remove(session, payload.market_unsubscribe.market_id)
             return
+        # Logged before it is applied and answered: a kill loses no answer sent.
+        self._log_input("message", account, now, payload.SerializeToString())
         outs = self.exchange.handle(account, payload, now)
-        if outs:
-            self._persist()  # before anything is answered: a kill loses no answer sent
-            self._deliver(outs)
+        self._deliver(outs)
+        self._snapshot_if_due()
 
     def _login(self, session: _Session, payload: seto.Payload) -> None:
         if payload.type != seto.PAYLOAD_LOGIN:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from actorwire.adapters.smarkets import eto, seto
+from actorwire.adapters.smarkets import server as server_module
 from actorwire.adapters.smarkets.protocol import Garbage, logout, payload_name, ping, replay
 from actorwire.adapters.smarkets.server import ExchangeServer
 
@@ -186,9 +187,17 @@ def test_send_garbage_reaches_every_logged_in_session_and_the_session_goes_on(
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.parametrize("snapshot_every", [1000, 2], ids=["input log only", "snapshots too"])
 def test_a_new_exchange_on_the_same_store_and_port_carries_on_where_the_old_one_stopped(
-    tmp_path: Path, servers: Callable[..., ExchangeServer], clients: Callable[..., Raw]
+    tmp_path: Path,
+    servers: Callable[..., ExchangeServer],
+    clients: Callable[..., Raw],
+    monkeypatch: pytest.MonkeyPatch,
+    snapshot_every: int,
 ) -> None:
+    # The store logs each input before applying it and writes the whole state every
+    # SNAPSHOT_EVERY inputs; a restart loads the snapshot and replays the inputs after it.
+    monkeypatch.setattr(server_module, "SNAPSHOT_EVERY", snapshot_every)
     store = tmp_path / "ex.db"
     first = servers(store_path=store)
     port = first.port
