@@ -19,6 +19,7 @@ from .keysquare_topics import keysquare_topics
 from .latency import ask_latency
 from .pipelines import pipeline_bars
 from .scale import scale_actors
+from .smarkets import smarkets_quotes
 from .throughput import chain3, tell_throughput
 
 BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
@@ -31,6 +32,7 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "keysquare_topics": keysquare_topics,
     "pipeline_bars": pipeline_bars,
     "jupyter_session_roundtrip": jupyter_session_roundtrip,
+    "smarkets_quotes": smarkets_quotes,
 }
 # Rows a benchmark prints besides its own name: naming a row runs its benchmark and prints
 # only the rows named.

@@ -275,19 +275,26 @@ class SequenceActor(_LinkActor):
         now = self.clock()
         tracker = self.tracker
         deliver = self._deliver
-        # Fast path: runs of in-order frames; unsequenced items pass straight through.
+        # Fast path: runs of in-order frames go to the tracker together; runs of unsequenced
+        # items pass straight through, one delivery a run. Arrival order is kept: a run is
+        # handed over before the next one starts.
         run_stream: Hashable = None
         run: list[tuple[int, Any]] = []
+        loose: list[Any] = []
         actions: list[Any] = []
         for stream, seq, item in data:
             if seq is None:
                 if run:
                     actions.extend(tracker.receive_many(run_stream, run, now))
                     run = []
-                self._act(actions)
-                actions = []
-                deliver([item])
+                if actions:
+                    self._act(actions)
+                    actions = []
+                loose.append(item)
                 continue
+            if loose:
+                deliver(loose)
+                loose = []
             if stream != run_stream and run:
                 actions.extend(tracker.receive_many(run_stream, run, now))
                 run = []
@@ -295,6 +302,8 @@ class SequenceActor(_LinkActor):
             run.append((seq, item))
         if run:
             actions.extend(tracker.receive_many(run_stream, run, now))
+        if loose:
+            deliver(loose)
         self._act(actions)
 
     def _act(self, actions: list[Any]) -> None:

@@ -389,25 +389,45 @@ def _account_seq(payload: seto.Payload) -> int:
 
 
 class _Signal:
-    """Handlers of one name, each once, in the order added."""
+    """Handlers of one name, each once, in the order added. Calls read a snapshot, so a
+    handler may add or remove handlers while it runs."""
 
-    __slots__ = ("_handlers",)
+    __slots__ = ("_handlers", "handlers")
 
     def __init__(self) -> None:
         self._handlers: OrderedDict[Callable[..., Any], None] = OrderedDict()
+        self.handlers: tuple[Callable[..., Any], ...] = ()
 
     def add(self, handler: Callable[..., Any]) -> None:
         self._handlers[handler] = None
+        self.handlers = tuple(self._handlers)
 
     def remove(self, handler: Callable[..., Any]) -> None:
         self._handlers.pop(handler, None)
+        self.handlers = tuple(self._handlers)
 
     def __call__(self, **kwargs: Any) -> None:
-        for handler in list(self._handlers):
+        for handler in self.handlers:
             handler(**kwargs)
 
     def __len__(self) -> int:
-        return len(self._handlers)
+        return len(self.handlers)
+
+
+def _kinds() -> dict[int, tuple[str, str, bool, bool]]:
+    """``{seto type: (dispatch name, body field, has account_sequence_64, is an order
+    answer)}`` for every non-ETO payload type, worked out once."""
+    out: dict[int, tuple[str, str, bool, bool]] = {}
+    for field in seto.Payload.DESCRIPTOR.fields:
+        if field.message_type is None or field.name == "eto_payload":
+            continue
+        kind = seto.PayloadType.Value("PAYLOAD_" + field.name.upper())
+        has_seq = _ACCOUNT_SEQ in field.message_type.fields_by_name
+        out[kind] = ("seto." + field.name, field.name, has_seq, field.name in _ORDER_ANSWERS)
+    return out
+
+
+_KINDS = _kinds()
 
 
 class StreamingAPIClient:
@@ -434,6 +454,7 @@ class StreamingAPIClient:
         self._references = itertools.count(time.time_ns() // 1000)
         self._markets: set[int] = set()
         self.handler_errors = 0
+        self.resumes_refused = 0
 
     def __repr__(self) -> str:
         mode = "supervised" if self._link is not None else "plain"
@@ -538,20 +559,43 @@ class StreamingAPIClient:
     def del_global_handler(self, callback: Callable[..., Any]) -> None:
         self.global_callback.remove(callback)
 
-    def _dispatch(self, frame: Frame) -> None:
+    def _dispatch(self, frame: Frame, name: str | None = None) -> None:
+        """Call the handlers of ``frame`` (its dispatch ``name``, when the caller knows it)."""
         message = frame.protobuf
-        name = payload_name(message)
+        if name is None:
+            name = payload_name(message)
         if message.type == seto.PAYLOAD_ETO and message.eto_payload.type in (
             eto.PAYLOAD_LOGIN_RESPONSE,
             eto.PAYLOAD_LOGOUT,
         ):
             self.last_login = message
-            if message.eto_payload.type == eto.PAYLOAD_LOGOUT and self._link is None:
-                self.session.disconnect()
+            if message.eto_payload.type == eto.PAYLOAD_LOGOUT:
+                if message.eto_payload.logout.reason == eto.LOGOUT_UNKNOWN_SESSION:
+                    self._resume_refused()
+                if self._link is None:
+                    self.session.disconnect()
         signal = self.callbacks.get(name)
-        if signal is not None:
+        if signal is not None and signal.handlers:
             signal(message=message)
-        self.global_callback(name=name, message=frame)
+        if self.global_callback.handlers:
+            self.global_callback(name=name, message=frame)
+
+    def _resume_refused(self) -> None:
+        """The exchange refused to resume after our account sequence (its journal moved on,
+        or it lost its state): the next login starts afresh, and whatever was sent to the
+        account meanwhile is unknown. Counted and logged, never silent."""
+        if self.session.account_sequence is None:
+            return
+        self.resumes_refused += 1
+        log.warning(
+            "the exchange refused to resume the account's messages: logging in afresh; "
+            "account messages sent meanwhile may be missing",
+            after=self.session.account_sequence,
+            refused=self.resumes_refused,
+        )
+        self.session.account_sequence = None
+        if self._adapter is not None:
+            self._adapter.resume_from = None
 
     def _plain(self, what: str) -> None:
         if self._link is not None:
@@ -714,23 +758,29 @@ class _ClientActor(Actor):
     def _frame(self, frame: Frame) -> None:
         payload = frame.protobuf
         client = self.client
-        if payload.type != seto.PAYLOAD_ETO:
-            name = payload_name(payload)[5:]
-            body = getattr(payload, name)
-            seq = _account_seq(payload)
-            if seq:
-                if seq <= self.last_account:
-                    self.duplicates += 1
-                    return
-                self.last_account = seq
-                client.session.account_sequence = seq
-                adapter = client._adapter
-                if adapter is not None:
-                    adapter.resume_from = seq
-            if name in _ORDER_ANSWERS:
-                reference = body.reference
-                if reference:
-                    if name == "order_invalid" and reference in self.answered:
+        name: str | None = None
+        known = _KINDS.get(payload.type)
+        if known is None:
+            ep = payload.eto_payload
+            if ep.type == eto.PAYLOAD_LOGOUT and ep.logout.reason == eto.LOGOUT_UNKNOWN_SESSION:
+                self.last_account = 0  # a refused resume: the account's messages start afresh
+        else:
+            name, field, has_seq, is_answer = known
+            if has_seq or is_answer:
+                body = getattr(payload, field)
+                seq = body.account_sequence_64 if has_seq else 0
+                if seq:
+                    if seq <= self.last_account:
+                        self.duplicates += 1
+                        return
+                    self.last_account = seq
+                    client.session.account_sequence = seq
+                    adapter = client._adapter
+                    if adapter is not None:
+                        adapter.resume_from = seq
+                if is_answer and body.reference:
+                    reference = body.reference
+                    if field == "order_invalid" and reference in self.answered:
                         self.duplicates += 1
                         return
                     self.pending.pop(reference, None)
@@ -738,7 +788,7 @@ class _ClientActor(Actor):
                     if len(self.answered) > SEEN_REFERENCES:
                         self.answered.popitem(last=False)
         try:
-            client._dispatch(frame)
+            client._dispatch(frame, name)
         except Exception as exc:  # noqa: BLE001 - a handler must not end the feed
             client.handler_errors += 1
             self.log.error("handler raised", error=repr(exc), errors=client.handler_errors)

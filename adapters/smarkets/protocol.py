@@ -318,7 +318,7 @@ class SmarketsCodec:
 
     def __init__(self, max_frame_size: int = MAX_FRAME_SIZE) -> None:
         self._framer = Leb128Framer(min_frame_size=MIN_FRAME_SIZE, max_frame_size=max_frame_size)
-        self._events: list[Frame | Garbage] = []
+        self._events: list[Frame | Garbage | Broken] = []
         self.outseq: int = 1
         """The seq the next ``encode`` stamps."""
         self.garbage: int = 0
@@ -364,7 +364,7 @@ class SmarketsCodec:
         self.garbage += 1
         return Garbage(reason, raw)
 
-    def events(self) -> list[Frame | Garbage]:
+    def events(self) -> list[Frame | Garbage | Broken]:
         """Return and forget the frames decoded so far, in stream order."""
         out, self._events = self._events, []
         return out

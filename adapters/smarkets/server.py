@@ -606,17 +606,12 @@ class ExchangeServer:
             self._counters["logins_refused"] += 1
             self._refuse(session, eto.LOGOUT_UNAUTHORISED, "bad credentials")
             return
-        session.account = account
-        session.session_id = uuid.uuid4().hex
-        self._counters["logins"] += 1
-        self._accounts.add(session, account)
-        self._send(session, login_response(0, session.session_id, 2))
-        log.info("logged in", peer=session.conn.peer, account=account)
         after = body.account_sequence_64
-        if not after:
-            return
-        messages = self.exchange.account_messages_after(account, after)
+        messages = self.exchange.account_messages_after(account, after) if after else []
         if messages is None:
+            # A resume the exchange cannot honour (its journal moved on, or its state was
+            # lost and it never gave that sequence) is refused, never done in part: the
+            # client logs in again without one and knows what it may have missed.
             self._counters["resume_misses"] += 1
             log.warning(
                 "resume refused: the account journal does not hold what follows the sequence",
@@ -625,8 +620,16 @@ class ExchangeServer:
                 after=after,
                 last=self.exchange.last_account_sequence(account),
             )
+            self._refuse(session, eto.LOGOUT_UNKNOWN_SESSION, "resume not possible")
             return
-        self._counters["resumes"] += 1
+        session.account = account
+        session.session_id = uuid.uuid4().hex
+        self._counters["logins"] += 1
+        self._accounts.add(session, account)
+        self._send(session, login_response(0, session.session_id, 2))
+        log.info("logged in", peer=session.conn.peer, account=account)
+        if after:
+            self._counters["resumes"] += 1
         for message in messages:
             self._send(session, message)
 
