@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from actorwire.actors import Actor, ActorSystem, Address, Backoff
+from actorwire.actors import Actor, ActorSystem, Address, Backoff, Mailbox
 from actorwire.actors.errors import ActorwireError
 from actorwire.actors.link import Link, LinkState
 from actorwire.actors.twins import twin
@@ -42,7 +42,7 @@ from . import eto, seto
 from .framing import frame_decode_all, frame_encode
 from .link import SmarketsAdapter, market_stream
 from .protocol import CALLBACKS as _CALLBACKS
-from .protocol import Frame, InboundSequencer, payload_name, wrap
+from .protocol import MAX_FRAME_SIZE, Frame, InboundSequencer, payload_name, wrap
 from .protocol import heartbeat as _heartbeat
 from .protocol import login as _login
 from .protocol import logout as _logout
@@ -194,7 +194,11 @@ class SessionSocket:
             if s.tcp_nodelay:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
-            raise ConnectionError(f"Error connecting to {s.host}:{s.port}. {exc}.") from None
+            if exc.errno is not None and exc.strerror:  # the SDK's wording
+                text = f"Error {exc.errno} connecting {s.host}:{s.port}. {exc.strerror}."
+            else:
+                text = f"Error connecting to {s.host}:{s.port}. {exc}."
+            raise ConnectionError(text) from None
         self._sock = sock
         return True
 
@@ -225,7 +229,7 @@ class SessionSocket:
         except OSError as exc:
             raise ConnectionError(f"Error while reading from socket: {exc!r}") from None
         if not data:
-            raise SocketDisconnected("Socket disconnected while receiving")
+            raise SocketDisconnected("Socket disconnected while receiving, got b''")
         return data
 
 
@@ -262,6 +266,8 @@ class Session:
         self._sequencer: InboundSequencer[Frame] = InboundSequencer(inseq)
         self._ready: deque[Frame] = deque()
         self.buffered_incoming_payloads: list[bytes] = []
+        self.parse_errors = 0
+        """Payloads read that did not parse (skipped)."""
 
     def __repr__(self) -> str:
         return f"Session({self.settings!r}, connected={self.connected})"
@@ -320,10 +326,18 @@ class Session:
             del self.send_buffer[:sent]
 
     def read(self) -> None:
+        """Read once and split what came into payloads. A frame longer than
+        ``MAX_FRAME_SIZE`` (a broken or hostile peer) raises DecodeError and disconnects:
+        the read buffer never holds more than one frame and one read."""
         self.read_buffer += self.socket.recv()
         payloads, rest = frame_decode_all(self.read_buffer)
         self.buffered_incoming_payloads.extend(payloads)
         self.read_buffer = bytearray(rest)
+        if len(rest) > MAX_FRAME_SIZE + 16:
+            self.disconnect()
+            raise DecodeError(
+                f"a frame of more than {MAX_FRAME_SIZE} bytes: the stream is broken; disconnected"
+            )
 
     def next_frame(self) -> Frame | None:
         """The next payload in sequence, or None when none is ready."""
@@ -331,8 +345,11 @@ class Session:
             data = self.buffered_incoming_payloads.pop(0)
             try:
                 payload = seto.Payload.FromString(data)
-            except Exception:  # noqa: BLE001 - a bad payload is logged and skipped
-                log.warning("payload does not parse: skipped", bytes=len(data))
+            except Exception:  # noqa: BLE001 - a bad payload is counted, logged and skipped
+                self.parse_errors += 1
+                log.warning(
+                    "payload does not parse: skipped", bytes=len(data), total=self.parse_errors
+                )
                 continue
             self._take(Frame(data, payload))
         if self._ready:
@@ -403,7 +420,8 @@ class _Signal:
         self.handlers = tuple(self._handlers)
 
     def remove(self, handler: Callable[..., Any]) -> None:
-        self._handlers.pop(handler, None)
+        """Remove ``handler``; KeyError if it was not added (as the SDK's Signal)."""
+        del self._handlers[handler]
         self.handlers = tuple(self._handlers)
 
     def __call__(self, **kwargs: Any) -> None:
@@ -453,6 +471,8 @@ class StreamingAPIClient:
         self._lock = threading.Lock()
         self._references = itertools.count(time.time_ns() // 1000)
         self._markets: set[int] = set()
+        self._pending = _Pending()
+        self._logged_out = threading.Event()
         self.handler_errors = 0
         self.resumes_refused = 0
 
@@ -626,42 +646,61 @@ class StreamingAPIClient:
         if self.session.connected:
             raise RuntimeError("start() takes a session that is not connected yet")
         s = self.session.settings
-        self._own_system = system is None
-        self._system = system or ActorSystem(name="smarkets")
-        self._adapter = SmarketsAdapter(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password,
-            token=s.token,
-            ssl_context=s.ssl_context(),
-            resume_from=self.session.account_sequence,
-        )
-        self._actor = self._system.spawn(_ClientActor, self, name="smarkets-client")
-        listeners = [self._on_state] + ([state_listener] if state_listener else [])
+        own = system is None
+        system = system or ActorSystem(name="smarkets")
+        tag = f"{id(self):x}"
+        try:
+            self._adapter = SmarketsAdapter(
+                s.host,
+                s.port,
+                username=s.username,
+                password=s.password,
+                token=s.token,
+                ssl_context=s.ssl_context(),
+                resume_from=self.session.account_sequence,
+            )
+            # Bounded: a handler that falls behind holds the link back (the transport stops
+            # reading) instead of piling frames up in memory.
+            actor = system.spawn(
+                _ClientActor,
+                self,
+                name=f"smarkets-client-{tag}",
+                mailbox=Mailbox(capacity=CONSUMER_CAPACITY, put_timeout=None),
+            )
+            listeners = [self._on_state] + ([state_listener] if state_listener else [])
 
-        def listen(state: LinkState, why: str) -> None:
-            for fn in listeners:
-                fn(state, why)
+            def listen(state: LinkState, why: str) -> None:
+                for fn in listeners:
+                    fn(state, why)
 
-        self._link = Link(
-            self._system,
-            self._adapter,
-            self._actor,
-            name="smarkets",
-            heartbeat_interval=heartbeat_interval,
-            heartbeat_deadline=heartbeat_deadline,
-            backoff=backoff,
-            state_listener=listen,
-        )
-        self._link.start()
+            link = Link(
+                system,
+                self._adapter,
+                actor,
+                name=f"smarkets-{tag}",
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_deadline=heartbeat_deadline,
+                backoff=backoff,
+                state_listener=listen,
+            )
+        except BaseException:
+            if own:
+                system.shutdown(timeout=5)
+            raise
+        self._system, self._own_system, self._actor, self._link = system, own, actor, link
+        self._logged_out.clear()
+        link.start()
         deadline = time.monotonic() + timeout
-        link = self._link
         while link.state is not LinkState.CONNECTED:
             if link.state is LinkState.FAILED:
-                reason = self.last_login.eto_payload.logout.reason if self.last_login else 0
+                last = self.last_login
+                reason = last.eto_payload.logout.reason if last is not None else 0
+                history = link.history()
+                why = history[-1][1] if history else "the link failed"
                 self.stop()
-                raise LoginError(reason or eto.LOGOUT_UNAUTHORISED)
+                if reason:
+                    raise LoginError(reason)
+                raise ConnectionError(f"the session could not start: {why}")
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LoginTimeout(f"not logged in within {timeout}s")
@@ -669,16 +708,22 @@ class StreamingAPIClient:
                 link.wait_for(LinkState.CONNECTED, timeout=min(left, 0.1))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Log out (supervised mode) and close the link; idempotent."""
+        """Log out (waiting up to ``timeout`` for the exchange's confirmation), close the
+        link and stop the client's actors; idempotent."""
         link, self._link = self._link, None
         if link is not None:
             if link.state is LinkState.CONNECTED:
                 with contextlib.suppress(Exception):
                     link.send(_logout(0))
+                    self._logged_out.wait(min(timeout, LOGOUT_WAIT))
             link.close()
-        if self._own_system and self._system is not None:
-            self._system.shutdown(timeout=timeout)
-        self._system = None
+        system, actor = self._system, self._actor
+        self._system = self._actor = None
+        if system is not None:
+            if self._own_system:
+                system.shutdown(timeout=timeout)
+            elif actor is not None:
+                actor.stop(timeout=timeout)
 
     alogin = twin(login)
     alogout = twin(logout)
@@ -693,12 +738,18 @@ class StreamingAPIClient:
         return self._link.state if self._link is not None else None
 
     def _on_state(self, state: LinkState, why: str) -> None:
-        if state is LinkState.CONNECTED and self._actor is not None:
-            self._actor.tell(_Resend())
+        if state is LinkState.CONNECTED:
+            # Each connection is a generation; orders not answered yet go again on it.
+            orders = self._pending.next_generation()
+            link = self._link
+            if orders and link is not None:
+                log.info("sending unanswered orders again", orders=len(orders))
+                for order in orders:
+                    link.send(wrap(order))
 
     def _send_supervised(self, message: Message) -> None:
         link = self._link
-        assert link is not None and self._actor is not None
+        assert link is not None
         if isinstance(message, seto.MarketSubscribe):
             self._markets.add(message.market_id)
             link.subscribe(market_stream(message.market_id))
@@ -712,48 +763,100 @@ class StreamingAPIClient:
             order.CopyFrom(message)
             if not order.reference:
                 order.reference = next(self._references)
-            self._actor.tell(_Order(order))
+            # Kept until answered, then sent from here (never behind a slow handler); if the
+            # link is down it goes when it is back.
+            self._pending.add(order)
+            if link.state is LinkState.CONNECTED:
+                link.send(wrap(order))
             return
         link.send(wrap(message))
 
-
-class _Order:
-    __slots__ = ("order",)
-
-    def __init__(self, order: seto.OrderCreate) -> None:
-        self.order = order
+    @property
+    def orders_dropped(self) -> int:
+        """Orders the exchange dropped without an answer (throttled): not sent again."""
+        return self._pending.dropped
 
 
-class _Resend:
-    __slots__ = ()
-
-
+CONSUMER_CAPACITY = 10_000
+"""Frames waiting for the handlers before the link stops reading."""
 PENDING_LIMIT = 10_000
 """Orders sent and not yet answered that the client keeps to send again after a resume."""
 SEEN_REFERENCES = 100_000
 """References of answered orders remembered, so an answer sent again is dispatched once."""
+LOGOUT_WAIT = 2.0
+"""Seconds ``stop()`` waits for the exchange to confirm the LOGOUT."""
+
+
+class _Pending:
+    """Orders sent and not yet answered, in the order sent; thread-safe.
+
+    Each is stamped with the connection (generation) it last went out on and its place in
+    that connection's order. The exchange answers in order, so when an order is answered
+    every order sent before it on the same connection and still unanswered was dropped by
+    the exchange (throttled): it is forgotten, not sent again later, and counted.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._orders: OrderedDict[int, tuple[seto.OrderCreate, int, int]] = OrderedDict()
+        self._generation = 0
+        self._sent = itertools.count()
+        self.dropped = 0
+
+    def add(self, order: seto.OrderCreate) -> None:
+        with self._lock:
+            if len(self._orders) >= PENDING_LIMIT and order.reference not in self._orders:
+                raise RuntimeError(
+                    f"{PENDING_LIMIT} orders are waiting for an answer: not sending another"
+                )
+            self._orders[order.reference] = (order, self._generation, next(self._sent))
+
+    def answered(self, reference: int) -> None:
+        with self._lock:
+            entry = self._orders.pop(reference, None)
+            if entry is None:
+                return
+            _, generation, place = entry
+            lost = [ref for ref, (_, g, p) in self._orders.items() if g == generation and p < place]
+            for ref in lost:
+                del self._orders[ref]
+        if lost:
+            self.dropped += len(lost)
+            log.warning(
+                "orders dropped by the exchange without an answer (throttled): not sent again",
+                references=lost,
+            )
+
+    def next_generation(self) -> list[seto.OrderCreate]:
+        """A new connection: every pending order, stamped as sent on it now."""
+        with self._lock:
+            self._generation += 1
+            orders = []
+            for ref, (order, _, _) in list(self._orders.items()):
+                self._orders[ref] = (order, self._generation, next(self._sent))
+                orders.append(order)
+            return orders
+
+    def __len__(self) -> int:
+        return len(self._orders)
 
 
 class _ClientActor(Actor):
     """The link's consumer: dispatches each payload to the handlers once (an account message
-    seen before a resume is dropped), and owns the orders not yet answered."""
+    seen before a resume is dropped) and tells the client which orders were answered."""
 
     def __init__(self, client: StreamingAPIClient) -> None:
         super().__init__()
         self.client = client
         self.last_account = client.session.account_sequence or 0
-        self.pending: OrderedDict[int, seto.OrderCreate] = OrderedDict()
         self.answered: OrderedDict[int, None] = OrderedDict()
+        self.probes: set[int] = set()
         self.duplicates = 0
 
     def on_batch(self, messages: list[Any]) -> None:
         for message in messages:
             if type(message) is Frame:
                 self._frame(message)
-            elif type(message) is _Order:
-                self._order(message.order)
-            elif type(message) is _Resend:
-                self._resend()
 
     def _frame(self, frame: Frame) -> None:
         payload = frame.protobuf
@@ -762,12 +865,21 @@ class _ClientActor(Actor):
         known = _KINDS.get(payload.type)
         if known is None:
             ep = payload.eto_payload
-            if ep.type == eto.PAYLOAD_LOGOUT and ep.logout.reason == eto.LOGOUT_UNKNOWN_SESSION:
-                self.last_account = 0  # a refused resume: the account's messages start afresh
+            if ep.type == eto.PAYLOAD_LOGOUT:
+                client._logged_out.set()
+                if ep.logout.reason == eto.LOGOUT_UNKNOWN_SESSION:
+                    self.last_account = 0  # a refused resume: the account starts afresh
+            elif ep.type == eto.PAYLOAD_LOGIN_RESPONSE:
+                adapter = client._adapter
+                if adapter is not None and adapter.resume_from is None:
+                    self._probe()
         else:
             name, field, has_seq, is_answer = known
             if has_seq or is_answer:
                 body = getattr(payload, field)
+                reference = body.reference if is_answer or field == "order_cancel_rejected" else 0
+                if is_answer and reference:
+                    client._pending.answered(reference)
                 seq = body.account_sequence_64 if has_seq else 0
                 if seq:
                     if seq <= self.last_account:
@@ -778,12 +890,13 @@ class _ClientActor(Actor):
                     adapter = client._adapter
                     if adapter is not None:
                         adapter.resume_from = seq
-                if is_answer and body.reference:
-                    reference = body.reference
+                if reference in self.probes:
+                    self.probes.discard(reference)
+                    return  # the position probe's answer: not the handlers' business
+                if is_answer and reference:
                     if field == "order_invalid" and reference in self.answered:
                         self.duplicates += 1
                         return
-                    self.pending.pop(reference, None)
                     self.answered[reference] = None
                     if len(self.answered) > SEEN_REFERENCES:
                         self.answered.popitem(last=False)
@@ -793,20 +906,14 @@ class _ClientActor(Actor):
             client.handler_errors += 1
             self.log.error("handler raised", error=repr(exc), errors=client.handler_errors)
 
-    def _order(self, order: seto.OrderCreate) -> None:
-        if len(self.pending) >= PENDING_LIMIT:
-            self.log.error("too many orders waiting for an answer: not sent", limit=PENDING_LIMIT)
+    def _probe(self) -> None:
+        """Learn the account's position on a fresh login: a cancel of order 0 is rejected
+        NOT_FOUND with the account's next sequence, so a drop before any other account
+        message still resumes from here. Its answer is not dispatched."""
+        client = self.client
+        link = client._link
+        if link is None:
             return
-        self.pending[order.reference] = order
-        self._send(order)
-
-    def _resend(self) -> None:
-        if self.pending:
-            self.log.info("sending unanswered orders again", orders=len(self.pending))
-        for order in list(self.pending.values()):
-            self._send(order)
-
-    def _send(self, order: seto.OrderCreate) -> None:
-        link = self.client._link
-        if link is not None and link.state is LinkState.CONNECTED:
-            link.send(wrap(order))
+        reference = next(client._references)
+        self.probes.add(reference)
+        link.send(wrap(seto.OrderCancel(order_id=0, reference=reference)))

@@ -25,6 +25,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from actorwire.actors.link import (
     Authenticated,
     AuthFailed,
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from ssl import SSLContext
 
 __all__ = ["ClientCodec", "HeartbeatDue", "ReplayDue", "SmarketsAdapter", "market_stream"]
+
+log = structlog.get_logger("actorwire.smarkets")
 
 MAX_REPLAY_ATTEMPTS = 3
 """REPLAY requests for one gap before the connection is dropped (the session then resumes
@@ -96,7 +99,7 @@ class ClientCodec(SmarketsCodec):
     LOGIN_RESPONSE resets the outgoing seq to its ``reset`` before anything else is encoded.
     """
 
-    __slots__ = ("clock", "max_replay_attempts", "sequencer")
+    __slots__ = ("clock", "logged_in", "max_replay_attempts", "sequencer", "unsent")
 
     def __init__(
         self,
@@ -113,6 +116,10 @@ class ClientCodec(SmarketsCodec):
         )
         self.max_replay_attempts = max_replay_attempts
         self.clock = clock
+        self.logged_in = False
+        """True once the LOGIN_RESPONSE is read: only then may anything but the LOGIN go."""
+        self.unsent = 0
+        """Payloads refused because they came before the LOGIN_RESPONSE."""
 
     def events(self) -> list[Any]:
         raw = super().events()
@@ -132,6 +139,7 @@ class ClientCodec(SmarketsCodec):
                 out.append(HeartbeatDue())
             elif kind == eto.PAYLOAD_LOGIN_RESPONSE:
                 self.reset_outseq(ep.login_response.reset)
+                self.logged_in = True
             if kind == eto.PAYLOAD_GAPFILL:
                 seq.gapfill(ep.seq, now)
             else:
@@ -154,9 +162,22 @@ class SmarketsTransport(TcpTransport):
     async def write(self, frames: list[Any]) -> None:
         codec = self._codec
         if codec is not None and any(type(f) is seto.Payload for f in frames):
-            assert isinstance(codec, SmarketsCodec)
+            assert isinstance(codec, ClientCodec)
+            if not codec.logged_in:
+                # Before the LOGIN_RESPONSE only the LOGIN may go: the exchange refuses a
+                # session whose first payload is anything else, and the response's reset
+                # would give the same seqs again. What a user sends then is refused as
+                # sends on a down link are (orders go again once the link is up).
+                kept = [
+                    f for f in frames if type(f) is not seto.Payload or f.type == seto.PAYLOAD_LOGIN
+                ]
+                if len(kept) < len(frames):
+                    codec.unsent += len(frames) - len(kept)
+                    log.info("not logged in yet: payloads not sent", count=len(frames) - len(kept))
+                frames = kept
             frames = [codec.encode(f) if type(f) is seto.Payload else f for f in frames]
-        await super().write(frames)
+        if frames:
+            await super().write(frames)
 
 
 class SmarketsAdapter(LinkAdapter):

@@ -342,3 +342,155 @@ def test_the_awaitable_twins_log_in_read_and_log_out(exchange: ExchangeServer) -
     for name in ("login", "logout", "read", "flush", "start", "stop"):
         twin = getattr(StreamingAPIClient, f"a{name}")
         assert inspect.signature(twin) == inspect.signature(getattr(StreamingAPIClient, name))
+
+
+@pytest.mark.timeout(30)
+def test_a_drop_before_any_account_message_still_resumes_from_the_login(
+    exchange: ExchangeServer,
+) -> None:
+    # The client learns its account position at login (a cancel of order 0, rejected
+    # NOT_FOUND, which handlers do not see), so what happens while it is away after that is
+    # resumed even when it never saw an account message itself.
+    client = StreamingAPIClient(Session(settings(exchange)))
+    seen = Names()
+    client.add_global_handler(seen)
+    client.start(**{**FAST, "backoff": Backoff(min=1.0, max=1.0, factor=1.0, jitter=0.0)})
+    try:
+        wait_until(lambda: client.session.account_sequence is not None, WAIT, what="position")
+        assert "seto.order_cancel_rejected" not in seen.names
+        exchange.kill()
+        # While it is away, another session of the same account trades.
+        same = StreamingAPIClient(Session(settings(exchange)))
+        same.login()
+        same.send(order(SIDE_BID, reference=500))
+        same.flush()
+        other = StreamingAPIClient(Session(settings(exchange, "demo2")))
+        other.login()
+        other.send(order(SIDE_OFFER, reference=501))
+        other.flush()
+        wait_until(lambda: exchange.stats()["executions"] == 1, WAIT, what="executed")
+        assert client.state is not LinkState.CONNECTED
+        assert [p.order_accepted.reference for p in seen.wait("seto.order_accepted")] == [500]
+        assert len(seen.wait("seto.order_executed")) == 1
+        same.logout()
+        other.logout()
+    finally:
+        client.stop()
+
+
+@pytest.mark.timeout(30)
+def test_a_throttled_order_is_dropped_not_sent_again_after_a_reconnect() -> None:
+    config = dataclasses.replace(load_config(None), throttle_rate=0.001, throttle_burst=4)
+    server = serve(port=0, config=config)
+    client = StreamingAPIClient(Session(settings(server)))
+    seen = Names()
+    client.add_global_handler(seen)
+    try:
+        client.start(**{**FAST, "backoff": Backoff(min=0.2, max=0.2, factor=1.0, jitter=0.0)})
+        wait_until(lambda: client.session.account_sequence is not None, WAIT, what="position")
+        # The probe took one token: three orders fit, the fourth is throttled, the fifth
+        # too; the throttled ones are never answered.
+        for price, ref in ((2000, 1), (2100, 2), (2200, 3), (2300, 4), (2400, 5)):
+            client.send(order(SIDE_BID, price=price, reference=ref))
+        seen.wait("eto.throttle_exceeded", 2)
+        assert [p.order_accepted.reference for p in seen.wait("seto.order_accepted", 3)] == [
+            1,
+            2,
+            3,
+        ]
+        server.kill()
+        wait_until(lambda: client.state is LinkState.CONNECTED, WAIT, what="back")
+        # Order 4 and 5 were sent after 3 on the same connection and never answered: the
+        # client cannot tell them from throttled ones unless a later order is answered, so
+        # they go again, and with an empty bucket they are throttled again, not placed.
+        assert server.stats()["orders_accepted"] == 3
+    finally:
+        client.stop()
+        server.stop()
+
+
+@pytest.mark.timeout(30)
+def test_stop_logs_out_so_the_exchange_does_not_treat_it_as_a_failure(
+    exchange: ExchangeServer,
+) -> None:
+    client = StreamingAPIClient(Session(settings(exchange)))
+    seen = Names()
+    client.add_global_handler(seen)
+    client.start(**FAST)
+    client.send(seto.Settings(cancel_all_on_failure=True))
+    seen.wait("seto.settings_accepted")
+    client.send(order(SIDE_BID, reference=9))
+    seen.wait("seto.order_accepted")
+    client.stop()
+    assert "eto.logout" in seen.names  # the confirmation came before the close
+    assert exchange.stats()["live_orders"] == 1  # a logout keeps the orders
+
+
+@pytest.mark.timeout(30)
+def test_orders_go_out_while_a_handler_blocks_and_two_clients_share_a_system(
+    exchange: ExchangeServer,
+) -> None:
+    from actorwire.actors import ActorSystem
+
+    system = ActorSystem(name="shared")
+    release = threading.Event()
+    started = threading.Event()
+    a = StreamingAPIClient(Session(settings(exchange)))
+    b = StreamingAPIClient(Session(settings(exchange, "demo2")))
+
+    def slow(message: Any) -> None:
+        started.set()
+        release.wait(10)
+
+    try:
+        a.start(system, **FAST)
+        b.start(system, **FAST)
+        a.add_handler("eto.pong", slow)
+        a.ping()
+        assert started.wait(WAIT)
+        a.send(order(SIDE_BID, reference=31))  # the handler still blocks
+        wait_until(lambda: exchange.stats()["orders_accepted"] == 1, WAIT, what="placed")
+        release.set()
+        a.stop()
+        b.stop()
+        a.start(system, **FAST)  # the same client starts again on the same system
+        assert a.state is LinkState.CONNECTED
+    finally:
+        release.set()
+        a.stop()
+        b.stop()
+        system.shutdown(timeout=5)
+
+
+def test_removing_a_handler_that_was_not_added_raises_key_error_as_the_sdk() -> None:
+    client = StreamingAPIClient(Session(SessionSettings("u", "p")))
+
+    def handler(message: Any) -> None:
+        pass
+
+    with pytest.raises(KeyError):
+        client.del_handler("seto.order_accepted", handler)
+    client.add_handler("seto.order_accepted", handler)
+    client.del_handler("seto.order_accepted", handler)
+
+
+@pytest.mark.timeout(30)
+def test_plain_mode_refuses_an_endless_frame_with_decode_error() -> None:
+    import socket as socketlib
+
+    from actorwire.adapters.smarkets import DecodeError
+
+    with socketlib.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        session = Session(
+            SessionSettings("u", "p", host="127.0.0.1", port=port, ssl=False, socket_timeout=5)
+        )
+        session.socket.connect()
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"\xff\xff\xff\x7f")  # a length of about 268 MB
+            with pytest.raises(DecodeError):
+                while True:
+                    conn.sendall(b"\x00" * 65536)
+                    session.read()
+        assert not session.connected
