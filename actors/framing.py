@@ -166,6 +166,50 @@ class Leb128Framer(Framer):
         pad = self.min_frame_size - len(frame)
         return frame + b"\x00" * pad if pad > 0 else frame
 
+    def frames(self) -> list[bytes]:
+        """Every complete frame's payload received so far, in order (the base class's rules,
+        in one loop: a stream of small frames costs no call per frame)."""
+        if self._broken is not None:
+            raise self._broken
+        buf, pos = self._buf, self._pos
+        end = len(buf)
+        least = max(self.min_frame_size, 1)
+        limit = self.max_frame_size
+        out: list[bytes] = []
+        while end - pos >= least:
+            first = buf[pos]
+            if first < 0x80:  # a one-byte length: most frames
+                length, used = first, 1
+            else:
+                try:
+                    length, used = uleb128_decode(buf, pos)
+                except IncompleteULEB128:
+                    break
+                except FrameError as exc:
+                    self._fail(exc, out, pos)
+                    break
+            if length > limit:
+                self._fail(self._too_large(length), out, pos)
+                break
+            size = used + length
+            if size < least:  # noqa: PLR1730 - no call per frame
+                size = least
+            if end - pos < size:
+                break
+            start = pos + used
+            out.append(bytes(buf[start : start + length]))
+            pos += size
+        self._pos = pos
+        self.frames_received += len(out)
+        return out
+
+    def _fail(self, exc: FrameError, out: list[bytes], pos: int) -> None:
+        """The stream broke at ``pos``: hand over ``out`` first, or raise now if it is empty."""
+        self._broken = exc
+        self._pos = pos
+        if not out:
+            raise exc
+
     def _next(self) -> bytes | None:
         buf, pos = self._buf, self._pos
         available = len(buf) - pos

@@ -342,13 +342,19 @@ class SmarketsCodec:
         append = self._events.append
         parse = seto.Payload.FromString
         new = tuple.__new__  # Frame(raw, payload) without NamedTuple's Python-level __new__
+        eto_type = seto.PAYLOAD_ETO
         for raw in framer.frames():
             try:
                 payload = parse(raw)
             except DecodeError:
                 append(self._garbage("payload does not parse as seto.Payload", raw))
                 continue
-            if not payload.HasField("type"):
+            # The hot path checks values, not presence: a type other than ETO was sent
+            # (an absent or unknown type reads as ETO, the first value) and a seq other
+            # than 0 was too (seqs start at 1). Presence is asked only when they are not.
+            if payload.eto_payload.seq and payload.type != eto_type:
+                append(new(Frame, (raw, payload)))
+            elif not payload.HasField("type"):
                 append(self._garbage("payload has no (known) type", raw))
             elif not payload.eto_payload.HasField("seq"):
                 append(self._garbage("payload has no eto_payload.seq", raw))
