@@ -57,6 +57,9 @@ class AccountConfig:
     """The account's id (uint64) on the wire and in the exchange's state."""
     balance: float
     """Currency units (10000.0 is 10,000 GBP)."""
+    token: str | None = field(default=None, repr=False)
+    """A token the account may log in with instead (the SDK's ``SessionSettings(token=)``,
+    sent as the LOGIN's ``cookie``)."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ def _accounts(check: TomlChecker, doc: Mapping[str, Any]) -> tuple[AccountConfig
     ids: dict[int, str] = {}
     for i, raw in enumerate(check.array(doc.get("accounts", []), "accounts")):
         where = f"accounts[{i}]"
-        table = check.table(raw, where, ("username", "password", "account_id", "balance"))
+        table = check.table(raw, where, ("username", "password", "account_id", "balance", "token"))
         username = _text(check, _required(check, table, where, "username"), f"{where}.username")
         if username in usernames:
             raise check.fail(
@@ -193,7 +196,12 @@ def _accounts(check: TomlChecker, doc: Mapping[str, Any]) -> tuple[AccountConfig
         )
         if not math.isfinite(balance):
             raise check.fail(f"{where}.balance", f"must be a finite number, got {balance!r}")
-        accounts.append(AccountConfig(username, password, account_id, balance))
+        token = table.get("token")
+        if token is not None:
+            token = check.string(token, f"{where}.token")
+            if not token:
+                raise check.fail(f"{where}.token", f"empty for account {username!r}")
+        accounts.append(AccountConfig(username, password, account_id, balance, token))
     return tuple(accounts)
 
 

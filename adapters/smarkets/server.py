@@ -601,7 +601,10 @@ class ExchangeServer:
             self._refuse(session, eto.LOGOUT_LOGIN_NOT_FIRST_SEQ, f"its LOGIN has seq {seq}")
             return
         body = payload.login
-        account = self.exchange.authenticate(body.username, body.password)
+        if body.cookie:
+            account = self.exchange.authenticate_token(body.cookie.decode("utf-8", "replace"))
+        else:
+            account = self.exchange.authenticate(body.username, body.password)
         if account is None:
             self._counters["logins_refused"] += 1
             self._refuse(session, eto.LOGOUT_UNAUTHORISED, "bad credentials")

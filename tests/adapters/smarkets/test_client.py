@@ -494,3 +494,26 @@ def test_plain_mode_refuses_an_endless_frame_with_decode_error() -> None:
                     conn.sendall(b"\x00" * 65536)
                     session.read()
         assert not session.connected
+
+
+@pytest.mark.timeout(30)
+def test_a_token_logs_in_in_both_modes_and_a_wrong_one_is_refused(
+    exchange: ExchangeServer,
+) -> None:
+    def with_token(token: str) -> SessionSettings:
+        return SessionSettings(
+            token=token, host="127.0.0.1", port=exchange.port, ssl=False, socket_timeout=5
+        )
+
+    plain = StreamingAPIClient(Session(with_token("demo-token")))
+    plain.login()
+    assert plain.check_login()
+    plain.logout()
+    supervised = StreamingAPIClient(Session(with_token("demo-token")))
+    supervised.start(**FAST)
+    supervised.stop()
+    wrong = StreamingAPIClient(Session(with_token("not-the-token")))
+    with pytest.raises(LoginError) as caught:
+        wrong.login()
+    assert caught.value.reason == eto.LOGOUT_UNAUTHORISED
+    assert "not-the-token" not in repr(wrong.session.settings)
