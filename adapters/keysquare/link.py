@@ -157,9 +157,10 @@ class KeySquareAdapter(LinkAdapter):
                 if records:
                     last = records[-1].header
                     if d.snapshot or not last.pos:
-                        data.append((None, None, (sub_id, records)))  # cache: no order
+                        data.append((None, None, (sub_id, records, 0)))  # cache: no order
                     else:  # journal order: the link keeps the newest position per sub
-                        data.append((sub_id, (last.epoch, last.pos, 0), (sub_id, records)))
+                        item = (sub_id, records, d.ByteSize())
+                        data.append((sub_id, (last.epoch, last.pos, 0), item))
                 if d.snapshot_done:
                     done = SnapshotDone(sub_id)
                     if d.epoch:  # the position marker: sorts after a delivery at its pos

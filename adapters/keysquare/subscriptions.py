@@ -106,8 +106,10 @@ class _LateSnapshot:
 
 
 TAIL_IDS = 16384
-"""Publish ids of the newest delivered records a session remembers across a platform
-restart (at most 200 characters each: a few MB at most)."""
+"""Records of the newest deliveries a session remembers across a platform restart, so that a
+record the new run applies again is dropped."""
+RECENT_BYTES = 4 * 1024 * 1024
+"""... and at most this many bytes of them (their serialized size)."""
 
 
 class _SubscriptionActor(Actor):
@@ -255,10 +257,13 @@ class _Router(Actor):
         self.resumed = 0  # platform subscriptions resumed from the journal after a reconnect
         self.gaps = 0  # ... that could not be resumed in full
         self.caught_parked: set[int] = set()
-        # Across a restart of a platform without a store: (sub_id, publish id) of the newest
-        # records delivered, so a record the new run applies again (a resend whose ack died
-        # with the old run) is dropped; checked for the new run's first TAIL_IDS records.
-        self.tail: deque[tuple[int, str]] = deque(maxlen=TAIL_IDS)
+        # Across a restart of a platform without a store: the newest deliveries, kept as
+        # they came (no per-record work: ids are read only when the platform's run
+        # changes), so a record the new run applies again (a resend whose ack died with the
+        # old run) is dropped; checked for the new run's first TAIL_IDS records.
+        self.recent: deque[tuple[int, Sequence[pb.Record], int]] = deque()
+        self.recent_bytes = 0
+        self.recent_records = 0
         self.epoch = 0
         self.suspects: set[tuple[int, str]] = set()
         self.suspect_budget = 0
@@ -266,7 +271,7 @@ class _Router(Actor):
 
     def on_batch(self, messages: list[Any]) -> None:
         for message in messages:
-            if type(message) is tuple:  # (sub_id, records): one platform delivery
+            if type(message) is tuple:  # (sub_id, records, size): one platform delivery
                 self._forward(*message)
             else:
                 self._control(message)
@@ -279,44 +284,60 @@ class _Router(Actor):
         self.on_batch([message])
         return None
 
-    def _forward(self, sub_id: int, records: Sequence[pb.Record]) -> None:
+    def _forward(self, sub_id: int, records: Sequence[pb.Record], size: int = 0) -> None:
         psub = self.platform.get(sub_id)
         if psub is None or not records:
             return
         epoch = records[0].header.epoch
         if epoch != self.epoch:
-            if self.epoch and self.tail:  # a new run of the platform
-                self.suspects = set(self.tail)
+            if self.epoch and self.recent:  # a new run of the platform
+                self.suspects = {
+                    (sid, pid)
+                    for sid, held, _ in self.recent
+                    for r in held
+                    if (pid := r.header.publish_id)
+                }
                 self.suspect_budget = TAIL_IDS
+                self.recent.clear()
+                self.recent_bytes = self.recent_records = 0
             self.epoch = epoch
-        tail = self.tail
         if self.suspects:
             records = self._drop_redelivered(sub_id, records)
             if not records:
                 return
-        else:
-            tail.extend([(sub_id, pid) for r in records if (pid := r.header.publish_id)])
+        self._keep(sub_id, records, size)
         batch = _Records(records)
         for local in psub.locals:
             self._tell(local, batch)
 
+    def _keep(self, sub_id: int, records: Sequence[pb.Record], size: int) -> None:
+        """Hold on to a delivery until RECENT_BYTES (its serialized size) or TAIL_IDS records
+        are newer."""
+        recent = self.recent
+        recent.append((sub_id, records, size))
+        self.recent_bytes += size
+        self.recent_records += len(records)
+        while len(recent) > 1 and (
+            self.recent_bytes > RECENT_BYTES or self.recent_records > TAIL_IDS
+        ):
+            _, old, old_size = recent.popleft()
+            self.recent_bytes -= old_size
+            self.recent_records -= len(old)
+
     def _drop_redelivered(self, sub_id: int, records: Sequence[pb.Record]) -> list[pb.Record]:
-        suspects, tail = self.suspects, self.tail
+        suspects = self.suspects
         kept: list[pb.Record] = []
         for record in records:
             pid = record.header.publish_id
-            if pid:
-                key = (sub_id, pid)
-                if key in suspects:
-                    self.redelivered += 1
-                    self.log.info(
-                        "record applied again by a restarted platform: dropped",
-                        subscription=sub_id,
-                        publish_id=pid,
-                        redelivered=self.redelivered,
-                    )
-                    continue
-                tail.append(key)
+            if pid and (sub_id, pid) in suspects:
+                self.redelivered += 1
+                self.log.info(
+                    "record applied again by a restarted platform: dropped",
+                    subscription=sub_id,
+                    publish_id=pid,
+                    redelivered=self.redelivered,
+                )
+                continue
             kept.append(record)
         self.suspect_budget -= len(records)
         if self.suspect_budget <= 0:
