@@ -595,10 +595,11 @@ class StreamingAPIClient:
                 if self._link is None:
                     self.session.disconnect()
         signal = self.callbacks.get(name)
-        if signal is not None and signal.handlers:
-            signal(message=message)
-        if self.global_callback.handlers:
-            self.global_callback(name=name, message=frame)
+        if signal is not None:
+            for handler in signal.handlers:
+                handler(message=message)
+        for handler in self.global_callback.handlers:
+            handler(name=name, message=frame)
 
     def _resume_refused(self) -> None:
         """The exchange refused to resume after our account sequence (its journal moved on,
@@ -854,9 +855,21 @@ class _ClientActor(Actor):
         self.duplicates = 0
 
     def on_batch(self, messages: list[Any]) -> None:
+        kinds = _KINDS
+        client = self.client
         for message in messages:
-            if type(message) is Frame:
-                self._frame(message)
+            if type(message) is not Frame:
+                continue
+            known = kinds.get(message.protobuf.type)
+            if known is not None and not (known[2] or known[3]):
+                # Market data and the like: no account sequence, no order to settle.
+                try:
+                    client._dispatch(message, known[0])
+                except Exception as exc:  # noqa: BLE001 - a handler must not end the feed
+                    client.handler_errors += 1
+                    self.log.error("handler raised", error=repr(exc), errors=client.handler_errors)
+                continue
+            self._frame(message)
 
     def _frame(self, frame: Frame) -> None:
         payload = frame.protobuf
