@@ -1,2 +1,6 @@
-"""stream-sea: the names of stream-sea-client 0.7.0 (in progress: the schema and the
-websocket protocol's sans-I/O core)."""
+"""stream-sea: the names of stream-sea-client 0.7.0 (in progress).
+
+Landed so far, both sans-I/O: ``schema`` (``FieldType``, ``SchemaDefinition``, payload
+validation) and ``protocol`` (the websocket messages and both ends' connection state). The
+client, the embedded server and the pipeline kinds come next.
+"""
