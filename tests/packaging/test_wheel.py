@@ -99,7 +99,16 @@ def test_the_runtime_needs_only_pykka_and_structlog_and_each_adapter_has_an_extr
 ) -> None:
     lines = _metadata(wheel)
     extras = {line.split(": ", 1)[1] for line in lines if line.startswith("Provides-Extra: ")}
-    assert {"keysquare", "jupyter", "parquet", "metrics", "console", "all", "dev"} <= extras
+    assert {
+        "keysquare",
+        "smarkets",
+        "jupyter",
+        "parquet",
+        "metrics",
+        "console",
+        "all",
+        "dev",
+    } <= extras
     base = [
         line.split(": ", 1)[1].split(";")[0].strip()
         for line in lines
@@ -114,6 +123,7 @@ def test_the_runtime_needs_only_pykka_and_structlog_and_each_adapter_has_an_extr
         text = zf.read(points).decode()
     assert "[actorwire.plugins]" in text
     assert "keysquare = actorwire.adapters.keysquare.pipeline:plugin" in text
+    assert "smarkets = actorwire.adapters.smarkets.pipeline:plugin" in text
 
 
 RUNTIME_ONLY = """
