@@ -102,6 +102,7 @@ def test_the_runtime_needs_only_pykka_and_structlog_and_each_adapter_has_an_extr
     assert {
         "keysquare",
         "smarkets",
+        "streamsea",
         "jupyter",
         "parquet",
         "metrics",
