@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import sspeer
+from tests.support import peervenv, sspeer
 from tests.support.sspeer import run_ss, ss_python, ss_versions
 
 HOST = "127.0.0.1"
@@ -90,7 +90,7 @@ def closed_port() -> Iterator[int]:
 def test_the_venv_is_built_once_in_the_cache_and_holds_the_recipes_versions() -> None:
     python = ss_python()
     venv = python.parents[1]
-    assert venv.parent == sspeer._peers_dir()
+    assert venv.parent == peervenv.peers_dir()
     version = ".".join(map(str, sys.version_info[:3]))
     assert venv.name == f"stream-sea-client-0.7.0-nodeps-requests-websockets-py{version}"
     assert python.exists()
