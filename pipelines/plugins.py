@@ -12,6 +12,8 @@ is reported, with its error, wherever one of its kinds is looked for.
 from __future__ import annotations
 
 import argparse
+import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -89,6 +91,60 @@ class Plugin:
 _lock = threading.RLock()  # a plugin's import may look a kind up
 _loaded: dict[str, Plugin] | None = None
 _errors: dict[str, str] = {}
+
+
+class RunningServer(Protocol):
+    """What ``run_server`` needs of a started embedded server."""
+
+    host: str
+
+    @property
+    def port(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+def run_server(
+    args: argparse.Namespace,
+    stop: threading.Event,
+    *,
+    kind: str,
+    what: str,
+    default_port: int,
+    load_config: Callable[[str | None], Any],
+    start: Callable[[str, int, Any, str | None, str | None, str | None], RunningServer],
+) -> int:
+    """``actorwire serve KIND`` for an adapter: load ``--config`` (exit 2 naming the
+    problem), check ``--cert``/``--key`` go together (exit 2), ``start(host, port, config,
+    store, certfile, keyfile)`` (exit 1 naming why it cannot), print one ready line naming
+    ``what``, host and port, and run until ``stop`` is set."""
+    prefix = f"actorwire serve {kind}"
+    try:
+        config = load_config(args.config)
+    except ValueError as exc:
+        return _fail(f"{prefix}: bad config: {exc}", 2)
+    cert, key = getattr(args, "cert", None), getattr(args, "key", None)
+    if (cert is None) != (key is None):
+        return _fail(f"{prefix}: --cert and --key go together", 2)
+    port = default_port if args.port is None else args.port
+    try:
+        server = start(args.host, port, config, args.store, cert, key)
+    except (OSError, sqlite3.Error, RuntimeError, ValueError) as exc:
+        return _fail(f"{prefix}: cannot start: {exc}", 1)
+    try:
+        host = f"[{server.host}]" if ":" in server.host else server.host
+        tls = " (TLS)" if cert else ""
+        print(f"{what} listening on {host}:{server.port}{tls}", flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr, flush=True)
+    return code
 
 
 def plugins() -> dict[str, Plugin]:

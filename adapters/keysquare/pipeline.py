@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sqlite3
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...actors.backoff import Backoff
-from ...pipelines.plugins import Plugin, ServerKind
+from ...pipelines.plugins import Plugin, ServerKind, run_server
 from ...pipelines.sources import _positive
 from ...pipelines.stage import Sink, Source
 from . import (
@@ -607,38 +605,22 @@ class PlatformServer:
 
 def serve_command(args: argparse.Namespace, stop: threading.Event) -> int:
     """Run the KeySquare-style data platform until ``stop`` is set."""
-    try:
-        config = load_config(args.config)
-    except ValueError as exc:
-        return _fail(f"actorwire serve keysquare: bad config: {exc}", 2)
-    port = 6800 if args.port is None else args.port
-    cert, key = getattr(args, "cert", None), getattr(args, "key", None)
-    if (cert is None) != (key is None):
-        return _fail("actorwire serve keysquare: --cert and --key go together", 2)
-    try:
-        server = serve(
-            host=args.host,
+    return run_server(
+        args,
+        stop,
+        kind="keysquare",
+        what="keysquare platform",
+        default_port=DEFAULT_PORT,
+        load_config=load_config,
+        start=lambda host, port, config, store, cert, key: serve(
+            host=host,
             port=port,
             config=config,
-            store_path=args.store,
+            store_path=store,
             certfile=cert,
             keyfile=key,
-        )
-    except (OSError, sqlite3.Error, RuntimeError, ValueError) as exc:
-        return _fail(f"actorwire serve keysquare: cannot start: {exc}", 1)
-    try:
-        host = f"[{server.host}]" if ":" in server.host else server.host
-        print(f"keysquare platform listening on {host}:{server.port}", flush=True)
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.stop()
-    return 0
-
-
-def _fail(message: str, code: int) -> int:
-    print(message, file=sys.stderr, flush=True)
-    return code
+        ),
+    )
 
 
 def _check_config(table: Mapping[str, Any], where: str) -> None:

@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...pipelines.plugins import Plugin, ServerKind
+from ...pipelines.plugins import Plugin, ServerKind, run_server
 from .config import ExchangeConfig, load_config, parse_config
 from .server import DEFAULT_PORT, ExchangeServer, serve
 
@@ -68,32 +66,17 @@ class EmbeddedExchange:
 
 def serve_command(args: argparse.Namespace, stop: threading.Event) -> int:
     """Run the embedded exchange until ``stop`` is set."""
-    try:
-        config = load_config(args.config)
-    except ValueError as exc:
-        return _fail(f"actorwire serve smarkets: bad config: {exc}", 2)
-    cert, key = getattr(args, "cert", None), getattr(args, "key", None)
-    if (cert is None) != (key is None):
-        return _fail("actorwire serve smarkets: --cert and --key go together", 2)
-    port = DEFAULT_PORT if args.port is None else args.port
-    try:
-        server = serve(args.host, port, config, store_path=args.store, certfile=cert, keyfile=key)
-    except (OSError, sqlite3.Error, RuntimeError, ValueError) as exc:
-        return _fail(f"actorwire serve smarkets: cannot start: {exc}", 1)
-    try:
-        host = f"[{server.host}]" if ":" in server.host else server.host
-        tls = " (TLS)" if cert else ""
-        print(f"smarkets exchange listening on {host}:{server.port}{tls}", flush=True)
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.stop()
-    return 0
-
-
-def _fail(message: str, code: int) -> int:
-    print(message, file=sys.stderr, flush=True)
-    return code
+    return run_server(
+        args,
+        stop,
+        kind="smarkets",
+        what="smarkets exchange",
+        default_port=DEFAULT_PORT,
+        load_config=load_config,
+        start=lambda host, port, config, store, cert, key: serve(
+            host, port, config, store_path=store, certfile=cert, keyfile=key
+        ),
+    )
 
 
 def _check_config(table: Mapping[str, Any], where: str) -> None:
