@@ -26,8 +26,9 @@ gzips every body and sends the header on its body-less GET too; an empty body is
 Limits: a request head over ``max_header_bytes`` is a 431; a body over ``max_body_bytes``,
 as sent or once inflated (inflation stops there, never past), is a 413; a body that is not
 gzip or JSON, or not the route's shape, a 400; another content coding a 415; an unknown
-path a 404; a method the path does not take a 405 with ``Allow``. A request h11 cannot
-parse is a 400 (or h11's status hint), and the connection closes after it. Every reply is
+path a 404; a method the path does not take a 405 with ``Allow``; a RuntimeError or
+OSError from the API (the server could not do it, e.g. its store failed) a 503. A request
+h11 cannot parse is a 400 (or h11's status hint), and the connection closes after it. Every reply is
 JSON with ``Content-Type: application/json`` and ``Content-Length``; errors are
 ``{"error": "<what was wrong>"}`` (a schema error adds ``"field"``).
 
@@ -86,8 +87,11 @@ class StreamApi(Protocol):
     def authenticate(self, client_id: str, secret: str) -> bool:
         """Whether ``secret`` is ``client_id``'s secret."""
 
-    def define(self, client_id: str, stream: str, schema: SchemaDefinition) -> None:
-        """Define ``stream``'s schema; ValueError (a 400, its text the reply) to refuse."""
+    def define(
+        self, client_id: str, stream: str, schema: SchemaDefinition
+    ) -> SchemaDefinition | None:
+        """Define ``stream``'s schema and return the schema in force (the existing one when
+        it is kept; None: the one given); ValueError (a 400, its text the reply) to refuse."""
 
     def schema(self, stream: str) -> SchemaDefinition | None:
         """``stream``'s schema, None if it has none (a 404)."""
@@ -312,6 +316,11 @@ class HttpSession:
         except _Refusal as refusal:
             self._respond_error(refusal, out)
             return
+        except (RuntimeError, OSError) as exc:
+            # The server could not do it (its store failed): the client gets an answer
+            # that says so, never a dropped connection. Nothing was applied.
+            self._respond_error(_Refusal(503, f"the server could not do it: {exc}"), out)
+            return
         self._respond(status, reply, [], out)
 
     def _protocol_error(self, exc: h11.RemoteProtocolError, out: list[Action]) -> None:
@@ -341,8 +350,9 @@ class HttpSession:
                 api.publish(request.client_id, stream, obj["payload"])
             except SchemaError as exc:
                 raise _Refusal(400, str(exc), extra={"field": exc.path}) from None
-            except UnknownStream:
-                raise _Refusal(404, f"no stream {stream!r}") from None
+            except UnknownStream as exc:
+                why = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+                raise _Refusal(404, why or f"no stream {stream!r}") from None
             return 200, {"success": True}
         if request.route == "define":
             obj = dict(_object(body, "define body", "version", "fields"))
@@ -356,10 +366,10 @@ class HttpSession:
                 )
             try:
                 schema = SchemaDefinition.from_json(obj)
-                api.define(request.client_id, stream, schema)
+                kept = api.define(request.client_id, stream, schema)
             except ValueError as exc:
                 raise _Refusal(400, str(exc)) from None
-            return 200, schema.json_serialize()
+            return 200, (kept if kept is not None else schema).json_serialize()
         obj = _object(body, "schema-versions-vector body", "schemaNames")
         names = obj["schemaNames"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

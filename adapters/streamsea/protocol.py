@@ -23,7 +23,8 @@ ids then count up by one. Every server message carries the id of the request it 
       {"id":1,"action":"authenticate","success":true|false[,"error":".."][,"payload":..]}
       {"id":N,"action":"subscription","success":true,"streamName":"<stream>"
                                                        [,"seq":S,"epoch":"<epoch>"]}
-      {"id":N,"action":"subscription","streamName":"<stream>","payload":<message>[,"seq":S]}
+      {"id":N,"action":"subscription","streamName":"<stream>","payload":<message>[,"seq":S]
+                                                       [,"redelivered":true]}
       {"id":N,"action":"unsubscribe","success":true,"payload":<the subscribe's id>} (actorwire)
       {"id":N|null,"action":"error","error":"<what was wrong>"}                    (actorwire)
 
@@ -36,6 +37,9 @@ actorwire's extensions are extra keys and actions that 0.7.0 never reads (it rea
 
 - ``seq`` on a delivery: the message's number in its stream's log, from 1, one per message
   published to the stream (a member of a consumer group sees the subset its group gives it).
+- ``redelivered: true`` on a delivery: a message of a consumer group first sent to another
+  member, which dropped and did not come back to take it; its seq may be below the seqs
+  this member has seen, and it is not a duplicate for this member.
 - ``seq`` and ``epoch`` on a subscribe reply: the subscription's deliveries follow seq
   ``seq``; ``epoch`` names the incarnation of the server's logs (seqs compare only within
   one epoch: a server that restarts with empty logs has a new epoch).
@@ -99,6 +103,7 @@ __all__ = [
     "ServerState",
     "StartSeq",
     "Subscribe",
+    "SubscribeRefused",
     "Subscribed",
     "SubscriptionReply",
     "Unregister",
@@ -233,6 +238,8 @@ class Delivery:
     payload: Any
     stream: str | None = None
     seq: int | None = None
+    redelivered: bool = False
+    """(actorwire) first sent to another member of the group, which dropped it."""
     action: ClassVar[str] = "subscription"
 
 
@@ -306,6 +313,8 @@ def encode(message: Message) -> str:
         obj["payload"] = message.payload
         if message.seq is not None:
             obj["seq"] = _id_out(name, "seq", message.seq)
+        if message.redelivered:
+            obj["redelivered"] = True
     elif isinstance(message, Authenticate):
         obj = {"id": 1, "action": "authenticate", "payload": _auth_payload(message)}
     elif isinstance(message, AuthenticateReply):
@@ -355,16 +364,24 @@ def encode(message: Message) -> str:
 
 
 def encode_delivery(
-    id: int, payload_json: str, *, stream: str | None = None, seq: int | None = None
+    id: int,
+    payload_json: str,
+    *,
+    stream: str | None = None,
+    seq: int | None = None,
+    redelivered: bool = False,
 ) -> str:
-    """The text of ``Delivery(id, payload, stream, seq)`` from the payload's JSON text,
+    """The text of ``Delivery(id, payload, stream, seq, redelivered)`` from the payload's
+    JSON text,
     ``payload_json = encode_payload(payload)``, so that a fan-out encodes each message once:
     it equals ``encode(Delivery(...))``. ``payload_json`` is not checked."""
     head = f'{{"id":{_id_out("Delivery", "id", id)},"action":"subscription"'
     if stream is not None:
         head += ',"streamName":' + _ENCODER.encode(_str_out("Delivery", "stream", stream))
-    tail = "}" if seq is None else f',"seq":{_id_out("Delivery", "seq", seq)}}}'
-    return f'{head},"payload":{payload_json}{tail}'
+    tail = "" if seq is None else f',"seq":{_id_out("Delivery", "seq", seq)}'
+    if redelivered:
+        tail += ',"redelivered":true'
+    return f'{head},"payload":{payload_json}{tail}}}'
 
 
 def _auth_payload(
@@ -680,11 +697,16 @@ def _subscription(obj: dict[str, Any], mid: int) -> SubscriptionReply | Delivery
             raise _fail(act, mid, 'a delivery (no "success") must have a "payload"')
         stream = obj.get("streamName")
         seq = obj.get("seq")
-        if (stream is None or type(stream) is str) and (
-            seq is None or (type(seq) is int and 0 < seq <= MAX_ID)
+        again = obj.get("redelivered")
+        if (
+            (stream is None or type(stream) is str)
+            and (seq is None or (type(seq) is int and 0 < seq <= MAX_ID))
+            and (again is None or type(again) is bool)
         ):
-            return Delivery(mid, payload, stream, seq)
+            return Delivery(mid, payload, stream, seq, again is True)
         _opt_str(obj, "streamName", act, mid)
+        if again is not None and type(again) is not bool:
+            raise _fail(act, mid, f'"redelivered" must be a boolean, got {_show(again)}')
         raise _fail(act, mid, f'"seq" must be an integer from 1 to 2**53 - 1, got {_show(seq)}')
     return SubscriptionReply(
         mid,
@@ -821,7 +843,12 @@ CheckCredentials: TypeAlias = Callable[[Authenticate, float], AuthResult]
 StartSeq: TypeAlias = Callable[[Subscribe, str], int | None]
 """The server's answer to where a subscription starts: ``start(subscribe, client_id)`` is
 the seq its deliveries follow (the stream's last seq, or ``subscribe.after_seq`` when it
-can resume from there), or None when the server does not number messages."""
+can resume from there), or None when the server does not number messages. It raises
+:class:`SubscribeRefused` to refuse the subscription (an ErrorReply, no Register)."""
+
+
+class SubscribeRefused(Exception):
+    """Raised by a server's ``start`` callback to refuse a subscribe; its text says why."""
 
 
 class ServerConnectionState:
@@ -844,6 +871,7 @@ class ServerConnectionState:
     AUTHENTICATED    id not above the last id              ErrorReply; Close, CLOSED (1)
     AUTHENTICATED    subscribe                             reply (seq, epoch), Register (2)
     AUTHENTICATED    subscribe beyond max_subscriptions    ErrorReply
+    AUTHENTICATED    subscribe that ``start`` refuses      ErrorReply (SubscribeRefused)
     AUTHENTICATED    unsubscribe of a live subscription    Unregister, UnsubscribeReply
     AUTHENTICATED    unsubscribe of anything else          ErrorReply
     AUTHENTICATED    readable id, bad action or shape      ErrorReply; the id counts (3)
@@ -1033,7 +1061,11 @@ class ServerConnectionState:
             return [Send(ErrorReply(msg.id, reason + " per connection"))]
         client_id = self.client_id
         assert client_id is not None
-        start = self._start(msg, client_id) if self._start is not None else None
+        try:
+            start = self._start(msg, client_id) if self._start is not None else None
+        except SubscribeRefused as exc:
+            self.errors += 1
+            return [Send(ErrorReply(msg.id, f"subscribe refused: {exc}"))]
         reg = Register(msg.id, msg.stream, msg.group_id, client_id, start, msg.after_seq, msg.epoch)
         self.subscriptions[msg.id] = reg
         reply = SubscriptionReply(msg.id, msg.stream, seq=start, epoch=self.epoch)
@@ -1234,7 +1266,9 @@ class ClientConnectionState:
     6. Seqs, per stream and consumer group (groups compete, so two groups on a stream see
        different messages): a delivery whose seq is at most the last one delivered is a
        duplicate, dropped and counted in ``duplicates``; a delivery without seq (a server
-       without the extension) is delivered and counted in ``missing_seq``. A subscribe
+       without the extension) is delivered and counted in ``missing_seq``; one marked
+       ``redelivered`` (another member's message) is delivered even below the last seq,
+       counted in ``redelivered``. A subscribe
        reply's seq moves the last seq up to it; an epoch other than the one the last seq
        counts in starts the count again (``epoch_changes``).
     7. A resubscription (after a reconnect) asks for ``afterSeq`` = the last seq, with its
@@ -1264,6 +1298,7 @@ class ClientConnectionState:
         "late",
         "max_size",
         "missing_seq",
+        "redelivered",
         "state",
         "unknown_gaps",
     )
@@ -1293,6 +1328,8 @@ class ClientConnectionState:
         """Connections started."""
         self.duplicates: int = 0
         """Deliveries dropped as already delivered (rule 6)."""
+        self.redelivered: int = 0
+        """Deliveries of another group member's messages below the last seq (rule 6)."""
         self.missing_seq: int = 0
         """Deliveries without a seq: the server cannot tell what was missed (rule 6)."""
         self.late: int = 0
@@ -1326,6 +1363,13 @@ class ClientConnectionState:
         return None if track is None else track.last
 
     # -- commands -----------------------------------------------------------------------------
+
+    def renew(self, *, jwt: str) -> None:
+        """Authenticate with ``jwt`` from the next ``connect()`` on (a renewed token)."""
+        if self._jwt is None:
+            raise ValueError("ClientConnectionState.renew: this client authenticates with a secret")
+        _auth_payload(Authenticate(self.client_id, None, jwt), "ClientConnectionState.renew")
+        self._jwt = jwt
 
     def connect(self) -> list[ClientOutput]:
         """Start a connection: the authenticate to send first (rule 1)."""
@@ -1519,6 +1563,10 @@ class ClientConnectionState:
         track = sub.track
         last = track.last
         if last is not None and seq <= last:
+            if msg.redelivered:
+                # Another member's message, handed on when it dropped: new to this one.
+                self.redelivered += 1
+                return [Delivered(sub.key, msg.payload, seq)]
             self.duplicates += 1
             return []
         track.last = seq

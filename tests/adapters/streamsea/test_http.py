@@ -49,11 +49,19 @@ class FakeApi:
     def authenticate(self, client_id: str, secret: str) -> bool:
         return (client_id, secret) == ("demo", SECRET)
 
-    def define(self, client_id: str, stream: str, schema: SchemaDefinition) -> None:
+    def define(
+        self, client_id: str, stream: str, schema: SchemaDefinition
+    ) -> SchemaDefinition | None:
         if stream == "locked":
             raise ValueError("stream 'locked' cannot be redefined")
+        if stream == "broken":
+            raise RuntimeError("the store cannot take it")
+        kept = self.schemas.get(stream)
+        if kept is not None and kept.version == schema.version:
+            return kept  # the same version is not overwritten
         self.schemas[stream] = schema
         self.defined.append((client_id, stream))
+        return None
 
     def schema(self, stream: str) -> SchemaDefinition | None:
         return self.schemas.get(stream)
@@ -61,6 +69,8 @@ class FakeApi:
     def publish(self, client_id: str, stream: str, payload: Any) -> None:
         schema = self.schemas.get(stream)
         if schema is None:
+            if stream == "explained":
+                raise UnknownStream("stream 'explained' is not defined: define it first")
             raise UnknownStream(stream)
         validate(schema, payload)
         self.published.append((client_id, stream, payload))
@@ -219,6 +229,30 @@ def test_publish_schema_error_names_the_field() -> None:
     assert reply.json()["field"] == "temperature"
     assert "temperature" in reply.json()["error"]
     assert api.published == []
+
+
+def test_a_server_failure_is_a_503_and_the_connection_stays() -> None:
+    s = session()
+    body = plain({"version": 1, "fields": []})
+    reply = one(s, request("POST", "/api/v1/streams/broken/define", body))
+    assert reply.status == 503
+    assert "could not do it: the store cannot take it" in reply.json()["error"]
+    assert not s.closed
+
+
+def test_define_answers_with_the_schema_in_force() -> None:
+    api = api_with_boiler()
+    kept = api.schemas["boiler"].json_serialize()
+    other = {"version": kept["version"], "fields": [{"name": "x", "type": "string"}]}
+    reply = one(session(api), request("POST", "/api/v1/streams/boiler/define", plain(other)))
+    assert (reply.status, reply.json()) == (200, kept)
+
+
+def test_publish_unknown_stream_says_why_when_the_api_does() -> None:
+    body = plain({"payload": {}})
+    reply = one(session(), request("POST", "/api/v1/streams/explained/publish", body))
+    assert reply.status == 404
+    assert reply.json()["error"] == "stream 'explained' is not defined: define it first"
 
 
 def test_publish_unknown_stream_is_404() -> None:

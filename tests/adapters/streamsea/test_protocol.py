@@ -264,8 +264,11 @@ def test_encode_delivery_is_encode_with_the_payload_encoded_once() -> None:
     pj = encode_payload(payload)
     for stream in (None, "boiler_data", 'quote"d'):
         for seq in (None, 1, MAX_ID):
-            msg = Delivery(9, payload, stream, seq)
-            assert encode_delivery(9, pj, stream=stream, seq=seq) == encode(msg)
+            for again in (False, True):
+                msg = Delivery(9, payload, stream, seq, again)
+                text = encode_delivery(9, pj, stream=stream, seq=seq, redelivered=again)
+                assert text == encode(msg)
+                assert decode(text) == msg
     with pytest.raises(ValueError, match=r"Delivery.id must be an int from 1"):
         encode_delivery(0, pj)
     with pytest.raises(ValueError, match=r"Delivery.seq"):
@@ -1157,6 +1160,18 @@ def test_client_drops_duplicates_by_seq_and_counts_them() -> None:
     assert (c.duplicates, c.missing_seq, c.last_seq("s")) == (3, 0, 14)
 
 
+def test_client_takes_a_redelivered_message_below_the_last_seq_once_marked() -> None:
+    c = ready(("k", "s"))
+    assert c.receive(deliver(2, "a", 14)) == [Delivered("k", "a", 14)]
+    again = encode(Delivery(2, "lost", "s", 12, redelivered=True))
+    assert '"redelivered":true' in again
+    assert c.receive(again) == [Delivered("k", "lost", 12)]  # another member's: new here
+    assert c.receive(deliver(2, "b", 12)) == []  # unmarked: a duplicate
+    assert (c.redelivered, c.duplicates, c.last_seq("s")) == (1, 1, 14)
+    with pytest.raises(ProtocolError, match='"redelivered" must be a boolean'):
+        ready(("k", "s")).receive('{"id":2,"action":"subscription","payload":1,"redelivered":1}')
+
+
 def test_client_counts_deliveries_without_seq() -> None:
     c = ready(("k", "s"))
     assert c.receive(deliver(2, "x")) == [Delivered("k", "x", None)]
@@ -1562,3 +1577,37 @@ def test_delivered_seqs_strictly_increase_and_every_drop_is_counted(
             last = seq
     assert got == expected
     assert c.duplicates == len(arrivals) - len(got)
+
+
+def test_client_renews_its_jwt_for_the_next_connection_only() -> None:
+    c = ClientConnectionState("abc", jwt="old.token.x")
+    first = c.connect()
+    c.connection_lost()
+    c.renew(jwt="new.token.y")
+    assert "old.token.x" in encode(first[0].message)  # type: ignore[attr-defined]
+    second = c.connect()
+    text = encode(second[0].message)  # type: ignore[attr-defined]
+    assert "new.token.y" in text and "old.token.x" not in text
+    assert "new.token.y" not in repr(c)
+    with pytest.raises(ValueError, match="authenticates with a secret"):
+        client().renew(jwt="x.y.z")
+    with pytest.raises(TypeError):
+        c.renew(jwt=5)  # type: ignore[arg-type]
+
+
+def test_server_start_may_refuse_a_subscribe_with_an_error_reply() -> None:
+    from actorwire.adapters.streamsea.protocol import SubscribeRefused
+
+    def start(sub: Any, client_id: str) -> int:
+        if sub.stream == "full":
+            raise SubscribeRefused("at most 1 consumer group per stream")
+        return 0
+
+    st = ServerConnectionState(lambda a, now: AuthResult(True), now=0.0, start=start)
+    st.receive(encode(Authenticate("demo", client_secret="x")), 0.0)
+    out = st.receive('{"id":2,"action":"subscribe","payload":"full"}', 0.0)
+    assert out == [Send(ErrorReply(2, "subscribe refused: at most 1 consumer group per stream"))]
+    assert st.subscriptions == {} and st.errors == 1
+    assert st.state is ServerState.AUTHENTICATED
+    out = st.receive('{"id":3,"action":"subscribe","payload":"ok"}', 0.0)
+    assert isinstance(out[1], Register)

@@ -1,0 +1,383 @@
+"""stream-sea's websocket as a Link adapter: a supervised connection whose subscriptions
+resume where they stopped.
+
+The connection's protocol state is one :class:`~.protocol.ClientConnectionState`, kept in
+the adapter so that it outlives each connection (and each restart of the transport
+actor): it numbers requests, matches replies to them, and remembers per stream and group
+the last ``seq`` delivered, so that after a reconnect every subscription resumes after it
+and a message the server sends twice is dropped. The Link redials with backoff, and after
+each authenticate the state subscribes every live subscription again; the Link's own
+resubscribe (``subscribe(key)`` after each connect) only adds the ones made while the
+connection was down.
+
+The transport speaks websockets' sans-I/O ``ClientProtocol`` over the kit's TCP stream:
+``open`` makes the handshake, every read is fed to the protocol (pings are answered as they
+are read) and every text message to the state. What reaches the link's consumer, in order,
+as unsequenced data keyed by the subscription's key: :class:`~.protocol.Subscribed` (with
+``missed`` set when messages may have been missed), :class:`~.protocol.Delivered`,
+:class:`~.protocol.Refused` and :class:`~.protocol.Unsubscribed`.
+
+A refused authenticate (a wrong secret, an expired or bad JWT) fails the link (FAILED, no
+redial). A message that does not parse, or a websocket protocol error, drops the
+connection; the link redials and the subscriptions resume.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from actorwire.actors.link import (
+    Authenticated,
+    AuthFailed,
+    LinkAdapter,
+    Ordering,
+    Routed,
+    TcpTransport,
+    Transport,
+    Wiring,
+)
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import WebSocketURI
+
+from .protocol import (
+    MAX_MESSAGE_SIZE,
+    ClientConnectionState,
+    ClientState,
+    CredentialsError,
+    ProtocolError,
+    Send,
+    encode,
+)
+from .protocol import (
+    Authenticated as _AuthOk,
+)
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "WEBSOCKET_PATH", "StreamSeaAdapter"]
+
+log = structlog.get_logger("actorwire.streamsea")
+
+WEBSOCKET_PATH = "/api/v1/streams"
+DEFAULT_MAX_MESSAGE_SIZE = 4 * MAX_MESSAGE_SIZE
+"""Largest message the client takes (4 MiB): a delivery is the publish body's payload
+(at most 1 MiB on the embedded server) plus its envelope."""
+
+
+# -- commands to the transport (the Link's frames) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """Authenticate on the new connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscribe:
+    key: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsubscribe:
+    key: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class _Ping:
+    n: int
+
+
+# -- what a read gives route() ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Alive:
+    """A ping or pong: traffic, nothing to deliver."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """The server refused the credentials."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Broken:
+    """The connection cannot go on (a message that does not parse, a protocol error)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Ignored:
+    """A frame the client cannot use (binary): counted and logged, the connection goes on."""
+
+    reason: str
+
+
+class _WsCodec:
+    """One connection's websocket protocol plus the adapter's (lasting) stream-sea state."""
+
+    __slots__ = ("adapter", "broken", "proto")
+
+    def __init__(self, adapter: StreamSeaAdapter) -> None:
+        self.adapter = adapter
+        self.proto = ClientProtocol(adapter.uri, max_size=adapter.max_message_size)
+        self.broken = False
+
+    def receive_data(self, data: bytes) -> None:
+        self.proto.receive_data(data)
+
+    def events(self) -> list[Any]:
+        out: list[Any] = []
+        if self.broken:
+            return out
+        state = self.adapter.state
+        proto = self.proto
+        for event in proto.events_received():
+            if type(event) is not Frame:
+                continue  # the handshake's Response, read in open()
+            opcode = event.opcode
+            if opcode is Opcode.TEXT:
+                try:
+                    results = state.receive(bytes(event.data).decode())
+                except CredentialsError as exc:
+                    self.broken = True
+                    out.append(_Refused(str(exc)))
+                    break
+                except ProtocolError as exc:
+                    self.broken = True
+                    out.append(_Broken(str(exc)))
+                    break
+                for item in results:
+                    if type(item) is Send:
+                        proto.send_text(encode(item.message).encode())
+                    else:
+                        out.append(item)
+            elif opcode is Opcode.PING or opcode is Opcode.PONG:
+                out.append(_Alive())
+            elif opcode is Opcode.BINARY:
+                out.append(_Ignored(f"a binary frame of {len(event.data)} bytes"))
+        failure = proto.parser_exc
+        if failure is not None and not self.broken:
+            self.broken = True
+            out.append(_Broken(f"websocket protocol error: {failure}"))
+        return out
+
+    def command(self, frame: Any) -> None:
+        """Carry out one of the Link's frames on this connection."""
+        state = self.adapter.state
+        proto = self.proto
+        for key in self.adapter._take_forgotten():
+            if key in state.subscriptions:
+                self._send(state.unsubscribe(key))
+        kind = type(frame)
+        if kind is _Subscribe:
+            key = frame.key
+            spec = self.adapter._specs.get(key)
+            if spec is not None and key not in state.subscriptions:
+                stream, group_id = spec
+                self._send(state.subscribe(key, stream, group_id=group_id))
+        elif kind is _Start:
+            if state.state is not ClientState.DISCONNECTED:
+                state.connection_lost()
+            self.adapter._renew_jwt()
+            self._send(state.connect())
+        elif kind is _Ping:
+            proto.send_ping(str(frame.n).encode())
+        # _Unsubscribe: done by the forgotten keys above.
+
+    def _send(self, outputs: list[Any]) -> None:
+        for item in outputs:
+            if type(item) is Send:
+                self.proto.send_text(encode(item.message).encode())
+
+    def data_to_send(self) -> bytes:
+        return b"".join(self.proto.data_to_send())
+
+
+class StreamSeaTransport(TcpTransport):
+    """A websocket over the kit's TCP stream: handshake in ``open``, frames through
+    :class:`_WsCodec`, answers (pongs, resubscribes) written as they are read."""
+
+    handshake_timeout = 10.0
+
+    def __init__(self, adapter: StreamSeaAdapter, wiring: Wiring) -> None:
+        super().__init__(
+            adapter, wiring, adapter.host, adapter.port, lambda: _WsCodec(adapter), adapter.ssl
+        )
+        self.ws_adapter = adapter
+
+    async def open(self) -> None:
+        await super().open()
+        codec = self._ws()
+        proto = codec.proto
+        proto.send_request(proto.connect())
+        self._flush(codec)
+        reader = self._reader_stream
+        assert reader is not None
+        while proto.handshake_exc is None:
+            data = await reader.read(self.read_size)
+            if not data:
+                raise ConnectionError("the server closed the connection during the handshake")
+            proto.receive_data(data)
+            if any(type(e) is Response for e in proto.events):
+                break
+        if proto.handshake_exc is not None:
+            raise ConnectionError(f"websocket handshake refused: {proto.handshake_exc}")
+
+    def _ws(self) -> _WsCodec:
+        codec = self._codec
+        assert isinstance(codec, _WsCodec)
+        return codec
+
+    def _flush(self, codec: _WsCodec) -> None:
+        data = codec.data_to_send()
+        writer = self._writer_stream
+        if data and writer is not None:
+            writer.write(data)
+
+    async def read(self) -> list[Any]:
+        reader, codec = self._reader_stream, self._ws()
+        assert reader is not None
+        while True:
+            data = await reader.read(self.read_size)
+            if not data:
+                codec.proto.receive_eof()
+                close = codec.proto.close_rcvd
+                why = f": {close.code} {close.reason}".rstrip() if close is not None else ""
+                raise EOFError(f"the server closed the connection{why}")
+            self.stats.bytes_in += len(data)
+            codec.receive_data(data)
+            events = codec.events()
+            self._flush(codec)  # pongs, and what the state answers (resubscribes)
+            if events:
+                return events
+
+    async def write(self, frames: list[Any]) -> None:
+        writer = self._writer_stream
+        if writer is None:
+            raise ConnectionError("not connected")
+        codec = self._ws()
+        for frame in frames:
+            codec.command(frame)
+        data = codec.data_to_send()
+        if data:
+            writer.write(data)
+            await writer.drain()
+
+    async def close_connection(self) -> None:
+        self.ws_adapter.state.connection_lost()
+        await super().close_connection()
+
+
+class StreamSeaAdapter(LinkAdapter):
+    """stream-sea hooks for a Link. The secret and the JWT stay out of reprs and logs.
+
+    ``jwt`` may be a string or a function returning one, called before each authenticate
+    (a token that expires is then renewed on the next connection).
+    """
+
+    ordering = Ordering.LATEST  # deliveries come unsequenced: the state drops repeats
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str,
+        client_secret: str | None = None,
+        jwt: str | Callable[[], str] | None = None,
+        ssl_context: SSLContext | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ssl = ssl_context
+        self.uri = WebSocketURI(ssl_context is not None, host, port, WEBSOCKET_PATH, "")
+        self.max_message_size = max_message_size
+        self._jwt_source = jwt if callable(jwt) else None
+        first_jwt = jwt() if callable(jwt) else jwt
+        self.state = ClientConnectionState(
+            client_id, client_secret=client_secret, jwt=first_jwt, max_size=max_message_size
+        )
+        """The connection's protocol state, on the I/O loop only."""
+        self._lock = threading.Lock()
+        self._specs: dict[Hashable, tuple[str, str | None]] = {}
+        self._forgotten: list[Hashable] = []
+
+    def __repr__(self) -> str:
+        scheme = "wss" if self.ssl is not None else "ws"
+        return f"StreamSeaAdapter({scheme}://{self.host}:{self.port}, {self.state.client_id!r})"
+
+    # -- the facade's side (any thread) -------------------------------------------------
+
+    def register(self, key: Hashable, stream: str, group_id: str | None) -> None:
+        """Name what subscription ``key`` is, before ``Link.subscribe(key)``."""
+        with self._lock:
+            self._specs[key] = (stream, group_id)
+
+    def unregister(self, key: Hashable) -> None:
+        """End subscription ``key`` (on the next write, connected or not)."""
+        with self._lock:
+            if self._specs.pop(key, None) is not None:
+                self._forgotten.append(key)
+
+    def _take_forgotten(self) -> list[Hashable]:
+        if not self._forgotten:
+            return []
+        with self._lock:
+            out, self._forgotten = self._forgotten, []
+        return out
+
+    def _renew_jwt(self) -> None:
+        source = self._jwt_source
+        if source is not None:
+            token = source()
+            if not isinstance(token, str):
+                raise TypeError(f"the jwt function must return a str, got {type(token).__name__}")
+            self.state.renew(jwt=token)
+
+    # -- LinkAdapter ------------------------------------------------------------------
+
+    def make_transport(self, wiring: Wiring) -> Transport:
+        return StreamSeaTransport(self, wiring)
+
+    def route(self, frames: list[Any]) -> Routed:
+        out = Routed()
+        data = out.data
+        for item in frames:
+            kind = type(item)
+            if kind is _Alive:
+                continue
+            if kind is _AuthOk:
+                out.control.append(Authenticated())
+            elif kind is _Refused:
+                out.control.append(AuthFailed(item.reason))
+            elif kind is _Broken:
+                out.errors.append((item.reason, True))
+            elif kind is _Ignored:
+                out.errors.append((item.reason, False))
+            else:
+                data.append((item.key, None, item))
+        return out
+
+    def on_connected(self) -> list[Any]:
+        return [_Start()]
+
+    def subscribe(self, stream: Hashable, from_seq: Any | None) -> list[Any]:
+        return [_Subscribe(stream)]
+
+    def unsubscribe(self, stream: Hashable) -> list[Any]:
+        return [_Unsubscribe(stream)]
+
+    def ping(self, n: int) -> Any:
+        return _Ping(n)
