@@ -334,7 +334,9 @@ class _Sub:
             return
         self.ended = True
         self.error = error
-        self._conn._forget(self.key)
+        # Out of the link too, so that a refused subscription is not made again after the
+        # next reconnect.
+        self._conn._unsubscribe(self)
         self.confirmed.set()
         self._ended()
 
@@ -346,9 +348,7 @@ class _Sub:
 
     def unsubscribe(self) -> None:
         """End the subscription (idempotent)."""
-        if not self.ended:
-            self._conn._unsubscribe(self)
-            self._finish(None)
+        self._finish(None)
 
     @property
     def last_seq(self) -> int | None:
@@ -867,14 +867,13 @@ class StreamSeaConnection:
         subscription.unsubscribe()
 
     def _unsubscribe(self, sub: _Sub) -> None:
+        if self._subs.pop(sub.key, None) is None:
+            return  # never started, or ended already
         link, adapter = self._link, self._adapter
         if adapter is not None:
             adapter.unregister(sub.key)
         if link is not None:
             link.unsubscribe(sub.key)
-
-    def _forget(self, key: int) -> None:
-        self._subs.pop(key, None)
 
 
 def _stream(stream: Any) -> str:

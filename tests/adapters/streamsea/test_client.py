@@ -4,6 +4,7 @@ callback form, consumer groups, and supervision through the server's faults."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
@@ -44,7 +45,7 @@ def server() -> Iterator[StreamSeaServer]:
         srv.stop()
 
 
-def creds(srv: StreamSeaServer, **kw: Any) -> dict[str, Any]:
+def creds(srv: Any, **kw: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "remote_host": "127.0.0.1",
         "remote_port": srv.port,
@@ -141,7 +142,7 @@ def test_schema_definition_has_no_shared_default_and_nested_fields_work() -> Non
 # -- the websocket ----------------------------------------------------------------------------
 
 
-def conn_kw(srv: StreamSeaServer, **kw: Any) -> dict[str, Any]:
+def conn_kw(srv: Any, **kw: Any) -> dict[str, Any]:
     out = creds(srv)
     out.update(heartbeat_interval=0.2, heartbeat_deadline=1.0)
     out.update(kw)
@@ -451,3 +452,120 @@ def test_secure_connection_and_https_calls_with_a_ca_file(tmp_path: Any) -> None
             untrusted.open()
     finally:
         srv.stop()
+
+
+def test_a_refused_subscription_raises_and_is_not_made_again() -> None:
+    from actorwire.adapters.streamsea.config import ClientConfig, StreamSeaConfig
+
+    cfg = StreamSeaConfig(clients=(ClientConfig("demo", SECRET),), max_groups=1)
+    srv = serve(port=0, config=cfg)
+    try:
+        define(srv)
+        with StreamSeaConnection(**conn_kw(srv)) as conn:
+            _first, got = _collect(conn, "boiler")
+            with pytest.raises(streamsea.ProtocolError, match="subscribe refused"):
+                conn.subscribe("boiler", callback=print)  # a second group: one too many
+            assert conn.stats()["subscriptions"] == 1
+            connects = conn.stats()["connects"]
+            srv.kill()
+            wait_until(lambda: conn.stats()["connects"] > connects, 10)
+            srv.publish("boiler", message(1))
+            wait_until(lambda: got == [message(1)], 10)
+            assert srv.stats()["subscribe_refusals"] == 1  # not asked again
+    finally:
+        srv.stop()
+
+
+class _PlainServer:
+    """A stream-sea server without actorwire's extensions (no seq, no resume), on
+    ``websockets``' asyncio server in a thread of its own: what the client meets in the
+    wild."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.connections: set[Any] = set()
+        self.subs: list[tuple[Any, int]] = []
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    def _run(self) -> None:
+        from websockets.asyncio.server import serve as ws_serve
+
+        async def handler(ws: Any) -> None:
+            import json
+
+            self.connections.add(ws)
+            try:
+                async for text in ws:
+                    msg = json.loads(text)
+                    if msg["action"] == "authenticate":
+                        await ws.send('{"id":1,"action":"authenticate","success":true}')
+                    elif msg["action"] == "subscribe":
+                        reply = {
+                            "id": msg["id"],
+                            "action": "subscription",
+                            "success": True,
+                            "streamName": msg["payload"],
+                        }
+                        await ws.send(json.dumps(reply))
+                        self.subs.append((ws, msg["id"]))
+            except Exception:  # a cut connection ends the handler
+                pass
+            finally:
+                self.connections.discard(ws)
+                self.subs = [(w, i) for w, i in self.subs if w is not ws]
+
+        async def main() -> None:
+            self.server = await ws_serve(handler, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            self.ready.set()
+            await self.server.serve_forever()
+
+        asyncio.set_event_loop(self.loop)
+        with contextlib.suppress(asyncio.CancelledError):
+            self.loop.run_until_complete(main())
+
+    def deliver(self, payload: Any) -> None:
+        import json
+
+        async def send() -> None:
+            for ws, mid in list(self.subs):
+                await ws.send(json.dumps({"id": mid, "action": "subscription", "payload": payload}))
+
+        asyncio.run_coroutine_threadsafe(send(), self.loop).result(10)
+
+    def cut(self) -> None:
+        async def cut() -> None:
+            for ws in list(self.connections):
+                ws.transport.abort()
+
+        asyncio.run_coroutine_threadsafe(cut(), self.loop).result(10)
+
+    def stop(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.thread.join(10)
+
+
+def test_against_a_server_without_seqs_a_resume_counts_a_gap() -> None:
+    plain = _PlainServer()
+    try:
+        kw = conn_kw(plain)
+        with StreamSeaConnection(**kw) as conn:
+            sub, got = _collect(conn, "boiler")
+            plain.deliver({"n": 1})
+            wait_until(lambda: got == [{"n": 1}], 10)
+            plain.cut()
+            wait_until(lambda: sub.resumes == 1 and len(plain.subs) == 1, 10)
+            plain.deliver({"n": 2})
+            wait_until(lambda: got == [{"n": 1}, {"n": 2}], 10)
+            # It cannot know what it missed while away: counted and logged, never silent.
+            assert sub.gaps == 1
+            stats = conn.stats()
+            assert stats["unknown_gaps"] == 1 and stats["missing_seq"] == 2
+    finally:
+        plain.stop()
