@@ -299,6 +299,8 @@ class _Sub:
         self.stream = stream
         self.group_id = group_id
         """The consumer group (a fresh uuid for fan-out; None for the client's default group)."""
+        self.exclusive = False
+        """Alone in its group: the group is a fresh one this client made (fan-out)."""
         self.confirmed = threading.Event()
         self.error: BaseException | None = None
         """Why the subscription ended with an error (refused by the server, the link failed)."""
@@ -818,12 +820,14 @@ class StreamSeaConnection:
         it does not answer within ``timeout`` (the link is up but silent).
         """
         group = _group(group_id, fanout)
+        exclusive = group_id is None and group is not None  # a fresh fan-out group
         if callback is None:
-            return self._asubscribe(stream, group, timeout)
+            return self._asubscribe(stream, group, timeout, exclusive)
         if self._system is None:
             raise RuntimeError("open the connection before subscribing")
         fn = user_callback(callback, "subscribe callback", self._system.io)
         sub = Subscription(self, next(self._keys), _stream(stream), group)
+        sub.exclusive = exclusive
         sub.address = self._system.spawn(
             _CallbackActor,
             sub,
@@ -835,12 +839,13 @@ class StreamSeaConnection:
         return sub
 
     async def _asubscribe(
-        self, stream: str, group: str | None, timeout: float
+        self, stream: str, group: str | None, timeout: float, exclusive: bool
     ) -> SubscriptionIterator:
         loop = asyncio.get_running_loop()
         sub = SubscriptionIterator(
             self, next(self._keys), _stream(stream), group, loop, self._max_buffered
         )
+        sub.exclusive = exclusive
         await asyncio.to_thread(self._start, sub, timeout)
         return sub
 
@@ -850,7 +855,7 @@ class StreamSeaConnection:
             sub._finish(None)
             raise RuntimeError("open the connection before subscribing")
         self._subs[sub.key] = sub
-        adapter.register(sub.key, sub.stream, sub.group_id)
+        adapter.register(sub.key, sub.stream, sub.group_id, exclusive=sub.exclusive)
         link.subscribe(sub.key)
         if link.state is not LinkState.CONNECTED:
             return  # subscribed as soon as the link is up again

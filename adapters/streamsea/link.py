@@ -184,8 +184,8 @@ class _WsCodec:
             key = frame.key
             spec = self.adapter._specs.get(key)
             if spec is not None and key not in state.subscriptions:
-                stream, group_id = spec
-                self._send(state.subscribe(key, stream, group_id=group_id))
+                stream, group_id, exclusive = spec
+                self._send(state.subscribe(key, stream, group_id=group_id, exclusive=exclusive))
         elif kind is _Start:
             if state.state is not ClientState.DISCONNECTED:
                 state.connection_lost()
@@ -311,7 +311,7 @@ class StreamSeaAdapter(LinkAdapter):
         )
         """The connection's protocol state, on the I/O loop only."""
         self._lock = threading.Lock()
-        self._specs: dict[Hashable, tuple[str, str | None]] = {}
+        self._specs: dict[Hashable, tuple[str, str | None, bool]] = {}
         self._forgotten: list[Hashable] = []
 
     def __repr__(self) -> str:
@@ -320,10 +320,13 @@ class StreamSeaAdapter(LinkAdapter):
 
     # -- the facade's side (any thread) -------------------------------------------------
 
-    def register(self, key: Hashable, stream: str, group_id: str | None) -> None:
-        """Name what subscription ``key`` is, before ``Link.subscribe(key)``."""
+    def register(
+        self, key: Hashable, stream: str, group_id: str | None, *, exclusive: bool = False
+    ) -> None:
+        """Name what subscription ``key`` is, before ``Link.subscribe(key)``; ``exclusive``:
+        it is alone in its group (a fresh fan-out group)."""
         with self._lock:
-            self._specs[key] = (stream, group_id)
+            self._specs[key] = (stream, group_id, exclusive)
 
     def unregister(self, key: Hashable) -> None:
         """End subscription ``key`` (on the next write, connected or not)."""

@@ -1210,6 +1210,7 @@ class _Sub:
 
     __slots__ = (
         "after_seq",
+        "exclusive",
         "group_id",
         "id",
         "key",
@@ -1220,10 +1221,13 @@ class _Sub:
         "was_live",
     )
 
-    def __init__(self, key: Hashable, stream: str, group_id: str | None, track: _Track) -> None:
+    def __init__(
+        self, key: Hashable, stream: str, group_id: str | None, track: _Track, exclusive: bool
+    ) -> None:
         self.key = key
         self.stream = stream
         self.group_id = group_id
+        self.exclusive = exclusive  # its group has no other member: a repeat is a repeat
         self.track = track
         self.id: int | None = None  # its subscribe's id on this connection, once sent
         self.after_seq: int | None = None  # what that subscribe asked to resume after
@@ -1268,7 +1272,8 @@ class ClientConnectionState:
        duplicate, dropped and counted in ``duplicates``; a delivery without seq (a server
        without the extension) is delivered and counted in ``missing_seq``; one marked
        ``redelivered`` (another member's message) is delivered even below the last seq,
-       counted in ``redelivered``. A subscribe
+       counted in ``redelivered``, unless the subscription is ``exclusive`` (alone in its
+       group: then it is a duplicate). A subscribe
        reply's seq moves the last seq up to it; an epoch other than the one the last seq
        counts in starts the count again (``epoch_changes``).
     7. A resubscription (after a reconnect) asks for ``afterSeq`` = the last seq, with its
@@ -1385,9 +1390,11 @@ class ClientConnectionState:
         return [Send(Authenticate(self.client_id, self._client_secret, self._jwt))]
 
     def subscribe(
-        self, key: Hashable, stream: str, *, group_id: str | None = None
+        self, key: Hashable, stream: str, *, group_id: str | None = None, exclusive: bool = False
     ) -> list[ClientOutput]:
-        """Subscribe ``key`` to ``stream`` in ``group_id`` (rule 5)."""
+        """Subscribe ``key`` to ``stream`` in ``group_id`` (rule 5). ``exclusive``: no other
+        subscription is in the group (a fresh fan-out group), so a delivery at or below the
+        last seq is a duplicate even when marked ``redelivered`` (rule 6)."""
         _stream_out("subscribe", stream)
         if group_id is not None:
             _group_out("subscribe", group_id)
@@ -1397,7 +1404,7 @@ class ClientConnectionState:
         if track is None:
             track = self._tracks[(stream, group_id)] = _Track()
         track.users += 1
-        sub = self._subs[key] = _Sub(key, stream, group_id, track)
+        sub = self._subs[key] = _Sub(key, stream, group_id, track, exclusive)
         if self.state is ClientState.READY:
             return [self._send_subscribe(sub)]
         return []
@@ -1563,7 +1570,7 @@ class ClientConnectionState:
         track = sub.track
         last = track.last
         if last is not None and seq <= last:
-            if msg.redelivered:
+            if msg.redelivered and not sub.exclusive:
                 # Another member's message, handed on when it dropped: new to this one.
                 self.redelivered += 1
                 return [Delivered(sub.key, msg.payload, seq)]

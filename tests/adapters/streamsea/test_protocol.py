@@ -1172,6 +1172,18 @@ def test_client_takes_a_redelivered_message_below_the_last_seq_once_marked() -> 
         ready(("k", "s")).receive('{"id":2,"action":"subscription","payload":1,"redelivered":1}')
 
 
+def test_an_exclusive_subscription_drops_a_redelivered_repeat() -> None:
+    c = client()
+    c.subscribe("k", "s", group_id=GROUP, exclusive=True)
+    c.connect()
+    c.receive(OK)
+    c.receive('{"id":2,"action":"subscription","success":true,"streamName":"s","seq":10}')
+    assert c.receive(deliver(2, "a", 14)) == [Delivered("k", "a", 14)]
+    again = encode(Delivery(2, "a", "s", 14, redelivered=True))
+    assert c.receive(again) == []  # alone in its group: it had this one already
+    assert (c.redelivered, c.duplicates) == (0, 1)
+
+
 def test_client_counts_deliveries_without_seq() -> None:
     c = ready(("k", "s"))
     assert c.receive(deliver(2, "x")) == [Delivered("k", "x", None)]
