@@ -50,6 +50,7 @@ from .protocol import (
     ClientConnectionState,
     ClientState,
     CredentialsError,
+    Delivered,
     ProtocolError,
     Send,
     encode,
@@ -147,8 +148,11 @@ class _WsCodec:
                 continue  # the handshake's Response, read in open()
             opcode = event.opcode
             if opcode is Opcode.TEXT:
+                data = event.data
                 try:
-                    results = state.receive(bytes(event.data).decode())
+                    results = state.receive(
+                        data.decode() if type(data) is bytes else bytes(data).decode()
+                    )
                 except CredentialsError as exc:
                     self.broken = True
                     out.append(_Refused(str(exc)))
@@ -158,7 +162,9 @@ class _WsCodec:
                     out.append(_Broken(str(exc)))
                     break
                 for item in results:
-                    if type(item) is Send:
+                    if type(item) is Delivered:
+                        out.append(item)
+                    elif type(item) is Send:
                         proto.send_text(encode(item.message).encode())
                     else:
                         out.append(item)
@@ -359,9 +365,11 @@ class StreamSeaAdapter(LinkAdapter):
         data = out.data
         for item in frames:
             kind = type(item)
-            if kind is _Alive:
+            if kind is Delivered:  # the hot path
+                data.append((item.key, None, item))
+            elif kind is _Alive:
                 continue
-            if kind is _AuthOk:
+            elif kind is _AuthOk:
                 out.control.append(Authenticated())
             elif kind is _Refused:
                 out.control.append(AuthFailed(item.reason))
