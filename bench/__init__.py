@@ -51,6 +51,15 @@ Benchmarks (``python -m bench NAME ...`` runs a subset; ``--quick`` is a short s
     Records per second through synthetic prices -> map -> key_by -> 1 s OHLC window ->
     callback, against a raw pykka chain of the same length doing the same work (target
     >= 2x). See ``bench/pipelines.py``.
+``streamsea_fanout``
+    N price ticks from a stream-sea server to a subscriber's handler. Rows:
+    ``streamsea_fanout`` (a scripted server writes the embedded server's pre-encoded
+    deliveries as fast as the socket takes them, so the clients are measured: actorwire's
+    supervised subscription against raw websockets + json, target >= 0.8x, and against
+    stream-sea-client 0.7.0 as shipped on Python 3.9, target >= 2x, with 0.7.0 on current
+    websockets shown beside it) and ``streamsea_fanout_embedded`` (end to end through the
+    real embedded server, whose publish loop is the ceiling; report only). See
+    ``bench/streamsea.py``.
 
 Baselines other than pykka are the raw libraries (gRPC, pyzmq, jupyter_client), measured
 in the same run so the ratio holds on a noisy machine.

@@ -20,6 +20,7 @@ from .latency import ask_latency
 from .pipelines import pipeline_bars
 from .scale import scale_actors
 from .smarkets import smarkets_quotes
+from .streamsea import streamsea_fanout
 from .throughput import chain3, tell_throughput
 
 BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
@@ -33,6 +34,7 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "pipeline_bars": pipeline_bars,
     "jupyter_session_roundtrip": jupyter_session_roundtrip,
     "smarkets_quotes": smarkets_quotes,
+    "streamsea_fanout": streamsea_fanout,
 }
 # Rows a benchmark prints besides its own name: naming a row runs its benchmark and prints
 # only the rows named.
@@ -41,6 +43,7 @@ ALIASES = {
     "chain3_on_receive": "chain3",
     "chain3_on_batch": "chain3",
     "jupyter_session_roundtrip_buffer": "jupyter_session_roundtrip",
+    "streamsea_fanout_embedded": "streamsea_fanout",
 }
 
 

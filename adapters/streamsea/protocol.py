@@ -488,6 +488,7 @@ def _no_constant(name: str) -> Any:
 
 
 _parse = json.JSONDecoder(parse_constant=_no_constant).decode
+_raw_parse = json.JSONDecoder(parse_constant=_no_constant).raw_decode
 
 _MISSING: Any = object()
 
@@ -1433,11 +1434,16 @@ class ClientConnectionState:
             # ``decode`` checks it, without building the Delivery. Anything else (and any
             # text that does not parse) takes the full path below, which says what is wrong.
             try:
-                obj = _parse(text)
+                obj, end = _raw_parse(text)  # compact JSON: no whitespace around it
             except (ValueError, RecursionError):
-                obj = None
-            if type(obj) is dict and "success" not in obj and obj.get("action") == "subscription":
-                mid = obj.get("id")
+                obj = end = None
+            if (
+                end == len(text)
+                and type(obj) is dict
+                and "success" not in obj
+                and obj.get("action") == "subscription"
+            ):
+                mid: int = obj.get("id")  # type: ignore[assignment] # checked just below
                 sub = self._routes.get(mid) if type(mid) is int else None
                 payload = obj.get("payload", _MISSING)
                 stream = obj.get("streamName")
