@@ -25,12 +25,14 @@ import structlog
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "EmbeddedKind",
     "EmbeddedServer",
     "KindRegistry",
     "Plugin",
     "ServerKind",
     "plugin_errors",
     "plugins",
+    "server_kind",
     "server_kinds",
 ]
 
@@ -102,6 +104,96 @@ class RunningServer(Protocol):
     def port(self) -> int: ...
 
     def stop(self) -> None: ...
+
+
+class EmbeddedKind:
+    """What every adapter's :class:`EmbeddedServer` shares: a config from a path (relative
+    to the definition's folder), an inline table or the packaged default; a store path
+    relative to the definition's folder; ``url``, ``start`` and ``stop``.
+
+    A subclass gives ``load`` (a path or None -> config) and ``parse`` (an inline table, the
+    key path it sits at, the definition's folder -> config) as static methods, ``open()``
+    (start the server on ``host``, ``port``, ``config`` and ``store``) and
+    ``credentials``; ``no_store`` is ``store`` when the definition names none.
+    """
+
+    no_store: Any = None
+    load: Callable[[str | Path | None], Any]
+    parse: Callable[[dict[str, Any], str, Path | None], Any]
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        config: str | Mapping[str, Any] | None,
+        store: str | None,
+        base_dir: Path,
+    ) -> None:
+        self.host = host
+        self.port = port
+        if isinstance(config, str):
+            path = Path(config)
+            self.config = type(self).load(path if path.is_absolute() else base_dir / path)
+        elif config is not None:
+            self.config = type(self).parse(dict(config), "config", base_dir)
+        else:
+            self.config = type(self).load(None)
+        self.store: Any = self.no_store
+        if store:
+            stored = Path(store)
+            self.store = stored if stored.is_absolute() else base_dir / stored
+        self.server: RunningServer | None = None
+
+    @property
+    def url(self) -> str:
+        """``host:port``, IPv6 hosts in brackets."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def open(self) -> RunningServer:
+        """Start the server (``host``, ``port``, ``config``, ``store``) and return it."""
+        raise NotImplementedError(f"{type(self).__name__} must define open()")
+
+    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
+        """The credentials stages use when the definition gives none (see
+        :class:`EmbeddedServer`)."""
+        raise NotImplementedError(f"{type(self).__name__} must define credentials()")
+
+    def start(self) -> None:
+        self.server = self.open()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+StartServer = Callable[[str, int, Any, str | None, str | None, str | None], RunningServer]
+"""``start(host, port, config, store, certfile, keyfile)``: an embedded server, started."""
+
+
+def server_kind(
+    name: str, what: str, default_port: int, embedded: type[EmbeddedKind], start: StartServer
+) -> ServerKind:
+    """The :class:`ServerKind` of an adapter's embedded server: ``[servers.x] kind = NAME``
+    builds ``embedded``, its inline config is checked by ``embedded.parse``, and ``actorwire
+    serve NAME`` runs ``start`` (announced as ``what``) through :func:`run_server`."""
+
+    def check_config(table: Mapping[str, Any], where: str) -> None:
+        embedded.parse(dict(table), where, None)
+
+    def serve_command(args: argparse.Namespace, stop: threading.Event) -> int:
+        return run_server(
+            args,
+            stop,
+            kind=name,
+            what=what,
+            default_port=default_port,
+            load_config=embedded.load,
+            start=start,
+        )
+
+    return ServerKind(name, default_port, check_config, embedded, serve_command)
 
 
 def run_server(

@@ -4,17 +4,15 @@ sink and the ``keysquare`` embedded server kind, registered through the
 
 from __future__ import annotations
 
-import argparse
 import math
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...actors.backoff import Backoff
-from ...pipelines.plugins import Plugin, ServerKind, run_server
+from ...pipelines.plugins import EmbeddedKind, Plugin, RunningServer, server_kind
 from ...pipelines.sources import _positive
 from ...pipelines.stage import Sink, Source
 from . import (
@@ -546,39 +544,22 @@ class KeySquarePublishSink(Sink):
 # -- the embedded server -------------------------------------------------------------------
 
 
-class PlatformServer:
+class PlatformServer(EmbeddedKind):
     """A definition's ``[servers.<name>] kind = "keysquare"``: its config, its port, and
-    the running platform."""
+    the running platform. Without ``store`` the platform keeps stored records in memory (by
+    choice: quietly)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        config: str | Mapping[str, Any] | None,
-        store: str | None,
-        base_dir: Path,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.config: PlatformConfig
-        if isinstance(config, str):
-            path = Path(config)
-            self.config = load_config(path if path.is_absolute() else base_dir / path)
-        elif config is not None:
-            self.config = parse_config(dict(config), "config")
-        else:
-            self.config = load_config(None)
-        # Without ``store`` the server keeps stored records in memory (by choice: quietly).
-        self.store: Path | str = ":memory:"
-        if store:
-            stored = Path(store)
-            self.store = stored if stored.is_absolute() else base_dir / stored
-        self.server: Any = None
+    config: PlatformConfig
+    no_store = ":memory:"
+    load = staticmethod(load_config)
 
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+    @staticmethod
+    def parse(table: dict[str, Any], where: str, base_dir: Path | None) -> PlatformConfig:
+        return parse_config(table, where)
+
+    def open(self) -> RunningServer:
+        server: RunningServer = serve(self.host, self.port, self.config, self.store)
+        return server
 
     def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
         """The first application that may ``verb`` ("read"/"publish") ``data_type``."""
@@ -594,38 +575,6 @@ class PlatformServer:
             f"{data_type!r}; give application_name and api_key"
         )
 
-    def start(self) -> None:
-        self.server = serve(self.host, self.port, self.config, self.store)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-
-def serve_command(args: argparse.Namespace, stop: threading.Event) -> int:
-    """Run the KeySquare-style data platform until ``stop`` is set."""
-    return run_server(
-        args,
-        stop,
-        kind="keysquare",
-        what="keysquare platform",
-        default_port=DEFAULT_PORT,
-        load_config=load_config,
-        start=lambda host, port, config, store, cert, key: serve(
-            host=host,
-            port=port,
-            config=config,
-            store_path=store,
-            certfile=cert,
-            keyfile=key,
-        ),
-    )
-
-
-def _check_config(table: Mapping[str, Any], where: str) -> None:
-    parse_config(dict(table), where)
-
 
 def plugin() -> Plugin:
     """What this adapter adds to pipelines (the ``actorwire.plugins`` entry point)."""
@@ -634,12 +583,19 @@ def plugin() -> Plugin:
         sources={"keysquare": KeySquareSource},
         sinks={"keysquare_publish": KeySquarePublishSink},
         servers={
-            "keysquare": ServerKind(
+            "keysquare": server_kind(
                 "keysquare",
+                "keysquare platform",
                 DEFAULT_PORT,
-                _check_config,
                 PlatformServer,
-                serve_command,
+                lambda host, port, config, store, cert, key: serve(
+                    host=host,
+                    port=port,
+                    config=config,
+                    store_path=store,
+                    certfile=cert,
+                    keyfile=key,
+                ),
             )
         },
     )
