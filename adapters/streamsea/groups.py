@@ -37,15 +37,44 @@ is worth a log line to the caller). The rules:
    members it waits, still claimable); claimants it may belong to are released, at least
    once too. A seq that fell out of the log before it could go out again is lost: counted and
    noticed, never silent.
-6. **Start seq** (a subscribe reply's ``seq``): A when nothing after A is lost to the member
+6. **Takeover** (a client back before the server saw its old connection drop: half-open).
+   A join with ``afterSeq`` A (this epoch) *matches* a live member of the group, not a
+   claimant, when both have the same client and A is one of the seqs that member was sent
+   as its own (not ``redelivered``: those were another member's first) or its
+   ``joined_after``. Matching exactly one, while no orphan of that client is consistent
+   with A and A is no expired orphan's ``joined_after`` (the joiner may be that orphan's,
+   come back late), the joiner takes the member over: the member leaves at once as dropped
+   and the joiner inherits its orphan in the same step (rule 5: its seqs above A first,
+   those up to A received). The caller ends the old member's subscription
+   (:meth:`Groups.take_superseded`); its later ``leave`` is a no-op. Otherwise rule 5
+   alone, as if nothing matched: the old member stays until its connection is seen to drop
+   (what it was sent meanwhile goes round again after the grace, at least once).
+7. **Start seq** (a subscribe reply's ``seq``): A when nothing after A is lost to the member
    (it inherited, or the group has everything after A), else the last seq before what the
    member will get, so the client can tell that it cannot know what it missed.
-7. **Bounds.** At most ``max_streams`` logs and ``max_groups`` groups per stream (an idle
+8. **Bounds.** At most ``max_streams`` logs and ``max_groups`` groups per stream (an idle
    group, one without members, is evicted first, oldest first; :class:`LimitError` when none
    is idle). Unconfirmed and orphan seqs are :class:`SeqSet` runs (a single member's are one
    run) pruned to what the log holds. Idle groups are forgotten after ``group_ttl`` seconds or
    once their cursor falls out of the log; a log made by a subscribe to an undefined stream
    goes with its last group.
+9. **Persistence** (``journal=True``, for a store). What a store must hold to bring the
+   groups back after a restart is handed out as :class:`Record` s, in order
+   (:meth:`Groups.take_records`), for the caller to write before it sends what the same
+   calls returned, so that the store says at least what was sent: a group made (its ``gid``
+   and origin), a member (its persistent ``tag``, ``joined_after`` and client; a claimant's
+   once its claim ends), each seq dispatched (its row names the member's tag, or
+   :data:`REDELIVER_TAG` while it waits for redelivery), a member gone (a clean leave, an
+   orphan inherited or expired: its rows count as confirmed, once an inherited orphan's
+   seqs above A are re-tagged to the heir and an expired one's to :data:`REDELIVER_TAG`)
+   and a group forgotten. A dropped member writes nothing: its row and its seqs' rows are
+   its orphan. A row stays until the log drops its seq (the store trims it with the log)
+   or its group is forgotten, so the highest seq a group dispatched is known. Solo groups
+   are not written (nobody comes back to one). :meth:`Groups.restore` rebuilds the groups
+   from the rows: each one's cursor the highest seq dispatched or joined after, every
+   member an orphan dropped at the restart (the grace runs from it, and rule 5 lets each
+   member of the old incarnation claim its own), seqs pruned to the log,
+   :data:`REDELIVER_TAG` ones to redeliver.
 """
 
 from __future__ import annotations
@@ -63,10 +92,12 @@ __all__ = [
     "DEFAULT_REJOIN_GRACE",
     "DELIVERY_OVERHEAD",
     "ENTRY_OVERHEAD",
+    "REDELIVER_TAG",
     "Dispatch",
     "Groups",
     "LimitError",
     "Notice",
+    "Record",
     "SeqSet",
     "StreamLog",
     "default_group",
@@ -83,6 +114,9 @@ DEFAULT_MAX_STREAMS = 1024
 DEFAULT_MAX_GROUPS = 4096
 DEFAULT_REJOIN_GRACE = 10.0
 DEFAULT_GROUP_TTL = 600.0
+
+REDELIVER_TAG = 0
+"""The tag of a stored seq that waits for redelivery to any member of its group (rule 9)."""
 
 _MAX_RUNS = 4096  # runs a SeqSet may hold before it is pruned to the log at once
 
@@ -112,6 +146,26 @@ class Notice(NamedTuple):
     seqs: str
     size: int
     reason: str = ""
+
+
+class Record(NamedTuple):
+    """A change for a store to write before the dispatches of the same call go out (rule 9).
+    ``kind`` and its ``args``, in this order:
+
+    - ``"group"``: ``(gid, stream, group, origin)``, a group made;
+    - ``"member"``: ``(gid, tag, joined_after, client)``, a member (written again, same tag,
+      when it changes);
+    - ``"sent"``: ``(stream, seq, gid, tag)``, the seq's row now names that member
+      (:data:`REDELIVER_TAG`: it waits for redelivery);
+    - ``"gone"``: ``(gid, tag)``, the member's row goes; its seqs' rows count as confirmed;
+    - ``"retag"``: ``(new_tag, stream, low, high, gid, old_tag)``, the rows of ``old_tag``
+      with seqs from ``low`` to ``high`` now name ``new_tag``;
+    - ``"forget"``: ``(gid, stream, low, high)``, the group goes, and its rows with seqs from
+      ``low`` to ``high`` (all it has in the log).
+    """
+
+    kind: str
+    args: tuple[int | str, ...]
 
 
 def default_group(client_id: str) -> str:
@@ -354,6 +408,7 @@ class SeqSet:
 
 class _Member:
     __slots__ = (
+        "again",
         "budget",
         "claim",
         "client",
@@ -361,28 +416,41 @@ class _Member:
         "joined_after",
         "key",
         "pending",
+        "tag",
         "unconfirmed",
     )
 
-    def __init__(self, key: Hashable, group: _Group, client: str, budget: int) -> None:
+    def __init__(self, key: Hashable, group: _Group, client: str, budget: int, tag: int) -> None:
         self.key = key
         self.group = group
         self.client = client
         self.budget = budget
+        self.tag = tag  # names it in a store (rule 9)
         self.joined_after = 0  # the start seq its subscribe reply carried
         self.unconfirmed = SeqSet()  # every seq dispatched to it (pruned to the log)
+        self.again = SeqSet()  # of those, the ones sent flagged redelivered
         self.pending = SeqSet()  # inherited seqs not yet sent, sent before anything else
         self.claim: int | None = None  # the afterSeq of a claimant waiting for its orphan
 
+    def matches(self, after_seq: int) -> bool:
+        """Whether a join with ``after_seq`` may come from this member's client (rule 6)."""
+        if after_seq == self.joined_after:
+            return True
+        return after_seq in self.unconfirmed and after_seq not in self.again
+
 
 class _Orphan:
-    __slots__ = ("client", "dropped_at", "joined_after", "seqs")
+    __slots__ = ("again", "client", "dropped_at", "joined_after", "seqs", "tag")
 
-    def __init__(self, seqs: SeqSet, joined_after: int, dropped_at: float, client: str) -> None:
+    def __init__(
+        self, seqs: SeqSet, joined_after: int, dropped_at: float, client: str, tag: int
+    ) -> None:
         self.seqs = seqs
         self.joined_after = joined_after
         self.dropped_at = dropped_at
         self.client = client
+        self.tag = tag  # its member's
+        self.again = SeqSet()  # of its seqs, those its member was sent flagged redelivered
 
     def consistent(self, after_seq: int) -> bool:
         """Whether a member that got up to ``after_seq`` may have left this orphan."""
@@ -393,6 +461,8 @@ class _Group:
     __slots__ = (
         "claimants",
         "cursor",
+        "expired",
+        "gid",
         "idle_since",
         "max_lost",
         "members",
@@ -405,9 +475,10 @@ class _Group:
         "stream",
     )
 
-    def __init__(self, stream: str, name: str, start: int, solo: bool) -> None:
+    def __init__(self, stream: str, name: str, start: int, solo: bool, gid: int) -> None:
         self.stream = stream
         self.name = name
+        self.gid = gid  # names this incarnation of the group in a store (rule 9)
         self.cursor = start  # the last seq dispatched from the log
         self.origin = start  # the seq the group started after
         self.solo = solo
@@ -416,6 +487,7 @@ class _Group:
         self.orphans: list[_Orphan] = []
         self.claimants: list[_Member] = []
         self.redeliver = SeqSet()  # expired orphans' seqs, for any member, flagged
+        self.expired: set[int] = set()  # expired orphans' joined_after (rule 6), in the log
         self.max_lost = 0  # the highest seq the group lost (fell out of the log unsent)
         self.idle_since: float | None = None
 
@@ -423,7 +495,8 @@ class _Group:
 class Groups:
     """Every stream's log and consumer groups (the module's rules). ``member`` keys are the
     caller's (any hashable: the server uses ``(connection, subscription id)``); outputs are
-    :class:`Dispatch` lists, in the order to send them."""
+    :class:`Dispatch` lists, in the order to send them. ``journal``: hand out
+    :class:`Record` s for a store (rule 9)."""
 
     def __init__(
         self,
@@ -434,6 +507,7 @@ class Groups:
         max_groups: int = DEFAULT_MAX_GROUPS,
         rejoin_grace: float = DEFAULT_REJOIN_GRACE,
         group_ttl: float = DEFAULT_GROUP_TTL,
+        journal: bool = False,
     ) -> None:
         for what, value in (
             ("max_log_bytes", max_log_bytes),
@@ -461,6 +535,9 @@ class Groups:
         self._members: dict[Hashable, _Member] = {}
         self._pruned: dict[str, int] = {}  # stream -> the log's first seq at the last prune
         self._notices: list[Notice] = []
+        self._records: list[Record] | None = [] if journal else None
+        self._superseded: list[Hashable] = []
+        self._next_id = 1  # the next gid or tag (rule 9), never one a store holds
         self.dispatched = 0
         """Deliveries handed out."""
         self.redelivered = 0
@@ -471,6 +548,8 @@ class Groups:
         """Orphans taken over by a member that came back."""
         self.groups_forgotten = 0
         """Idle groups dropped (after ``group_ttl``, or their backlog out of the log)."""
+        self.taken_over = 0
+        """Live members taken over by a join from their client (rule 6)."""
 
     def __repr__(self) -> str:
         groups = sum(len(g) for g in self._groups.values())
@@ -528,8 +607,9 @@ class Groups:
         epoch: str | None = None,
         solo: bool = False,
     ) -> tuple[int, list[Dispatch]]:
-        """``member`` joins ``group`` of ``stream`` (rules 2 to 6) with ``budget`` bytes of
-        room; returns its start seq (the subscribe reply's) and the deliveries to send.
+        """``member`` joins ``group`` of ``stream`` (rules 2 to 7) with ``budget`` bytes of
+        room; returns its start seq (the subscribe reply's) and the deliveries to send. A
+        live member it takes over (rule 6) is in :meth:`take_superseded` after.
         LimitError past ``max_streams`` or ``max_groups`` (nothing changes then)."""
         if member in self._members:
             raise ValueError(f"Groups.join: member {member!r} has joined already")
@@ -550,15 +630,24 @@ class Groups:
                 raise
             resumable = after is not None and log.first_seq - 1 <= after <= log.last_seq
             start = after if after is not None and resumable else log.last_seq
-            g = _Group(stream, group, start, solo)
+            g = _Group(stream, group, start, solo, self._new_id())
             self._groups.setdefault(stream, {})[group] = g
+            self._record(g, "group", (g.gid, stream, group, start))
             m = self._add(member, g, client, budget, start)
+            self._record(g, "member", (g.gid, m.tag, start, client))
             self._drain(g, out)
             return start, out
-        m = self._add(member, g, client, budget, g.cursor)
         start = g.cursor
+        taken: _Orphan | None = None
         if after is not None:
-            candidates = [o for o in g.orphans if o.consistent(after)]
+            old = self._takeover(g, client, after)
+            if old is not None:
+                self.taken_over += 1
+                self._superseded.append(old.key)
+                taken = self._remove(old, now, clean=False)
+        m = self._add(member, g, client, budget, start)
+        if after is not None:
+            candidates = [taken] if taken is not None else self._consistent(g, after)
             if len(candidates) == 1:
                 lost = self._inherit(g, m, candidates[0], after)
                 if not lost and g.max_lost <= after:
@@ -572,6 +661,8 @@ class Groups:
             elif g.origin <= after <= g.cursor and g.max_lost <= after:
                 start = after
         m.joined_after = start
+        if m.claim is None:  # a claimant's row waits until it knows its orphan (rule 9)
+            self._record(g, "member", (g.gid, m.tag, start, client))
         self._expire_due(g, now, out)
         self._resolve(g)
         self._drain(g, out)
@@ -580,31 +671,12 @@ class Groups:
     def leave(self, member: Hashable, now: float, *, clean: bool = False) -> list[Dispatch]:
         """``member`` leaves: cleanly (``clean``, an unsubscribe: what it was sent counts as
         received) or dropped (rule 5: its unconfirmed seqs become an orphan). Unknown
-        members are ignored."""
-        m = self._members.pop(member, None)
+        members (gone already, or taken over: rule 6) are ignored."""
+        m = self._members.get(member)
         if m is None:
             return []
         g = m.group
-        index = g.members.index(m)
-        del g.members[index]
-        if index < g.rr:
-            g.rr -= 1
-        if g.members:
-            g.rr %= len(g.members)
-        else:
-            g.rr = 0
-        if m.claim is not None:
-            # A claimant was sent nothing, and its client still holds the seq it claimed
-            # with: its first orphan, still waiting, stays the one to match. No new one.
-            g.claimants.remove(m)
-        elif clean:
-            g.redeliver.update(m.pending)  # inherited, never sent to it: another member's now
-        else:
-            seqs = m.unconfirmed
-            seqs.update(m.pending)
-            log = self._logs[g.stream]
-            self._lost(g, seqs.prune_below(log.first_seq), "it fell out of the log")
-            g.orphans.append(_Orphan(seqs, m.joined_after, now, m.client))
+        self._remove(m, now, clean)
         out: list[Dispatch] = []
         if not g.members:
             g.idle_since = now
@@ -700,10 +772,88 @@ class Groups:
         out, self._notices = self._notices, []
         return out
 
+    def take_superseded(self) -> list[Hashable]:
+        """The members taken over since the last call (rule 6): they are out of their
+        groups; the caller ends their subscriptions."""
+        out, self._superseded = self._superseded, []
+        return out
+
+    # -- a store (rule 9) ---------------------------------------------------------------------
+
+    def take_records(self) -> list[Record]:
+        """What a store must write, in order, since the last call (always empty without
+        ``journal``): write it before sending what the same calls returned."""
+        out = self._records
+        if not out:
+            return []
+        self._records = []
+        return out
+
+    def restore(
+        self,
+        groups: Iterable[tuple[int, str, str, int]],
+        members: Iterable[tuple[int, int, int, str]],
+        sent: Iterable[tuple[str, int, int, int]],
+        now: float,
+    ) -> list[int]:
+        """Bring back the groups a store holds (rule 9), from the rows its :class:`Record` s
+        wrote: ``groups`` ``(gid, stream, group, origin)``, ``members`` ``(gid, tag,
+        joined_after, client)``, ``sent`` ``(stream, seq, gid, tag)`` in seq order. Each
+        member becomes an orphan dropped at ``now``; no group has a live member. The logs
+        must be open; seqs they no longer hold are lost (counted and noticed). Returns the
+        gids the store should drop: groups of a stream without a log (and, for a
+        ``(stream, group)`` held twice, all but the newest)."""
+        kept: dict[tuple[str, str], tuple[int, int]] = {}  # -> (gid, origin)
+        stale: list[int] = []
+        highest = 0
+        for gid, stream, name, origin in sorted(groups):
+            highest = max(highest, gid)
+            if stream not in self._logs or name in self._groups.get(stream, {}):
+                stale.append(gid)
+                continue
+            older = kept.get((stream, name))
+            if older is not None:
+                stale.append(older[0])
+            kept[(stream, name)] = (gid, origin)
+        live = {gid for gid, _ in kept.values()}
+        rows: dict[int, dict[int, tuple[int, str, list[int]]]] = {gid: {} for gid in live}
+        for gid, tag, joined_after, client in members:
+            highest = max(highest, gid, tag)
+            if gid in live:
+                rows[gid][tag] = (joined_after, client, [])
+        tops: dict[int, int] = {}  # gid -> the highest seq with a row (confirmed ones too)
+        redeliver: dict[int, list[int]] = {gid: [] for gid in live}
+        for _, seq, gid, tag in sent:
+            highest = max(highest, gid, tag)
+            if gid not in live:
+                continue
+            tops[gid] = max(tops.get(gid, 0), seq)
+            if tag == REDELIVER_TAG:
+                redeliver[gid].append(seq)
+            elif tag in rows[gid]:
+                rows[gid][tag][2].append(seq)
+        self._next_id = max(self._next_id, highest + 1)
+        for (stream, name), (gid, origin) in kept.items():
+            log = self._logs[stream]
+            of_group = rows[gid]
+            g = _Group(stream, name, origin, False, gid)
+            cursor = max([origin, tops.get(gid, 0), *(ja for ja, _, _ in of_group.values())])
+            g.cursor = min(cursor, log.last_seq)
+            g.idle_since = now
+            self._groups.setdefault(stream, {})[name] = g
+            first = log.first_seq
+            for tag, (joined_after, client, seqs) in of_group.items():
+                held = SeqSet(seqs)
+                self._lost(g, held.prune_below(first), "it fell out of the log before a restart")
+                g.orphans.append(_Orphan(held, joined_after, now, client, tag))
+            g.redeliver = SeqSet(redeliver[gid])
+            self._lost(g, g.redeliver.prune_below(first), "it fell out of the log before a restart")
+        return stale
+
     def stats(self) -> dict[str, int]:
         """Counters and sizes: ``streams``, ``groups``, ``members``, ``orphans``,
         ``claimants``, ``log_bytes``, ``log_entries``, ``log_dropped``, ``dispatched``,
-        ``redelivered``, ``lost``, ``inherited``, ``groups_forgotten``."""
+        ``redelivered``, ``lost``, ``inherited``, ``taken_over``, ``groups_forgotten``."""
         groups = [g for by_name in self._groups.values() for g in by_name.values()]
         logs = self._logs.values()
         return {
@@ -719,18 +869,82 @@ class Groups:
             "redelivered": self.redelivered,
             "lost": self.lost,
             "inherited": self.inherited,
+            "taken_over": self.taken_over,
             "groups_forgotten": self.groups_forgotten,
         }
 
     # -- the rules ----------------------------------------------------------------------------
 
+    def _new_id(self) -> int:
+        out = self._next_id
+        self._next_id = out + 1
+        return out
+
+    def _record(self, g: _Group, kind: str, args: tuple[int | str, ...]) -> None:
+        if self._records is not None and not g.solo:  # nobody comes back to a solo group
+            self._records.append(Record(kind, args))
+
     def _add(self, key: Hashable, g: _Group, client: str, budget: int, start: int) -> _Member:
-        m = _Member(key, g, client, budget)
+        m = _Member(key, g, client, budget, self._new_id())
         m.joined_after = start
         g.members.append(m)
         g.idle_since = None
         self._members[key] = m
         return m
+
+    def _remove(self, m: _Member, now: float, clean: bool) -> _Orphan | None:
+        """Take ``m`` out of its group: a clean leave confirms what it was sent; a drop
+        leaves an orphan (returned); a claimant leaves neither."""
+        del self._members[m.key]
+        g = m.group
+        index = g.members.index(m)
+        del g.members[index]
+        if index < g.rr:
+            g.rr -= 1
+        if g.members:
+            g.rr %= len(g.members)
+        else:
+            g.rr = 0
+        if m.claim is not None:
+            # A claimant was sent nothing, and its client still holds the seq it claimed
+            # with: its first orphan, still waiting, stays the one to match. No new one
+            # (and no row: it had none yet).
+            g.claimants.remove(m)
+            return None
+        if clean:
+            g.redeliver.update(m.pending)  # inherited, never sent to it: another member's now
+            self._record(g, "gone", (g.gid, m.tag))
+            for seq in m.pending:
+                self._record(g, "sent", (g.stream, seq, g.gid, REDELIVER_TAG))
+            return None
+        seqs = m.unconfirmed
+        seqs.update(m.pending)
+        log = self._logs[g.stream]
+        self._lost(g, seqs.prune_below(log.first_seq), "it fell out of the log")
+        orphan = _Orphan(seqs, m.joined_after, now, m.client, m.tag)
+        m.again.prune_below(log.first_seq)
+        orphan.again = m.again
+        g.orphans.append(orphan)
+        return orphan
+
+    @staticmethod
+    def _consistent(g: _Group, after: int) -> list[_Orphan]:
+        return [o for o in g.orphans if o.consistent(after)]
+
+    @staticmethod
+    def _takeover(g: _Group, client: str, after: int) -> _Member | None:
+        """The live member a join from ``client`` with ``after`` takes over (rule 6), if any."""
+        if after in g.expired:  # the joiner's own orphan may be one that expired
+            return None
+        live = [m for m in g.members if m.client == client and m.claim is None and m.matches(after)]
+        if len(live) != 1 or any(o.client == client and o.consistent(after) for o in g.orphans):
+            return None  # the joiner may be another of them: rule 5 decides
+        return live[0]
+
+    def _claim_ends(self, g: _Group, m: _Member) -> None:
+        """A claimant becomes a plain member: its row is written now (rule 9)."""
+        m.claim = None
+        self._record(g, "member", (g.gid, m.tag, m.joined_after, m.client))
 
     def _inherit(self, g: _Group, m: _Member, orphan: _Orphan, after: int) -> bool:
         """``m`` takes ``orphan`` over: its seqs above ``after`` are sent to ``m`` first.
@@ -738,12 +952,18 @@ class Groups:
         g.orphans.remove(orphan)
         if m.claim is not None:
             g.claimants.remove(m)
-            m.claim = None
+            self._claim_ends(g, m)
         self.inherited += 1
         above = orphan.seqs.above(after)
         gone = above.prune_below(self._logs[g.stream].first_seq)
         self._lost(g, gone, "it fell out of the log before its member came back")
+        if above:
+            self._record(g, "retag", (m.tag, g.stream, above.min(), above.max(), g.gid, orphan.tag))
+        self._record(g, "gone", (g.gid, orphan.tag))
         m.pending.update(above)
+        again = orphan.again.above(after)  # another member's first: never its own (rule 6)
+        again.prune_below(self._logs[g.stream].first_seq)
+        m.again.update(again)  # m was sent nothing yet: the sets are disjoint
         return bool(gone)
 
     def _resolve(self, g: _Group) -> None:
@@ -759,7 +979,7 @@ class Groups:
                     changed = True
                 elif not candidates:  # its orphan went another way: it takes new messages
                     g.claimants.remove(m)
-                    m.claim = None
+                    self._claim_ends(g, m)
                     changed = True
             if not changed and g.claimants and len(g.claimants) == len(g.orphans):
                 matching = _matching(g.claimants, g.orphans)
@@ -784,7 +1004,7 @@ class Groups:
             for claim in claims:
                 expired.update(id(o) for o in g.orphans if o.consistent(claim))
             for m in g.claimants:
-                m.claim = None
+                self._claim_ends(g, m)
             g.claimants.clear()
         log = self._logs[g.stream]
         keep: list[_Orphan] = []
@@ -792,20 +1012,25 @@ class Groups:
             if id(orphan) not in expired:
                 keep.append(orphan)
                 continue
+            g.expired.add(orphan.joined_after)
             self._lost(g, orphan.seqs.prune_below(log.first_seq), "it fell out of the log")
-            if orphan.seqs:
+            seqs = orphan.seqs
+            if seqs:
                 self._notices.append(
                     Notice(
                         "redelivering",
                         g.stream,
                         g.name,
-                        orphan.seqs.describe(),
-                        len(orphan.seqs),
+                        seqs.describe(),
+                        len(seqs),
                         f"a member of client {orphan.client!r} dropped and did not come back "
                         f"within {self.rejoin_grace:g} s",
                     )
                 )
-                g.redeliver.update(orphan.seqs)
+                g.redeliver.update(seqs)
+                low, high = seqs.min(), seqs.max()
+                self._record(g, "retag", (REDELIVER_TAG, g.stream, low, high, g.gid, orphan.tag))
+            self._record(g, "gone", (g.gid, orphan.tag))
         g.orphans = keep
         return True
 
@@ -859,10 +1084,19 @@ class Groups:
     ) -> None:
         unconfirmed = m.unconfirmed
         unconfirmed.add(seq)
-        if unconfirmed.runs > _MAX_RUNS:
-            unconfirmed.prune_below(self._logs[m.group.stream].first_seq)
+        if again:
+            m.again.add(seq)
+        if unconfirmed.runs > _MAX_RUNS or m.again.runs > _MAX_RUNS:
+            first = self._logs[m.group.stream].first_seq
+            unconfirmed.prune_below(first)
+            m.again.prune_below(first)
         m.budget -= len(payload) + overhead
         self.dispatched += 1
+        records = self._records
+        if records is not None:
+            g = m.group
+            if not g.solo:
+                records.append(Record("sent", (g.stream, seq, g.gid, m.tag)))
         out.append(Dispatch(m.key, seq, payload, again))
 
     def _lost(self, g: _Group, seqs: SeqSet, reason: str) -> None:
@@ -882,10 +1116,12 @@ class Groups:
                 continue
             for m in g.members:
                 m.unconfirmed.prune_below(first)
+                m.again.prune_below(first)
                 self._lost(g, m.pending.prune_below(first), "it fell out of the log")
             for orphan in g.orphans:
                 self._lost(g, orphan.seqs.prune_below(first), "it fell out of the log")
             self._lost(g, g.redeliver.prune_below(first), "it fell out of the log")
+            g.expired = {seq for seq in g.expired if seq >= first - 1}
             if g.members and g.cursor + 1 < first:
                 self._lost(g, SeqSet(range(g.cursor + 1, first)), "the group fell behind the log")
                 g.cursor = first - 1
@@ -909,6 +1145,9 @@ class Groups:
         if groups.get(g.name) is not g:
             return
         del groups[g.name]
+        log = self._logs.get(g.stream)
+        low = max(g.origin + 1, log.first_seq if log is not None else 0)
+        self._record(g, "forget", (g.gid, g.stream, low, g.cursor))
         if not quiet:
             self.groups_forgotten += 1
             undelivered = SeqSet()

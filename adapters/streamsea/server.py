@@ -18,22 +18,29 @@ stops reading is dropped (``max_outbox_bytes``, ``stall_deadline``), counted and
   ``ping_interval`` seconds and closed (1011) after ``ping_timeout`` seconds without a byte
   from it. A binary message, bad UTF-8 (1007), a message over ``max_message_size`` (1009)
   or a broken frame closes that connection only, counted (``protocol_errors``) and logged
-  with the peer's address; never the server.
+  with the peer's address; never the server. A subscribe that takes a live member over (its
+  client is back on a new connection before this one was seen to drop: groups.py rule 6)
+  ends the old subscription; its connection, left without one, is closed (1008,
+  "superseded by a newer connection"; the TCP connection ends at the peer's answer or the
+  ping timeout).
 - **Publish** (HTTP or :meth:`StreamSeaServer.publish`): the payload is checked against the
   stream's schema, appended to its log (with a store, committed to SQLite first, one
   transaction per message), encoded once and dispatched to the stream's consumer groups
-  (:mod:`.groups`), then answered. A member is sent what its budget allows: budgets follow
+  (:mod:`.groups`; with a store, what the dispatch assigned is committed next, before a
+  byte goes out), then answered. A member is sent what its budget allows: budgets follow
   its connection's outbox (half of what is free, shared by the connection's subscriptions),
   so a slow reader is paced from the log instead of flooded.
-- **Store** (``store_path``): an SQLite file (WAL) holding the epoch, the schemas and each
-  stream's log, trimmed as the log is. A server started on the same file, after ``stop()``
-  or after the process was killed, has the same epoch, schemas and logs: a client that
-  resubscribes with ``afterSeq`` gets what it missed. Consumer groups are not stored: after
-  a restart a group starts again after the ``afterSeq`` of the first member to come back.
-  For a group of one member (each fan-out subscription) that is exactly where it stopped;
-  for competing members it is not: what the group had dispatched after that seq goes round
-  again, so a member may get a seq another member had, and a member whose client holds a
-  higher seq drops what it is sent below it as already seen (the client counts those).
+- **Store** (``store_path``): an SQLite file (WAL) holding the epoch, the schemas, each
+  stream's log and the consumer groups (groups.py rule 9: each group, its members, and
+  which member each seq still in the log was sent to), trimmed as the log is. Every change
+  to the groups is committed before the bytes it decides go out (a join's in one
+  transaction, a publish's dispatch in one after the message's own), so a crash at any
+  point leaves the store saying at least what was sent. A server started on the same file,
+  after ``stop()`` or after the process was killed, has the same epoch, schemas, logs and
+  groups, every member of the old incarnation an orphan whose grace runs from the restart:
+  a client that resubscribes with ``afterSeq`` gets what it missed, once, whichever member
+  of its group comes back first. A group write that fails is counted (``store_errors``)
+  and logged, and its dispatches go out anyway (after a crash, at least once).
 
 Threads: connection actors, the tick thread (pings, timeouts, credential expiry, orphans'
 grace) and the control methods all take one lock (``_lock``) around the protocol state,
@@ -79,8 +86,9 @@ from ...actors.tcpserver import (
 from ...actors.tls import StrPath, server_context
 from . import http
 from .config import StreamSeaConfig, load_config, schema_version
-from .groups import Dispatch, Groups, LimitError, default_group
+from .groups import Dispatch, Groups, LimitError, Record, default_group
 from .protocol import (
+    POLICY_VIOLATION,
     Authenticate,
     AuthResult,
     Close,
@@ -123,6 +131,37 @@ JWT_ALGORITHMS = ("RS512", "RS256")
 _WS_LOGGER = logging.getLogger("actorwire.streamsea.websockets")
 _WS_LOGGER.setLevel(logging.WARNING)
 _UNKNOWN_CLIENT = b"\x00" * 32  # what an unknown client's secret is compared against
+
+
+# The consumer groups in a store (groups.py rule 9): a row per group incarnation (gid), per
+# member (tag) and per seq dispatched in a group (the member's tag; 0: to redeliver). A seq's
+# row whose tag has no member row is confirmed; it stays until the log drops the seq, so the
+# highest seq a group dispatched is known after a restart.
+_GROUP_TABLES = (
+    "CREATE TABLE IF NOT EXISTS groups (gid INTEGER PRIMARY KEY, stream TEXT NOT NULL, "
+    "grp TEXT NOT NULL, origin INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS members (gid INTEGER NOT NULL, tag INTEGER NOT NULL, "
+    "joined_after INTEGER NOT NULL, client TEXT NOT NULL, PRIMARY KEY (gid, tag)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS dispatched (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "gid INTEGER NOT NULL, tag INTEGER NOT NULL, PRIMARY KEY (stream, seq, gid)) WITHOUT ROWID",
+)
+_TRIM = (
+    "DELETE FROM messages WHERE stream = ? AND seq < ?",
+    "DELETE FROM dispatched WHERE stream = ? AND seq < ?",
+)
+_RECORD_SQL = {
+    "group": "INSERT OR REPLACE INTO groups (gid, stream, grp, origin) VALUES (?, ?, ?, ?)",
+    "member": "INSERT OR REPLACE INTO members (gid, tag, joined_after, client) VALUES (?, ?, ?, ?)",
+    "sent": "INSERT OR REPLACE INTO dispatched (stream, seq, gid, tag) VALUES (?, ?, ?, ?)",
+    "gone": "DELETE FROM members WHERE gid = ? AND tag = ?",
+    "retag": "UPDATE dispatched SET tag = ? WHERE stream = ? AND seq BETWEEN ? AND ? "
+    "AND gid = ? AND tag = ?",
+}
+_FORGET_SQL = (
+    "DELETE FROM groups WHERE gid = ?",
+    "DELETE FROM members WHERE gid = ?",
+    "DELETE FROM dispatched WHERE stream = ? AND seq BETWEEN ? AND ? AND gid = ?",
+)
 
 
 class StoreError(RuntimeError):
@@ -523,10 +562,12 @@ class StreamSeaServer:
                 max_groups=cfg.max_groups,
                 rejoin_grace=cfg.rejoin_grace,
                 group_ttl=cfg.group_ttl,
+                journal=self.store_path is not None,
             )
 
         if self.store_path is None:
             return groups(str(uuid.uuid4()))
+        now = time.monotonic()
         db = sqlite3.connect(self.store_path, check_same_thread=False, isolation_level=None)
         try:
             # WAL: a write is whole or absent after a crash; NORMAL: what a process kill
@@ -544,6 +585,8 @@ class StreamSeaServer:
                 "CREATE TABLE IF NOT EXISTS messages (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
                 "payload TEXT NOT NULL, PRIMARY KEY (stream, seq)) WITHOUT ROWID"
             )
+            for table in _GROUP_TABLES:
+                db.execute(table)
             row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
             if row is None:
                 epoch = str(uuid.uuid4())
@@ -570,10 +613,9 @@ class StreamSeaServer:
                     stream_log.append(payload)
                 restored += len(rows)
                 if rows and stream_log.first_seq > rows[0][0]:  # a smaller max_log_bytes now
-                    db.execute(
-                        "DELETE FROM messages WHERE stream = ? AND seq < ?",
-                        (stream, stream_log.first_seq),
-                    )
+                    for trim in _TRIM:
+                        db.execute(trim, (stream, stream_log.first_seq))
+            restored_groups = _restore_groups(db, out, now)
         except BaseException:
             db.close()
             raise
@@ -584,6 +626,7 @@ class StreamSeaServer:
                 epoch=epoch,
                 streams=len(self._schemas),
                 messages=restored,
+                groups=restored_groups,
             )
         self._store = db
         return out
@@ -603,10 +646,31 @@ class StreamSeaServer:
                 (stream, seq, payload_json),
             )
             if first > stream_log.first_seq:
-                db.execute("DELETE FROM messages WHERE stream = ? AND seq < ?", (stream, first))
+                for trim in _TRIM:
+                    db.execute(trim, (stream, first))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._store_failed(db, exc, "publish")
+
+    def _store_groups(self) -> None:
+        """Commit what the groups' last calls changed (groups.py rule 9), before the
+        dispatches they returned go out. A failed write is counted and logged, and they go
+        out anyway: after a crash the store may then send some again (at least once)."""
+        records = self.groups.take_records()
+        db = self._store
+        if db is None or not records:
+            return
+        try:
+            db.execute("BEGIN")
+            _write_records(db, records)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            self._counters["store_errors"] += 1
+            log.error(
+                "store write failed", store=self.store_path, what="consumer groups", error=repr(exc)
+            )
 
     def _store_schema(self, stream: str, definition: SchemaDefinition) -> None:
         db = self._store
@@ -1022,6 +1086,9 @@ class StreamSeaServer:
             except LimitError as exc:
                 self._counters["subscribe_refusals"] += 1
                 raise SubscribeRefused(str(exc)) from None
+            self._store_groups()  # before the reply: it may carry what the join inherited
+            for old in self.groups.take_superseded():
+                self._supersede(cast(tuple[_Session, int], old), session)
             session.subs[sub.id] = sub.stream
             session.joins[sub.id] = out
             log.info(
@@ -1037,8 +1104,41 @@ class StreamSeaServer:
 
         return start
 
+    def _supersede(self, old: tuple[_Session, int], by: _Session) -> None:
+        """A join took this subscription's member over (groups.py rule 6): nothing more goes
+        to it. Its connection, left without subscriptions, is closed (1008); the TCP
+        connection ends when the peer answers, or at the ping timeout (it is likely
+        half-open: its client has come back on ``by``)."""
+        session, sid = old
+        session.joins.pop(sid, None)
+        stream = session.subs.pop(sid, None)
+        state, ws = session.state, session.ws
+        log.warning(
+            "subscription taken over by a newer connection",
+            peer=session.conn.peer,
+            new_peer=by.conn.peer,
+            client_id=state.client_id if state is not None else None,
+            stream=stream,
+            subscription_id=sid,
+        )
+        if session.subs or session is by or state is None or ws is None or session.closing:
+            return
+        reason = "superseded by a newer connection"
+        log.warning(
+            "websocket closed by the server",
+            peer=session.conn.peer,
+            code=POLICY_VIOLATION,
+            reason=reason,
+        )
+        self._carry_out(session, state.connection_lost(), by.now)  # no subscription is left
+        if ws.state is OPEN:
+            ws.send_close(POLICY_VIOLATION, reason)
+        self._flush(session)
+
     def _deliver(self, dispatches: list[Dispatch]) -> None:
-        """Encode and send each delivery (the payload's JSON was encoded once, at publish)."""
+        """Encode and send each delivery (the payload's JSON was encoded once, at publish),
+        once the store holds what the groups changed."""
+        self._store_groups()
         if not dispatches:
             return
         touched: dict[_Session, None] = {}
@@ -1126,6 +1226,41 @@ class StreamSeaServer:
             self._flush(session)
         self._deliver(self.groups.tick(now))
         self._log_notices()
+
+
+def _write_records(db: sqlite3.Connection, records: list[Record]) -> None:
+    """Write the groups' records in order, each run of one kind in one ``executemany``."""
+    i, n = 0, len(records)
+    while i < n:
+        kind = records[i].kind
+        j = i + 1
+        while j < n and records[j].kind == kind:
+            j += 1
+        if kind == "forget":
+            for record in records[i:j]:
+                gid, stream, low, high = record.args
+                db.execute(_FORGET_SQL[0], (gid,))
+                db.execute(_FORGET_SQL[1], (gid,))
+                db.execute(_FORGET_SQL[2], (stream, low, high, gid))
+        else:
+            db.executemany(_RECORD_SQL[kind], [record.args for record in records[i:j]])
+        i = j
+
+
+def _restore_groups(db: sqlite3.Connection, groups: Groups, now: float) -> int:
+    """Bring back the consumer groups the store holds (groups.py rule 9), each member an
+    orphan dropped ``now``; drop those of a stream without a schema. Returns how many."""
+    stale = groups.restore(
+        db.execute("SELECT gid, stream, grp, origin FROM groups").fetchall(),
+        db.execute("SELECT gid, tag, joined_after, client FROM members").fetchall(),
+        db.execute("SELECT stream, seq, gid, tag FROM dispatched ORDER BY stream, seq"),
+        now,
+    )
+    for gid in stale:
+        db.execute(_FORGET_SQL[0], (gid,))
+        db.execute(_FORGET_SQL[1], (gid,))
+    count: int = db.execute("SELECT count(*) FROM groups").fetchone()[0]
+    return count
 
 
 def serve(

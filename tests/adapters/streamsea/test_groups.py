@@ -1,8 +1,11 @@
 """stream-sea's stream logs and consumer groups, sans-I/O, with a fake clock: logs bounded in
 bytes, seq sets as runs, competing members and fan-out, backlogs kept for the next member,
 new groups and afterSeq, orphans inherited, claimed, redelivered after the grace or lost,
-budgets, limits and forgetting; and, with hypothesis, exactly once for a group whose dropped
-members come back within the grace, each member's seqs increasing."""
+budgets, limits and forgetting; live members taken over by their client from a new
+connection (half-open) and when they are not; the records for a store and groups restored
+from them, whichever member comes back first; and, with hypothesis, exactly once for a group
+whose dropped members come back within the grace (also through half-open connections and
+restarts on a store), each member's seqs increasing."""
 
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import pytest
 from actorwire.adapters.streamsea.groups import (
     DELIVERY_OVERHEAD,
     ENTRY_OVERHEAD,
+    REDELIVER_TAG,
     Dispatch,
     Groups,
     LimitError,
+    Record,
     SeqSet,
     StreamLog,
     default_group,
@@ -70,12 +75,13 @@ def join(
     now: float = 0.0,
     epoch: str = EPOCH,
     solo: bool = False,
+    client: str = "demo",
 ) -> tuple[int, list[Dispatch]]:
     return g.join(
         member,
         S,
         group,
-        client="demo",
+        client=client,
         budget=budget,
         now=now,
         after_seq=after,
@@ -477,115 +483,560 @@ def test_bad_bounds_are_refused() -> None:
         Groups(EPOCH, rejoin_grace=float("nan"))
 
 
+# --------------------------------------------------------------------------- takeover
+
+
+def test_a_join_from_the_same_client_takes_over_the_live_member_that_had_its_after_seq() -> None:
+    g = groups()
+    join(g, "a", group="fan")
+    publish(g, 5)  # all five went to a; its client got 1 to 3 before its connection went quiet
+    start, out = join(g, "a2", group="fan", after=3, now=1.0)
+    assert start == 3 and out == [Dispatch("a2", n, payload(n)) for n in (4, 5)]
+    assert g.take_superseded() == ["a"] and g.take_superseded() == []
+    assert g.member_info("a") is None and info(g, "fan")["orphans"] == 0
+    assert (g.stats()["taken_over"], g.stats()["inherited"]) == (1, 1)
+    assert g.leave("a", now=5.0) == []  # the old connection's end, later: nothing left of it
+    assert seqs(publish(g, 1)) == [6] and info(g, "fan")["orphans"] == 0
+
+
+def test_a_join_takes_over_a_member_by_its_joined_after_when_its_client_got_nothing() -> None:
+    g = groups()
+    publish(g, 5)
+    assert join(g, "a", group="fan")[0] == 5
+    publish(g, 2)  # 6 and 7 went to a and never reached its client
+    start, out = join(g, "a2", group="fan", after=5, now=1.0)
+    assert start == 5 and seqs(out) == [6, 7] and g.take_superseded() == ["a"]
+
+
+def test_a_takeover_in_a_competing_group_leaves_the_other_members_alone() -> None:
+    g = groups()
+    join(g, "a", client="x")
+    join(g, "b", client="y")
+    publish(g, 6)  # a: 1 3 5, b: 2 4 6; a's client got 1 and 3
+    start, out = join(g, "a2", after=3, client="x", now=1.0)
+    assert start == 3 and out == [Dispatch("a2", 5, payload(5))]
+    assert g.take_superseded() == ["a"] and g.member_info("b") is not None
+    assert sorted(seqs(publish(g, 2))) == [7, 8]
+
+
+@pytest.mark.parametrize(
+    ("why", "client", "after"),
+    [
+        ("another client", "y", 3),
+        ("a seq it never had", "x", 4),
+        ("another epoch", "x", None),
+    ],
+)
+def test_a_join_that_matches_no_live_member_changes_nothing(
+    why: str, client: str, after: int | None
+) -> None:
+    g = groups()
+    join(g, "a", client="x")
+    join(g, "b", client="y")
+    publish(g, 4)  # a: 1 3, b: 2 4
+    epoch = "old" if after is None else EPOCH
+    start, out = join(g, "c", after=3 if after is None else after, client=client, epoch=epoch)
+    assert g.take_superseded() == [] and g.stats()["taken_over"] == 0, why
+    assert g.member_info("a") is not None and out == []
+    assert start == (4 if after is None else after)  # rule 5 alone: the group had all after it
+
+
+def test_a_seq_sent_flagged_redelivered_is_not_a_members_own() -> None:
+    g = groups(rejoin_grace=1.0)
+    join(g, "a")
+    join(g, "b")
+    publish(g, 2)  # a: 1, b: 2
+    g.leave("a", now=0.0)
+    assert g.tick(1.0) == [Dispatch("b", 1, payload(1), True)]
+    start, _ = join(g, "a2", after=1, now=2.0)  # a's client, back late, with the seq it had
+    assert start == 1 and g.take_superseded() == [] and g.member_info("b") is not None
+
+
+def test_an_expired_orphans_joined_after_is_not_taken_for_a_live_members_own() -> None:
+    g = groups(rejoin_grace=1.0)
+    join(g, "b")
+    publish(g, 1)  # b: 1
+    join(g, "a")  # a joined after 1, b's seq
+    g.leave("a", now=0.0)  # a got nothing
+    g.tick(1.0)  # a's orphan expired (empty)
+    start, _ = join(g, "a2", after=1, now=2.0)  # a's client, back late
+    assert start == 1 and g.take_superseded() == [] and g.member_info("b") is not None
+
+
+def test_an_orphan_of_that_client_consistent_with_the_join_leaves_the_choice_to_rule_5() -> None:
+    g = groups()
+    join(g, "a")
+    publish(g, 2)  # a: 1 2
+    g.leave("a", now=0.0)  # dropped, its client got 1 and 2
+    start, out = join(g, "b", after=2, now=1.0)  # inherits a's orphan, nothing above 2
+    assert start == 2 and out == []
+    publish(g, 1)  # b: 3
+    g.leave("b", now=2.0)  # b's client got nothing: its orphan holds 3, joined after 2
+    start, out = join(g, "c", after=2, now=3.0)
+    assert start == 2 and seqs(out) == [3] and g.stats()["taken_over"] == 0
+
+
+def test_a_join_that_matches_several_live_members_takes_none_over() -> None:
+    g = groups()
+    join(g, "a")
+    join(g, "b")
+    start, _ = join(g, "c", after=0, now=1.0)  # a's or b's client: both joined after 0
+    assert start == 0 and g.take_superseded() == [] and g.stats()["members"] == 3
+
+
+def test_a_member_sent_nothing_yet_is_taken_over_and_a_claimant_never() -> None:
+    g = groups()
+    join(g, "a", client="x")
+    start, out = join(g, "a2", after=0, client="x", now=1.0)
+    assert (start, out) == (0, []) and g.take_superseded() == ["a"]
+    join(g, "b", client="y")
+    publish(g, 2)  # a2: 1, b: 2
+    g.leave("a2", now=2.0)
+    g.leave("b", now=2.0)  # neither client got anything: both orphans joined after 0
+    join(g, "c", after=0, client="x", now=3.0)  # x's or y's: a claimant
+    assert info(g)["claimants"] == 1
+    join(g, "c2", after=0, client="x", now=4.0)  # c's own client, or another instance
+    assert g.take_superseded() == [] and g.stats()["taken_over"] == 1
+
+
+# --------------------------------------------------------------------------- a store
+
+
+class Store:
+    """The rows a store keeps of the groups (groups.py rule 9), written from the records as
+    the server's SQL writes them: groups by gid, members by (gid, tag), and the tag of each
+    seq dispatched by (stream, seq, gid)."""
+
+    def __init__(self) -> None:
+        self.groups: dict[int, tuple[int, str, str, int]] = {}
+        self.members: dict[tuple[int, int], tuple[int, int, int, str]] = {}
+        self.sent: dict[tuple[str, int, int], int] = {}
+
+    def write(self, records: list[Record]) -> None:
+        for kind, args in records:
+            if kind == "group":
+                gid = int(args[0])
+                self.groups[gid] = (gid, str(args[1]), str(args[2]), int(args[3]))
+            elif kind == "member":
+                gid, tag = int(args[0]), int(args[1])
+                self.members[(gid, tag)] = (gid, tag, int(args[2]), str(args[3]))
+            elif kind == "sent":
+                self.sent[(str(args[0]), int(args[1]), int(args[2]))] = int(args[3])
+            elif kind == "gone":
+                self.members.pop((int(args[0]), int(args[1])), None)
+            elif kind == "retag":
+                new, stream, low, high, gid, old = args
+                span = range(int(low), int(high) + 1)
+                for key, tag in self.sent.items():
+                    if (key[0], key[2], tag) == (stream, gid, old) and key[1] in span:
+                        self.sent[key] = int(new)
+            else:
+                assert kind == "forget", kind
+                gid, low, high = int(args[0]), int(args[2]), int(args[3])
+                self.drop(gid)
+                self.sent = {
+                    key: tag
+                    for key, tag in self.sent.items()
+                    if key[2] != gid or not low <= key[1] <= high
+                }
+
+    def drop(self, gid: int) -> None:
+        self.groups.pop(gid, None)
+        self.members = {key: row for key, row in self.members.items() if key[0] != gid}
+
+    def restart(self, old: Groups, now: float) -> Groups:
+        """A new Groups from the logs and these rows, as a server started on the store."""
+        new = Groups(
+            EPOCH,
+            max_log_bytes=old.max_log_bytes,
+            rejoin_grace=old.rejoin_grace,
+            group_ttl=old.group_ttl,
+            journal=True,
+        )
+        for name, log in old.logs.items():
+            if log.pinned:
+                kept = new.open_stream(name, pinned=True, start_after=log.first_seq - 1)
+                for _, text in log.after(0):
+                    kept.append(text)
+        firsts = {name: log.first_seq for name, log in new.logs.items()}
+        self.sent = {k: t for k, t in self.sent.items() if k[1] >= firsts.get(k[0], k[1] + 1)}
+        rows = [(stream, seq, gid, tag) for (stream, seq, gid), tag in sorted(self.sent.items())]
+        for gid in new.restore(self.groups.values(), self.members.values(), rows, now):
+            self.drop(gid)
+        return new
+
+
+def journaled(**kwargs: Any) -> tuple[Groups, Store]:
+    return groups(journal=True, **kwargs), Store()
+
+
+def test_without_a_journal_there_are_no_records() -> None:
+    g = groups()
+    join(g, "a")
+    publish(g, 2)
+    g.leave("a", now=0.0)
+    assert g.take_records() == []
+
+
+def test_the_records_of_a_join_a_dispatch_an_inheritance_and_a_clean_leave() -> None:
+    g, _ = journaled()
+    join(g, "a", group="g1")
+    [(_, (gid, *_)), (_, (_, tag, _, _))] = records = g.take_records()
+    assert records == [
+        Record("group", (gid, S, "g1", 0)),
+        Record("member", (gid, tag, 0, "demo")),
+    ]
+    publish(g, 3)
+    assert g.take_records() == [Record("sent", (S, n, gid, tag)) for n in (1, 2, 3)]
+    g.leave("a", now=0.0)
+    assert g.take_records() == []  # a drop writes nothing: the rows are its orphan
+    join(g, "a2", group="g1", after=1, now=1.0)
+    new = tag + 1
+    assert g.take_records() == [
+        Record("retag", (new, S, 2, 3, gid, tag)),
+        Record("gone", (gid, tag)),
+        Record("member", (gid, new, 1, "demo")),
+        Record("sent", (S, 2, gid, new)),
+        Record("sent", (S, 3, gid, new)),
+    ]
+    g.leave("a2", now=2.0, clean=True)
+    assert g.take_records() == [Record("gone", (gid, new))]
+
+
+def test_a_solo_group_writes_nothing_and_a_forgotten_group_is_dropped() -> None:
+    g, store = journaled(group_ttl=10.0)
+    join(g, "a", group="fanout:1", solo=True)
+    publish(g, 1)
+    g.leave("a", now=0.0)
+    assert g.take_records() == []
+    join(g, "b", group="g1")
+    publish(g, 1)
+    g.leave("b", now=0.0, clean=True)
+    store.write(g.take_records())
+    assert len(store.groups) == 1 and store.members == {} and len(store.sent) == 1
+    g.tick(10.0)
+    store.write(g.take_records())
+    assert (store.groups, store.members, store.sent) == ({}, {}, {})
+
+
+def test_a_group_restored_from_a_store_repeats_nothing_when_the_member_behind_comes_first() -> None:
+    g, store = journaled()
+    join(g, "a")
+    join(g, "b")
+    publish(g, 2)  # a: 1, b: 2: each client got its one
+    store.write(g.take_records())
+    g = store.restart(g, now=100.0)
+    assert info(g)["cursor"] == 2 and info(g)["orphans"] == 2 and info(g)["members"] == 0
+    assert join(g, "a2", after=1, now=101.0) == (1, [])
+    assert join(g, "b2", after=2, now=101.0) == (2, [])
+    assert sorted(seqs(publish(g, 2))) == [3, 4]
+    assert (g.stats()["orphans"], g.stats()["inherited"], g.stats()["redelivered"]) == (0, 2, 0)
+
+
+def test_a_group_restored_from_a_store_loses_nothing_when_the_member_ahead_comes_first() -> None:
+    g, store = journaled()
+    join(g, "a")
+    join(g, "b")
+    publish(g, 4)  # a: 1 3, b: 2 4; a's client never got 3
+    store.write(g.take_records())
+    g = store.restart(g, now=100.0)
+    assert join(g, "b2", after=4, now=101.0) == (4, [])
+    start, out = join(g, "a2", after=1, now=101.0)
+    assert start == 1 and out == [Dispatch("a2", 3, payload(3))]
+    assert g.stats()["orphans"] == 0
+
+
+def test_a_fanout_member_restored_from_a_store_resumes_after_its_seq() -> None:
+    g, store = journaled()
+    join(g, "f", group="fan")
+    publish(g, 5)  # its client got 1 to 3
+    store.write(g.take_records())
+    g = store.restart(g, now=100.0)
+    start, out = join(g, "f2", group="fan", after=3, now=101.0)
+    assert start == 3 and seqs(out) == [4, 5]
+    store.write(g.take_records())
+    assert seqs(publish(g, 1)) == [6]
+    store.write(g.take_records())
+    g = store.restart(g, now=200.0)  # again: f2 is the one to come back to
+    start, out = join(g, "f3", group="fan", after=6, now=201.0)
+    assert (start, out) == (6, []) and g.stats()["orphans"] == 0
+
+
+def test_orphans_restored_from_a_store_go_to_live_members_after_the_grace_from_the_restart() -> (
+    None
+):
+    g, store = journaled(rejoin_grace=10.0)
+    join(g, "a")
+    join(g, "b")
+    publish(g, 4)  # a: 1 3, b: 2 4
+    store.write(g.take_records())
+    g = store.restart(g, now=100.0)
+    assert join(g, "b2", after=4, now=105.0) == (4, [])  # a's client never comes back
+    assert g.tick(109.9) == [] and g.next_deadline() == 110.0
+    assert g.tick(110.0) == [Dispatch("b2", n, payload(n), True) for n in (1, 3)]
+    store.write(g.take_records())
+    [(_, b2, _, _)] = store.members.values()  # a's row went when its orphan expired
+    assert {seq: tag for (_, seq, _), tag in store.sent.items() if seq in (1, 3)} == {1: b2, 3: b2}
+
+
+def test_a_redelivery_waiting_at_a_restart_is_sent_after_it() -> None:
+    g, store = journaled(rejoin_grace=1.0)
+    join(g, "a")
+    join(g, "b")
+    publish(g, 4)  # a: 1 3, b: 2 4
+    g.leave("a", now=0.0)
+    g.set_budget("b", 0)
+    assert g.tick(1.0) == []  # a's 1 and 3 wait to be redelivered: b has no room
+    store.write(g.take_records())
+    assert sorted(seq for (_, seq, _), tag in store.sent.items() if tag == REDELIVER_TAG) == [1, 3]
+    g = store.restart(g, now=100.0)
+    assert info(g)["redeliver"] == 2 and info(g)["orphans"] == 1  # b's
+    start, out = join(g, "b2", after=4, now=100.0)
+    assert start == 4 and out == [Dispatch("b2", n, payload(n), True) for n in (1, 3)]
+
+
+def test_restoring_drops_the_groups_of_a_stream_without_a_log_and_keeps_ids_unique() -> None:
+    g = Groups(EPOCH)
+    g.open_stream(S, pinned=True)
+    stale = g.restore(
+        [(3, S, G, 0), (4, "gone", "g1", 0)],
+        [(3, 9, 0, "demo"), (4, 5, 0, "demo")],
+        [(S, 1, 7, 12)],  # a row of a group forgotten earlier: its ids are taken too
+        now=0.0,
+    )
+    assert stale == [4] and info(g)["orphans"] == 1
+    join(g, "a", group="g2")
+    assert g.take_records() == []  # no journal
+    j = Groups(EPOCH, journal=True)
+    j.open_stream(S, pinned=True)
+    j.restore([], [], [(S, 1, 7, 12)], now=0.0)
+    j.join("a", S, "g2", client="demo", budget=BIG, now=0.0)
+    assert j.take_records()[0] == Record("group", (13, S, "g2", 0))
+
+
 # --------------------------------------------------------------------------- exactly once
 
 
 @dataclass
 class Client:
     """A consumer as the client's connection state sees its group: the last seq it holds
-    (afterSeq on a resubscribe), what is on the wire to it, what it processed."""
+    (afterSeq on a resubscribe), what is on the wire to it (seq, redelivered), what it
+    processed."""
 
     name: str
+    client_id: str
     member: str | None = None
     memberships: int = 0
     last: int | None = None
-    inflight: list[int] = field(default_factory=list)
+    inflight: list[tuple[int, bool]] = field(default_factory=list)
     processed: list[int] = field(default_factory=list)
 
     def take(self, n: int | None = None) -> None:
+        """Process the first ``n`` deliveries on the wire (None: all); the rest is lost."""
         todo = self.inflight if n is None else self.inflight[:n]
-        for seq in todo:
-            assert self.last is None or seq > self.last, (self.name, seq, self.last)
-            self.last = seq
+        for seq, again in todo:
+            if self.last is not None and seq <= self.last:
+                # The client drops such a delivery as a duplicate unless it is flagged.
+                assert again, (self.name, seq, self.last)
+            else:
+                self.last = seq
             self.processed.append(seq)
         self.inflight = []
 
 
-KINDS = ("publish", "publish", "join", "join", "take", "drop", "drop", "rejoin", "rejoin", "budget")
-OPS = st.lists(
-    st.tuples(
-        st.sampled_from(KINDS),
-        st.integers(0, 3),  # which client (publish: how many messages, 1 to 4)
-        st.integers(0, 4),  # drop: how many of its inflight deliveries it still processed
-        st.sampled_from([0, 1, 150, BIG]),  # budget
-    ),
-    min_size=5,
-    max_size=80,
-)
+GRACE = 1e9
+"""Every member comes back within the grace (the end lets what is left expire)."""
 
 
-@settings(max_examples=500)
-@given(OPS)
-def test_every_seq_reaches_the_group_exactly_once_when_every_member_comes_back(
-    ops: list[tuple[str, int, int, int]],
-) -> None:
-    g = groups(rejoin_grace=1e9)  # everyone comes back within the grace
-    clients: list[Client] = []
-    now = 0.0
+class Model:
+    """Up to four clients of one group, driven by ops: ``publish``, ``join``, ``take``,
+    ``drop`` (the connection ends, the server sees it), ``rejoin``, ``budget``,
+    ``halfopen`` (the connection goes quiet: the client comes back on a new one while the
+    groups still hold the old member, a *zombie* until the server times it out or its
+    client takes it over), ``timeout`` (a zombie's connection ends) and ``restart`` (the
+    server restarts on its store: every connection ends)."""
 
-    def route(out: list[Dispatch]) -> None:
+    def __init__(self, *, shared_ids: bool = True, journal: bool = False) -> None:
+        self.g = groups(rejoin_grace=GRACE, journal=journal)
+        self.store = Store() if journal else None
+        self.shared_ids = shared_ids
+        self.clients: list[Client] = []
+        self.zombies: dict[str, Client] = {}
+        self.now = 0.0
+        self.untaken = 0  # half-open connections not taken over (rule 5 decided instead)
+        self.wrong = 0  # members taken over by another client's join
+
+    def route(self, out: list[Dispatch]) -> None:
         for d in out:
+            if d.member in self.zombies:
+                continue  # into a connection nobody reads
             assert not d.redelivered
-            owner = next(c for c in clients if c.member == d.member)
-            owner.inflight.append(d.seq)
+            owner = next(c for c in self.clients if c.member == d.member)
+            owner.inflight.append((d.seq, d.redelivered))
 
-    def enter(client: Client) -> None:
+    def enter(self, client: Client) -> None:
         client.memberships += 1
         client.member = f"{client.name}#{client.memberships}"
-        start, out = join(g, client.member, after=client.last, now=now)
+        start, out = join(
+            self.g, client.member, after=client.last, client=client.client_id, now=self.now
+        )
         if client.last is not None:
             assert start == client.last  # nothing is lost: the log holds everything
         client.last = start if client.last is None else max(client.last, start)
-        route(out)
+        for key in self.g.take_superseded():
+            assert isinstance(key, str)
+            if self.zombies.pop(key, None) is client:
+                event("a half-open connection taken over")
+                continue
+            self.wrong += 1  # the server closes that connection after what it queued
+            other = next(c for c in self.clients if c.member == key)
+            other.take()
+            other.member = None
+        self.route(out)
 
-    for kind, which, kept, budget in ops:
-        now += 1.0
-        live = [c for c in clients if c.member is not None]
-        gone = [c for c in clients if c.member is None]
+    def step(self, kind: str, which: int, kept: int, budget: int) -> None:
+        self.now += 1.0
+        live = [c for c in self.clients if c.member is not None]
+        gone = [c for c in self.clients if c.member is None]
         if kind == "publish":
-            route(publish(g, which + 1))
-        elif kind == "join" and len(clients) < 4:
-            clients.append(Client(f"c{len(clients)}"))
-            enter(clients[-1])
+            self.route(publish(self.g, which + 1))
+        elif kind == "join" and len(self.clients) < 4:
+            n = len(self.clients)
+            self.clients.append(Client(f"c{n}", "demo" if self.shared_ids else f"app{n}"))
+            self.enter(self.clients[-1])
         elif kind == "take" and live:
             live[which % len(live)].take()
-        elif kind == "drop" and live:
+        elif kind in ("drop", "halfopen") and live:
             client = live[which % len(live)]
             client.take(kept)  # the rest was on the wire when the connection went
             assert client.member is not None
-            route(g.leave(client.member, now))
-            client.member = None
+            if kind == "drop":
+                self.route(self.g.leave(client.member, self.now))
+                client.member = None
+            else:
+                old = client.member
+                event("a half-open connection")
+                self.zombies[old] = client
+                self.enter(client)
+                self.untaken += old in self.zombies
+        elif kind == "timeout" and self.zombies:
+            key = sorted(self.zombies)[which % len(self.zombies)]
+            self.route(self.g.leave(key, self.now))
+            del self.zombies[key]
         elif kind == "rejoin" and gone:
-            enter(gone[which % len(gone)])
-            if g.stats()["claimants"]:
+            self.enter(gone[which % len(gone)])
+            if self.g.stats()["claimants"]:
                 event("a member waited as a claimant")
         elif kind == "budget" and live:
             client = live[which % len(live)]
             assert client.member is not None
-            route(g.set_budget(client.member, budget))
+            self.route(self.g.set_budget(client.member, budget))
+        elif kind == "restart" and self.store is not None:
+            self.store.write(self.g.take_records())
+            self.g = self.store.restart(self.g, self.now)
+            for client in self.clients:
+                client.inflight = []
+                client.member = None
+            self.zombies.clear()
+            event("a restart")
+        if self.store is not None:
+            self.store.write(self.g.take_records())
 
-    for client in clients:
-        if client.member is None:
-            now += 1.0
-            enter(client)
-    for client in clients:
-        assert client.member is not None
-        route(g.set_budget(client.member, BIG))
-    for client in clients:
-        client.take()
-    processed = sorted(seq for c in clients for seq in c.processed)
-    info = g.group_info(S, G)
-    if info is None:  # no member ever: no group
-        assert processed == []
-    else:
+    def finish(self) -> list[int]:
+        """Every zombie times out, every client comes back and takes what is sent; what is
+        left expires. Returns every seq processed, sorted."""
+        for key in sorted(self.zombies):
+            self.now += 1.0
+            self.route(self.g.leave(key, self.now))
+        self.zombies.clear()
+        for client in self.clients:
+            if client.member is None:
+                self.now += 1.0
+                self.enter(client)
+        for client in self.clients:
+            assert client.member is not None
+            self.route(self.g.set_budget(client.member, BIG))
+        for client in self.clients:
+            client.take()
+        self.now += 2 * GRACE
+        out = self.g.tick(self.now)
+        assert self.untaken or not out  # only a zombie not taken over leaves an orphan behind
+        for d in out:
+            owner = next(c for c in self.clients if c.member == d.member)
+            owner.inflight.append((d.seq, d.redelivered))
+        for client in self.clients:
+            client.take()
+        return sorted(seq for c in self.clients for seq in c.processed)
+
+    def check(self) -> None:
+        processed = self.finish()
+        info = self.g.group_info(S, G)
+        if info is None:  # no member ever: no group
+            assert processed == []
+            return
         origin = info["origin"]
         assert isinstance(origin, int)
-        assert processed == list(range(origin + 1, g.logs[S].last_seq + 1))  # all, once
-    stats = g.stats()
-    event(f"orphans inherited: {min(stats['inherited'], 3)}+")
-    assert (stats["redelivered"], stats["lost"], stats["orphans"], stats["claimants"]) == (
-        0,
-        0,
-        0,
-        0,
+        every = list(range(origin + 1, self.g.logs[S].last_seq + 1))
+        stats = self.g.stats()
+        if not self.untaken:  # else rule 5 guessed for some: at least once, as a rule
+            assert processed == every and not stats["redelivered"]  # exactly once
+        assert self.shared_ids or not self.wrong  # a client takes over only its own members
+        event(f"orphans inherited: {min(stats['inherited'], 3)}+")
+        assert (stats["lost"], stats["orphans"], stats["claimants"]) == (0, 0, 0)
+
+
+KINDS = ("publish", "publish", "join", "join", "take", "drop", "drop", "rejoin", "rejoin", "budget")
+FAULTS = ("halfopen", "halfopen", "halfopen", "timeout")
+
+
+def ops(kinds: tuple[str, ...]) -> st.SearchStrategy[list[tuple[str, int, int, int]]]:
+    return st.lists(
+        st.tuples(
+            st.sampled_from(kinds),
+            st.integers(0, 3),  # which client (publish: how many messages, 1 to 4)
+            st.integers(0, 4),  # drop, halfopen: how many of its inflight deliveries it got
+            st.sampled_from([0, 1, 150, BIG]),  # budget
+        ),
+        min_size=5,
+        max_size=80,
     )
+
+
+@settings(max_examples=500)
+@given(ops(KINDS))
+def test_every_seq_reaches_the_group_exactly_once_when_every_member_comes_back(
+    steps: list[tuple[str, int, int, int]],
+) -> None:
+    model = Model()
+    for step in steps:
+        model.step(*step)
+    model.check()
+    assert model.g.stats()["redelivered"] == 0
+
+
+@settings(max_examples=300)
+@given(ops((*KINDS, "restart")))
+def test_restarts_on_a_store_keep_the_group_exactly_once(
+    steps: list[tuple[str, int, int, int]],
+) -> None:
+    model = Model(journal=True)
+    for step in steps:
+        model.step(*step)
+    model.check()
+    assert model.g.stats()["redelivered"] == 0
+
+
+@settings(max_examples=500)
+@given(ops((*KINDS, *FAULTS, "restart")))
+def test_half_open_connections_taken_over_keep_the_group_exactly_once(
+    steps: list[tuple[str, int, int, int]],
+) -> None:
+    """Exactly once whenever every half-open connection was taken over (nearly always). Each
+    client has its own id, as applications sharing a group do: instances of one client id
+    can meet a join consistent with one instance's orphan while it came from another's live
+    member, which rule 5 settles by its guess, as it did before takeovers."""
+    model = Model(shared_ids=False, journal=True)
+    for step in steps:
+        model.step(*step)
+    model.check()
+    event(f"half-open connections not taken over: {min(model.untaken, 2)}+")

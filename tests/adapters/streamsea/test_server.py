@@ -3,9 +3,10 @@ and raw websockets (websockets' sans-I/O client over a blocking socket, so pings
 binary frames and bad UTF-8 are all visible; the asyncio client for TLS). Every route, gzip and
 plain bodies, Basic auth, basic and JWT authentication, subscribe replies and deliveries as
 the reference clients read them, competing and fan-out groups, resuming after ``kill()`` and
-after a restart on the same store (also after SIGKILL), bad input of every kind with the
-server serving on, pings and ping timeouts, the fault switches, bounded logs, paced backlogs,
-limits and TLS."""
+after a restart on the same store (also after SIGKILL), consumer groups restored from the
+store whichever member comes back first, a subscription taken over by its client from a new
+connection, bad input of every kind with the server serving on, pings and ping timeouts, the
+fault switches, bounded logs, paced backlogs, limits and TLS."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import http.client
 import json
 import signal
 import socket
+import sqlite3
 import ssl as _ssl
 import subprocess
 import sys
@@ -736,6 +738,200 @@ def test_a_store_survives_sigkill(
     assert [ws.recv()["payload"] for _ in range(2)] == [{"n": 4}, {"n": 5}]
 
 
+# --------------------------------------------------------------------------- groups on a store
+
+
+def restarted(
+    servers: Callable[..., StreamSeaServer], server: StreamSeaServer, **kwargs: Any
+) -> StreamSeaServer:
+    """Stop ``server`` and start another on its port and store."""
+    server.stop()
+    return servers(store_path=server.store_path, port=server.port, **kwargs)
+
+
+def resubscribe(
+    clients: Callable[..., RawWs], server: StreamSeaServer, after: int, **extra: Any
+) -> tuple[RawWs, int]:
+    """A client back on a new connection: its subscribe with ``afterSeq``; the reply's seq."""
+    ws = clients(server.port)
+    assert ws.auth()["success"] is True
+    reply = ws.subscribe(afterSeq=after, epoch=server.epoch, **extra)
+    assert reply["success"] is True, reply
+    return ws, int(reply["seq"])
+
+
+def test_a_group_restarted_on_its_store_repeats_nothing_when_the_member_behind_comes_first(
+    servers: Callable[..., StreamSeaServer], clients: Callable[..., RawWs], tmp_path: Path
+) -> None:
+    server = servers(store_path=tmp_path / "streamsea.sqlite")
+    define(server)
+    group = {"groupId": str(uuid.uuid4())}
+    a, _ = subscribed(clients, server, **group)
+    b, _ = subscribed(clients, server, **group)
+    server.publish("boiler", reading(1))
+    server.publish("boiler", reading(2))
+    assert (a.recv()["seq"], b.recv()["seq"]) == (1, 2)
+    server = restarted(servers, server)
+    assert server.stats()["orphans"] == 2
+    a2, seq = resubscribe(clients, server, 1, **group)
+    assert seq == 1
+    b2, seq = resubscribe(clients, server, 2, **group)
+    assert seq == 2
+    server.publish("boiler", reading(3))
+    server.publish("boiler", reading(4))
+    assert sorted([a2.recv()["seq"], b2.recv()["seq"]]) == [3, 4]
+    a2.quiet()
+    b2.quiet()
+    stats = server.stats()
+    assert (stats["orphans"], stats["inherited"], stats["redelivered"]) == (0, 2, 0)
+
+
+def test_a_group_restarted_on_its_store_loses_nothing_when_the_member_ahead_comes_first(
+    servers: Callable[..., StreamSeaServer], clients: Callable[..., RawWs], tmp_path: Path
+) -> None:
+    server = servers(store_path=tmp_path / "streamsea.sqlite")
+    define(server)
+    group = {"groupId": str(uuid.uuid4())}
+    a, _ = subscribed(clients, server, **group)
+    b, _ = subscribed(clients, server, **group)
+    for n in range(1, 5):
+        server.publish("boiler", reading(n))
+    assert a.recv()["seq"] == 1  # a was sent 3 too, and never read it
+    assert [b.recv()["seq"] for _ in range(2)] == [2, 4]
+    server = restarted(servers, server)
+    b2, seq = resubscribe(clients, server, 4, **group)
+    assert seq == 4
+    a2, seq = resubscribe(clients, server, 1, **group)
+    assert seq == 1
+    delivery = a2.recv()
+    assert (delivery["seq"], delivery["payload"]) == (3, reading(3))
+    assert "redelivered" not in delivery
+    a2.quiet()
+    b2.quiet()
+
+
+def test_a_fanout_member_restarted_on_its_store_resumes_after_its_seq(
+    servers: Callable[..., StreamSeaServer], clients: Callable[..., RawWs], tmp_path: Path
+) -> None:
+    server = servers(store_path=tmp_path / "streamsea.sqlite")
+    define(server)
+    fan = {"groupId": str(uuid.uuid4())}
+    ws, _ = subscribed(clients, server, **fan)
+    for n in range(1, 6):
+        server.publish("boiler", reading(n))
+    assert [ws.recv()["seq"] for _ in range(3)] == [1, 2, 3]
+    server = restarted(servers, server)
+    again, seq = resubscribe(clients, server, 3, **fan)
+    assert seq == 3 and [again.recv()["seq"] for _ in range(2)] == [4, 5]
+    assert server.publish("boiler", reading(6)) == 6
+    assert again.recv()["seq"] == 6
+    again.quiet()
+
+
+def test_a_members_messages_restored_from_the_store_go_to_the_others_after_the_grace(
+    servers: Callable[..., StreamSeaServer], clients: Callable[..., RawWs], tmp_path: Path
+) -> None:
+    server = servers(store_path=tmp_path / "streamsea.sqlite", config=config(rejoin_grace=0.5))
+    define(server)
+    group = {"groupId": str(uuid.uuid4())}
+    subscribed(clients, server, **group)  # sent 1 and 3
+    b, _ = subscribed(clients, server, **group)
+    for n in range(1, 5):
+        server.publish("boiler", reading(n))
+    assert [b.recv()["seq"] for _ in range(2)] == [2, 4]
+    server = restarted(servers, server, config=config(rejoin_grace=0.5))
+    b2, seq = resubscribe(clients, server, 4, **group)  # a's client never comes back
+    assert seq == 4
+    again = [b2.recv() for _ in range(2)]
+    assert [(d["seq"], d["redelivered"]) for d in again] == [(1, True), (3, True)]
+    b2.quiet()
+    assert (server.stats()["orphans"], server.stats()["redelivered"]) == (0, 2)
+
+
+def test_a_group_write_the_store_refuses_is_counted_and_the_delivery_goes_out(
+    servers: Callable[..., StreamSeaServer], clients: Callable[..., RawWs], tmp_path: Path
+) -> None:
+    store = tmp_path / "streamsea.sqlite"
+    server = servers(store_path=store)
+    define(server)
+    ws, _ = subscribed(clients, server, groupId=str(uuid.uuid4()))
+    db = sqlite3.connect(store)
+    try:
+        db.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON dispatched "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+        db.commit()
+    finally:
+        db.close()
+    assert server.publish("boiler", reading(1)) == 1  # the message itself is stored
+    assert ws.recv()["seq"] == 1
+    assert server.stats()["store_errors"] == 1
+
+
+# --------------------------------------------------------------------------- takeover
+
+
+def test_a_client_back_before_its_old_connection_dropped_takes_its_subscription_over(
+    server: StreamSeaServer, clients: Callable[..., RawWs]
+) -> None:
+    group = {"groupId": str(uuid.uuid4())}
+    old, _ = subscribed(clients, server, **group)
+    for n in range(1, 4):
+        server.publish("boiler", reading(n))
+    assert [old.recv()["seq"] for _ in range(2)] == [1, 2]  # then it reads nothing more
+    websockets = server.stats()["websockets"]
+    new, seq = resubscribe(clients, server, 2, **group)
+    assert seq == 2 and new.recv()["seq"] == 3
+    assert server.publish("boiler", reading(4)) == 4
+    assert new.recv()["seq"] == 4
+    new.quiet()
+    stats = server.stats()
+    assert (stats["taken_over"], stats["orphans"], stats["members"]) == (1, 0, 1)
+    assert stats["websockets"] == websockets + 1  # the old one ends when it answers
+    assert old.recv()["seq"] == 3  # sent before the takeover
+    assert old.close_code() == (1008, "superseded by a newer connection")
+    wait_until(lambda: server.stats()["websockets"] == websockets, WAIT)
+    assert (server.stats()["orphans"], server.stats()["redelivered"]) == (0, 0)
+
+
+def test_a_takeover_leaves_the_old_connections_other_subscriptions_alone(
+    server: StreamSeaServer, clients: Callable[..., RawWs]
+) -> None:
+    group = {"groupId": str(uuid.uuid4())}
+    old, _ = subscribed(clients, server, **group)  # id 2
+    assert old.subscribe(groupId=str(uuid.uuid4()))["success"] is True  # id 3
+    server.publish("boiler", reading(1))
+    assert sorted(old.recv()["id"] for _ in range(2)) == [2, 3]
+    new, seq = resubscribe(clients, server, 1, **group)
+    assert seq == 1
+    server.publish("boiler", reading(2))
+    assert (new.recv()["seq"], old.recv()["id"]) == (2, 3)
+    old.quiet()  # nothing more on id 2, and no close
+    assert server.stats()["taken_over"] == 1
+
+
+def test_a_join_from_another_client_takes_nothing_over(
+    servers: Callable[..., StreamSeaServer], clients: Callable[..., RawWs]
+) -> None:
+    server = servers(
+        config=config(clients=(ClientConfig("demo", SECRET), ClientConfig("other", "other-s3cret")))
+    )
+    define(server)
+    group = {"groupId": str(uuid.uuid4())}
+    first, _ = subscribed(clients, server, **group)
+    server.publish("boiler", reading(1))
+    assert first.recv()["seq"] == 1
+    ws = clients(server.port)
+    assert ws.auth("other", "other-s3cret")["success"] is True
+    reply = ws.subscribe(afterSeq=1, epoch=server.epoch, **group)
+    assert reply["seq"] == 1
+    server.publish("boiler", reading(2))
+    server.publish("boiler", reading(3))
+    assert (first.recv()["seq"], ws.recv()["seq"]) == (2, 3)  # they compete
+    assert server.stats()["taken_over"] == 0
+
+
 # --------------------------------------------------------------------------- bad input
 
 
@@ -957,6 +1153,8 @@ def test_stats_keys(server: StreamSeaServer) -> None:
         "log_bytes",
         "streams",
         "groups",
+        "taken_over",
+        "store_errors",
     ):
         assert key in stats, key
 
