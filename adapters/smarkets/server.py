@@ -1,10 +1,12 @@
 """The embedded Smarkets exchange: the streaming API over TCP (or TLS) on 127.0.0.1.
 
 The exchange's rules live in :class:`~.exchange.Exchange` (sans-I/O); this module is the
-network shell, built on the kit's :class:`~actorwire.actors.tcpserver.TcpServer`: one actor
-per connection runs that client's session, every frame goes through the connection's
-byte-bounded outbox, and a client that stops reading is dropped (``max_outbox_bytes``,
-``stall_deadline``), counted and logged. A session:
+network shell, built on the kit's :class:`~actorwire.actors.embedded.EmbeddedTcpServer` (the
+lifecycle, the tick thread and the session registry around its
+:class:`~actorwire.actors.tcpserver.TcpServer`): one actor per connection runs that client's
+session, every frame goes through the connection's byte-bounded outbox, and a client that
+stops reading is dropped (``max_outbox_bytes``, ``stall_deadline``), counted and logged. A
+session:
 
 - must open with a LOGIN (else LOGOUT ``UNKNOWN_SESSION``) carrying seq 1 (else
   ``LOGIN_NOT_FIRST_SEQ``) and good credentials (else ``UNAUTHORISED``), within
@@ -56,27 +58,21 @@ import contextlib
 import itertools
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import structlog
 
+from ...actors.embedded import EmbeddedTcpServer
 from ...actors.framing import FrameError
 from ...actors.serving import TopicIndex
 from ...actors.system import ActorSystem
-from ...actors.tcpserver import (
-    DEFAULT_MAX_OUTBOX_BYTES,
-    DEFAULT_STALL_DEADLINE,
-    ServerConnection,
-    TcpServer,
-)
-from ...actors.tls import StrPath, server_context
+from ...actors.tcpserver import DEFAULT_MAX_OUTBOX_BYTES, DEFAULT_STALL_DEADLINE, ServerConnection
+from ...actors.tls import StrPath
 from . import eto, seto
 from .config import ExchangeConfig, load_config
 from .exchange import ENTRY_OVERHEAD, Exchange, Out
@@ -160,7 +156,7 @@ class _Session:
         return f"<_Session {self.conn.peer} account={self.account}>"
 
 
-class ExchangeServer:
+class ExchangeServer(EmbeddedTcpServer[_Session]):
     """The embedded exchange (see the module's docstring); ``start()`` listens, ``stop()``
     ends every session and closes the store.
 
@@ -174,6 +170,12 @@ class ExchangeServer:
     Control methods are thread-safe (never call them from the I/O loop). Counters in
     ``stats()`` run on across ``kill``.
     """
+
+    _name = "smarkets-exchange"
+    _noun = "the exchange"
+    _log = log
+    _listening_event = "exchange listening"
+    _tick_failed_event = "exchange tick failed"
 
     def __init__(
         self,
@@ -191,30 +193,22 @@ class ExchangeServer:
     ) -> None:
         if not isinstance(config, ExchangeConfig):
             config = load_config(config)
-        if (certfile is None) != (keyfile is None):
-            given = "certfile" if keyfile is None else "keyfile"
-            raise ValueError(
-                f"the exchange's TLS needs both certfile and keyfile; got only {given}"
-            )
+        super().__init__(
+            host,
+            port,
+            certfile=certfile,
+            keyfile=keyfile,
+            max_outbox_bytes=max_outbox_bytes,
+            stall_deadline=stall_deadline,
+            system=system,
+        )
         if not login_timeout > 0:
             raise ValueError(f"login_timeout must be > 0 seconds, got {login_timeout!r}")
         self.config = config
-        self.host = host
-        self._port = port
-        self._ssl = server_context(certfile, keyfile) if certfile and keyfile else None
-        self.max_outbox_bytes = max_outbox_bytes
-        self.stall_deadline = stall_deadline
         self.login_timeout = float(login_timeout)
         self.tick_interval = max(min(TICK, config.heartbeat_interval / 4, login_timeout / 4), 0.01)
         """Seconds between the checks for heartbeats and timeouts."""
-        # Guards the exchange, the store and every session's state. Taken by the sessions'
-        # actors, the tick thread and the control methods; never by the I/O loop.
-        self._lock = threading.RLock()
-        # Guards only the registry of sessions (taken after _lock, never before it), so the
-        # I/O loop registers a new connection without waiting for a store write.
-        self._registry = threading.Condition(threading.Lock())
-        self._sessions: dict[_Session, None] = {}
-        self._connections = 0  # under _registry
+        # _lock (the base's) guards the exchange, the store and every session's state.
         self._accounts: TopicIndex[int, _Session] = TopicIndex()  # logged-in sessions
         self._markets: TopicIndex[int, _Session] = TopicIndex()  # market subscriptions
         self._counters = dict.fromkeys(
@@ -241,113 +235,30 @@ class ExchangeServer:
         self._since_snapshot = 0
         self.store_path = str(store_path) if store_path is not None else None
         self.exchange = self._open_store()
-        self._system_arg = system
-        self._system: ActorSystem | None = None
-        self._tcp: TcpServer | None = None
-        self._ticker: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._stopped = False
-        self._control = threading.Lock()
 
     def __repr__(self) -> str:
         tls = ", tls" if self._ssl is not None else ""
         return f"ExchangeServer({self.host}:{self.port}{tls}, store={self.store_path})"
 
-    # -- lifecycle ------------------------------------------------------------------------
+    # -- the shell's hooks (see actors/embedded.py) --------------------------------------------
 
-    @property
-    def port(self) -> int:
-        """The bound port (the one asked for until started)."""
-        return self._port
+    def _make_session(self, conn: ServerConnection) -> _Session:
+        return _Session(self, conn)
 
-    @property
-    def tls(self) -> bool:
-        """True when the exchange speaks TLS."""
-        return self._ssl is not None
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
-    def start(self) -> Self:
-        """Listen, and start the heartbeat thread; a no-op while running. Raises
-        RuntimeError after ``stop()`` (make a new server on the same store instead)."""
-        with self._control:
-            if self._tcp is not None:
-                return self
-            if self._stopped:
-                raise RuntimeError("ExchangeServer.start: it was stopped; make a new one")
-            system = self._system_arg or ActorSystem(name="smarkets-exchange")
-            tcp = TcpServer(
-                system,
-                self._new_session,
-                host=self.host,
-                port=self._port,
-                ssl=self._ssl,
-                name="smarkets-exchange",
-                max_outbox_bytes=self.max_outbox_bytes,
-                stall_deadline=self.stall_deadline,
-            )
-            try:
-                tcp.start()
-            except BaseException:
-                if self._system_arg is None:
-                    system.shutdown(timeout=5)
-                raise
-            self._system, self._tcp = system, tcp
-            self._port = tcp.port
-            self._ticker = threading.Thread(
-                target=self._tick_loop, name="smarkets-exchange-tick", daemon=True
-            )
-            self._ticker.start()
-        log.info("exchange listening", address=f"{self.host}:{self.port}", tls=self.tls)
-        return self
-
-    def stop(self) -> None:
-        """Stop listening, end every session (each handled as a dropped connection), stop
-        the heartbeat thread and the server's own actor system, and close the store;
-        idempotent."""
-        with self._control:
-            if self._stopped:
-                return
-            self._stopped = True
-            self._stopping.set()
-            ticker, tcp, system = self._ticker, self._tcp, self._system
-            self._ticker = self._tcp = self._system = None
-            try:
-                if ticker is not None:
-                    ticker.join()
-                if tcp is not None:
-                    tcp.stop()
-            finally:
-                if system is not None and self._system_arg is None:
-                    system.shutdown(timeout=5)
-                with self._lock:
-                    if self._store is not None:
-                        self._store.close()
-                        self._store = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _own_stats(self) -> dict[str, int]:
+        return {**self._counters, **self.exchange.stats()}
 
     def stats(self) -> dict[str, int]:
         """Counters: the session layer's (``logins``, ``heartbeats_sent``, ``replays``,
         ``garbage``, ...), the exchange's (``orders_accepted``, ``live_orders``, ...), the
         connections' (``accepted``, ``dropped_overflow``, ``tls_failures``, ...),
         ``connections`` (sessions ever opened) and ``sessions`` (open now)."""
-        tcp = self._tcp
-        with self._lock:
-            out = {**self._counters, **self.exchange.stats()}
-        if tcp is not None:
-            out.update(tcp.stats.as_dict())
-        with self._registry:
-            out["connections"] = self._connections
-            out["sessions"] = len(self._sessions)
-        return out
+        return super().stats()
 
     # -- the store ------------------------------------------------------------------------
 
@@ -441,12 +352,7 @@ class ExchangeServer:
         """Drop every connection at once, as a crash would: nothing queued is written, and
         each session ends as a dropped one. The exchange's state stays and the server
         listens on. Returns once the sessions have ended (or after ``timeout`` seconds)."""
-        with self._registry:
-            killed = list(self._sessions)
-        for session in killed:
-            session.conn.abort("killed by the test")
-        with self._registry:
-            self._registry.wait_for(lambda: not any(s in self._sessions for s in killed), timeout)
+        super().kill(timeout)
 
     def go_silent(self) -> None:
         """Send nothing (no answers, no heartbeats, no replays) until ``resume()``; what is
@@ -482,21 +388,11 @@ class ExchangeServer:
         """Send every logged-in session a frame that does not parse (even while silent);
         it takes no seq."""
         with self._lock:
-            with self._registry:
-                sessions = list(self._sessions)
-            for session in sessions:
+            for session in self._session_list():
                 if session.account is not None:
                     session.conn.send(GARBAGE)
 
     # -- sessions ---------------------------------------------------------------------------
-
-    def _new_session(self, conn: ServerConnection) -> _Session:
-        """On the I/O loop: registry only (never ``_lock``)."""
-        session = _Session(self, conn)
-        with self._registry:
-            self._sessions[session] = None
-            self._connections += 1
-        return session
 
     def _on_closed(self, session: _Session, reason: str) -> None:
         with self._lock:
@@ -512,9 +408,7 @@ class ExchangeServer:
                 outs = self.exchange.cancel_all_on_failure(account, now)
                 self._deliver(outs)
                 self._snapshot_if_due()
-            with self._registry:
-                self._sessions.pop(session, None)
-                self._registry.notify_all()
+            self._unregister(session)
         log.debug("session ended", peer=session.conn.peer, reason=reason)
 
     def _on_data(self, session: _Session, data: bytes) -> None:
@@ -720,20 +614,10 @@ class ExchangeServer:
 
     # -- heartbeats and timeouts -------------------------------------------------------------
 
-    def _tick_loop(self) -> None:
-        while not self._stopping.wait(self.tick_interval):
-            try:
-                with self._lock:
-                    self._tick(time.monotonic())
-            except Exception as exc:  # the heartbeats must go on
-                log.exception("exchange tick failed", error=repr(exc))
-
     def _tick(self, now: float) -> None:
         """Heartbeats and timeouts at ``now`` (``_lock`` held: sends only, no waiting)."""
         cfg = self.config
-        with self._registry:
-            sessions = list(self._sessions)
-        for session in sessions:
+        for session in self._session_list():
             if session.conn.closed:
                 continue
             if session.account is None:

@@ -4,10 +4,12 @@ The rules live in sans-I/O modules: :mod:`.http` (the HTTP API on h11), websocke
 ``ServerProtocol`` (the websocket's frames), :mod:`.protocol`'s :class:`ServerConnectionState`
 (the stream-sea messages of one websocket) and :mod:`.groups` (the stream logs and consumer
 groups). This module is the network shell around them, on the kit's
-:class:`~actorwire.actors.tcpserver.TcpServer`: one actor per connection feeds its bytes to
-the connection's HTTP session and, once it upgrades (``GET /api/v1/streams``), to its
-websocket; every byte out goes through the connection's byte-bounded outbox, and a peer that
-stops reading is dropped (``max_outbox_bytes``, ``stall_deadline``), counted and logged.
+:class:`~actorwire.actors.embedded.EmbeddedTcpServer` (the lifecycle, the tick thread and
+the session registry around its :class:`~actorwire.actors.tcpserver.TcpServer`): one actor
+per connection feeds its bytes to the connection's HTTP session and, once it upgrades
+(``GET /api/v1/streams``), to its websocket; every byte out goes through the connection's
+byte-bounded outbox, and a peer that stops reading is dropped (``max_outbox_bytes``,
+``stall_deadline``), counted and logged.
 
 - **HTTP**: publish, define, schema and the versions vector, Basic auth on every request
   (secrets compared with ``hmac.compare_digest``), gzip or plain bodies (:mod:`.http`).
@@ -59,13 +61,11 @@ import hmac
 import json
 import logging
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 
 import jwt
 import structlog
@@ -76,14 +76,10 @@ from websockets.http11 import Request
 from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 
+from ...actors.embedded import EmbeddedTcpServer
 from ...actors.system import ActorSystem
-from ...actors.tcpserver import (
-    DEFAULT_MAX_OUTBOX_BYTES,
-    DEFAULT_STALL_DEADLINE,
-    ServerConnection,
-    TcpServer,
-)
-from ...actors.tls import StrPath, server_context
+from ...actors.tcpserver import DEFAULT_MAX_OUTBOX_BYTES, DEFAULT_STALL_DEADLINE, ServerConnection
+from ...actors.tls import StrPath
 from . import http
 from .config import StreamSeaConfig, load_config, schema_version
 from .groups import Dispatch, Groups, LimitError, Record, default_group
@@ -255,7 +251,7 @@ class _Api:
         return self._server.versions(names)
 
 
-class StreamSeaServer:
+class StreamSeaServer(EmbeddedTcpServer[_Session]):
     """The embedded stream-sea server (see the module's docstring); ``start()`` listens,
     ``stop()`` ends every connection and closes the store.
 
@@ -269,6 +265,12 @@ class StreamSeaServer:
     Control methods are thread-safe (never call them from the I/O loop). Counters in
     ``stats()`` run on across ``kill``.
     """
+
+    _name = "streamsea-server"
+    _noun = "the server"
+    _log = log
+    _listening_event = "stream-sea server listening"
+    _tick_failed_event = "stream-sea tick failed"
 
     def __init__(
         self,
@@ -285,15 +287,16 @@ class StreamSeaServer:
     ) -> None:
         if not isinstance(config, StreamSeaConfig):
             config = load_config(config)
-        if (certfile is None) != (keyfile is None):
-            given = "certfile" if keyfile is None else "keyfile"
-            raise ValueError(f"the server's TLS needs both certfile and keyfile; got only {given}")
+        super().__init__(
+            host,
+            port,
+            certfile=certfile,
+            keyfile=keyfile,
+            max_outbox_bytes=max_outbox_bytes,
+            stall_deadline=stall_deadline,
+            system=system,
+        )
         self.config = config
-        self.host = host
-        self._port = port
-        self._ssl = server_context(certfile, keyfile) if certfile and keyfile else None
-        self.max_outbox_bytes = max_outbox_bytes
-        self.stall_deadline = stall_deadline
         self.tick_interval = max(min(TICK, config.ping_interval / 4, config.auth_timeout / 4), 0.01)
         """Seconds between the checks for pings, timeouts and orphans."""
         self._api = _Api(self)
@@ -303,14 +306,8 @@ class StreamSeaServer:
                 key = load_pem_public_key(client.jwt_public_key.encode("utf-8"))
                 assert isinstance(key, RSAPublicKey)  # the config checked it
                 self._keys[client.id] = key
-        # Guards the groups, the schemas, the store and every session's protocol state.
-        # Taken by the connections' actors, the tick thread and the control methods; never
-        # by the I/O loop.
-        self._lock = threading.RLock()
-        # Guards only the registry of sessions (taken after _lock, never before it).
-        self._registry = threading.Condition(threading.Lock())
-        self._sessions: dict[_Session, None] = {}
-        self._connections = 0  # under _registry
+        # _lock (the base's) guards the groups, the schemas, the store and every session's
+        # protocol state.
         self._counters = dict.fromkeys(
             (
                 "publishes",
@@ -338,29 +335,12 @@ class StreamSeaServer:
                 log.warning(
                     "configured stream not defined", stream=definition.name, reason=str(exc)
                 )
-        self._system_arg = system
-        self._system: ActorSystem | None = None
-        self._tcp: TcpServer | None = None
-        self._ticker: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._stopped = False
-        self._control = threading.Lock()
 
     def __repr__(self) -> str:
         tls = ", tls" if self._ssl is not None else ""
         return f"StreamSeaServer({self.host}:{self.port}{tls}, store={self.store_path})"
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound port (the one asked for until started)."""
-        return self._port
-
-    @property
-    def tls(self) -> bool:
-        """True when the server speaks TLS (https and wss)."""
-        return self._ssl is not None
 
     @property
     def epoch(self) -> str:
@@ -381,79 +361,31 @@ class StreamSeaServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def start(self) -> Self:
-        """Listen, and start the tick thread; a no-op while running. Raises RuntimeError after
-        ``stop()`` (make a new server on the same store instead)."""
-        with self._control:
-            if self._tcp is not None:
-                return self
-            if self._stopped:
-                raise RuntimeError("StreamSeaServer.start: it was stopped; make a new one")
-            system = self._system_arg or ActorSystem(name="streamsea-server")
-            tcp = TcpServer(
-                system,
-                self._new_session,
-                host=self.host,
-                port=self._port,
-                ssl=self._ssl,
-                name="streamsea-server",
-                max_outbox_bytes=self.max_outbox_bytes,
-                stall_deadline=self.stall_deadline,
-            )
-            try:
-                tcp.start()
-            except BaseException:
-                if self._system_arg is None:
-                    system.shutdown(timeout=5)
-                raise
-            self._system, self._tcp = system, tcp
-            self._port = tcp.port
-            self._ticker = threading.Thread(
-                target=self._tick_loop, name="streamsea-server-tick", daemon=True
-            )
-            self._ticker.start()
-        log.info(
-            "stream-sea server listening",
-            address=self._authority(),
-            tls=self.tls,
-            epoch=self.epoch,
-            store=self.store_path,
-        )
-        return self
+    # -- the shell's hooks (see actors/embedded.py) --------------------------------------------
 
-    def stop(self) -> None:
-        """Stop listening, end every connection (each handled as a dropped one), stop the
-        tick thread and the server's own actor system, and close the store; idempotent."""
-        with self._control:
-            if self._stopped:
-                return
-            self._stopped = True
-            self._stopping.set()
-            ticker, tcp, system = self._ticker, self._tcp, self._system
-            self._ticker = self._tcp = self._system = None
-            try:
-                if ticker is not None:
-                    ticker.join()
-                if tcp is not None:
-                    tcp.stop()
-            finally:
-                if system is not None and self._system_arg is None:
-                    system.shutdown(timeout=5)
-                with self._lock:
-                    if self._store is not None:
-                        self._store.close()
-                        self._store = None
+    def _make_session(self, conn: ServerConnection) -> _Session:
+        return _Session(self, conn)
 
-    def __enter__(self) -> Self:
-        return self.start()
+    def _listening_fields(self) -> dict[str, Any]:
+        return {
+            "address": self._authority(),
+            "tls": self.tls,
+            "epoch": self.epoch,
+            "store": self.store_path,
+        }
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _own_stats(self) -> dict[str, int]:
+        out = dict(self._counters)
+        groups = self.groups.stats()
+        out["deliveries"] = groups.pop("dispatched")
+        out.update(groups)
+        out["websockets"] = sum(1 for s in self._session_list() if s.state is not None)
+        return out
 
     def stats(self) -> dict[str, int]:
         """Counters: ``publishes``, ``deliveries``, ``redelivered``, ``lost``,
@@ -462,21 +394,7 @@ class StreamSeaServer:
         connections' (``accepted``, ``dropped_overflow``, ``tls_failures``, ...),
         ``connections`` (ever opened), ``sessions`` (open now) and ``websockets`` (open
         websockets now)."""
-        tcp = self._tcp
-        with self._lock:
-            out = dict(self._counters)
-            groups = self.groups.stats()
-            out["deliveries"] = groups.pop("dispatched")
-            out.update(groups)
-            with self._registry:
-                sessions = list(self._sessions)
-            out["websockets"] = sum(1 for s in sessions if s.state is not None)
-        if tcp is not None:
-            out.update(tcp.stats.as_dict())
-        with self._registry:
-            out["connections"] = self._connections
-            out["sessions"] = len(self._sessions)
-        return out
+        return super().stats()
 
     # -- streams (thread-safe) --------------------------------------------------------------
 
@@ -699,12 +617,7 @@ class StreamSeaServer:
         close frame is sent; each websocket's subscriptions end as dropped ones. The logs
         and groups stay and the server listens on. Returns once the sessions have ended (or
         after ``timeout`` seconds)."""
-        with self._registry:
-            killed = list(self._sessions)
-        for session in killed:
-            session.conn.abort("killed by the test")
-        with self._registry:
-            self._registry.wait_for(lambda: not any(s in self._sessions for s in killed), timeout)
+        super().kill(timeout)
 
     def go_silent(self) -> None:
         """Write nothing to any websocket (no replies, deliveries, pings or pongs) until
@@ -722,9 +635,7 @@ class StreamSeaServer:
         """Send every authenticated websocket a text frame that is not JSON (even while
         silent)."""
         with self._lock:
-            with self._registry:
-                sessions = list(self._sessions)
-            for session in sessions:
+            for session in self._session_list():
                 ws, state = session.ws, session.state
                 if ws is None or state is None or state.state is not ServerState.AUTHENTICATED:
                     continue
@@ -734,22 +645,12 @@ class StreamSeaServer:
 
     # -- sessions -----------------------------------------------------------------------------
 
-    def _new_session(self, conn: ServerConnection) -> _Session:
-        """On the I/O loop: registry only (never ``_lock``)."""
-        session = _Session(self, conn)
-        with self._registry:
-            self._sessions[session] = None
-            self._connections += 1
-        return session
-
     def _on_closed(self, session: _Session, reason: str) -> None:
         with self._lock:
             if session.state is not None:
                 self._carry_out(session, session.state.connection_lost(), time.monotonic())
             self._log_notices()
-            with self._registry:
-                self._sessions.pop(session, None)
-                self._registry.notify_all()
+            self._unregister(session)
         log.debug("connection ended", peer=session.conn.peer, reason=reason)
 
     def _on_data(self, session: _Session, data: bytes) -> None:
@@ -1188,21 +1089,11 @@ class StreamSeaServer:
 
     # -- pings, timeouts and grace --------------------------------------------------------------
 
-    def _tick_loop(self) -> None:
-        while not self._stopping.wait(self.tick_interval):
-            try:
-                with self._lock:
-                    self._tick(time.monotonic())
-            except Exception as exc:  # the pings must go on
-                log.exception("stream-sea tick failed", error=repr(exc))
-
     def _tick(self, now: float) -> None:
         """Pings, ping timeouts, auth and credential deadlines, orphans' grace (``_lock``
         held: sends only, no waiting)."""
         cfg = self.config
-        with self._registry:
-            sessions = list(self._sessions)
-        for session in sessions:
+        for session in self._session_list():
             ws, state = session.ws, session.state
             if ws is None or state is None or session.closing or session.conn.closed:
                 continue
