@@ -569,3 +569,20 @@ def test_against_a_server_without_seqs_a_resume_counts_a_gap() -> None:
             assert stats["unknown_gaps"] == 1 and stats["missing_seq"] == 2
     finally:
         plain.stop()
+
+
+def test_a_server_silent_during_the_login_is_redialled_until_it_answers(
+    server: StreamSeaServer,
+) -> None:
+    define(server)
+    with StreamSeaConnection(**conn_kw(server, connect_timeout=0.5)) as conn:
+        _sub, got = _collect(conn, "boiler")
+        server.go_silent()
+        connects = conn.stats()["connects"]
+        server.kill()  # the client redials into a server that answers no authenticate
+        wait_until(lambda: conn.stats()["connects"] >= connects + 2, 10)  # login timed out
+        assert conn.state is not LinkState.CONNECTED
+        server.publish("boiler", message(5))
+        server.resume()
+        wait_until(lambda: conn.state is LinkState.CONNECTED, 10)
+        wait_until(lambda: got == [message(5)], 10)
