@@ -30,14 +30,19 @@ from actorwire.actors.link import (
     Ordering,
     Reply,
     Routed,
-    TcpTransport,
     Transport,
     Wiring,
+)
+from actorwire.actors.link.websocket import (
+    Alive,
+    Broken,
+    Ignored,
+    WebSocketTransport,
+    route_control,
 )
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
 from websockets.uri import WebSocketURI, parse_uri
 
 from .protocol import (
@@ -95,28 +100,6 @@ class _Out:
     send: Send
 
 
-# -- what a read gives route() ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Alive:
-    """A ping or pong: traffic, nothing to deliver."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Broken:
-    """The connection cannot go on (a message that does not parse, a protocol error)."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Ignored:
-    """A frame the client cannot use (binary): counted and logged, the connection goes on."""
-
-    reason: str
-
-
 class _WsCodec:
     """One connection's websocket protocol, feeding text messages to the adapter's (lasting)
     protocol state and sending what it answers."""
@@ -143,10 +126,10 @@ class _WsCodec:
                 continue  # the handshake's Response, read in open()
             opcode = event.opcode
             if opcode is Opcode.PING or opcode is Opcode.PONG:
-                out.append(_Alive())
+                out.append(Alive())
                 continue
             if opcode is Opcode.BINARY:
-                out.append(_Ignored(f"a binary message of {len(event.data)} bytes"))
+                out.append(Ignored(f"a binary message of {len(event.data)} bytes"))
                 continue
             if opcode is not Opcode.TEXT:
                 continue  # a close: websockets answers it, the read then ends
@@ -154,7 +137,7 @@ class _WsCodec:
                 results = state.receive(bytes(event.data).decode(), size=len(event.data))
             except (ProtocolError, UnicodeDecodeError) as exc:
                 self.broken = True
-                out.append(_Broken(f"kdb gateway: {exc}"))
+                out.append(Broken(f"kdb gateway: {exc}"))
                 break
             for item in results:
                 if type(item) is Send:
@@ -164,7 +147,7 @@ class _WsCodec:
         failure = proto.parser_exc
         if failure is not None and not self.broken:
             self.broken = True
-            out.append(_Broken(f"websocket protocol error: {failure}"))
+            out.append(Broken(f"websocket protocol error: {failure}"))
         return out
 
     def command(self, frame: Any) -> None:
@@ -197,9 +180,11 @@ class _WsCodec:
         return b"".join(self.proto.data_to_send())
 
 
-class GatewayTransport(TcpTransport):
-    """A websocket over the kit's TCP stream: the handshake (and the state's ``connect()``)
-    in ``open``, frames through :class:`_WsCodec`."""
+class GatewayTransport(WebSocketTransport):
+    """The kit's websocket transport with :class:`_WsCodec`: the token in the upgrade
+    request, a 401 refused for good, and the state's ``connect()`` once the handshake is done."""
+
+    peer_name = "the gateway"
 
     def __init__(self, adapter: GatewayAdapter, wiring: Wiring) -> None:
         super().__init__(
@@ -207,86 +192,32 @@ class GatewayTransport(TcpTransport):
         )
         self.gw_adapter = adapter
 
-    async def open(self) -> None:
-        await super().open()
+    def handshake_headers(self) -> dict[str, str]:
+        token = self.gw_adapter._token
+        return {} if token is None else {_SUBPROTOCOL: f"Bearer {token}"}
+
+    def handshake_refused(self, failure: Exception) -> Exception:
         adapter = self.gw_adapter
-        codec = self._ws()
-        proto = codec.proto
-        request = proto.connect()
-        if adapter._token is not None:
-            request.headers[_SUBPROTOCOL] = f"Bearer {adapter._token}"
-        proto.send_request(request)
-        self._flush(codec)
-        reader = self._reader_stream
-        assert reader is not None
-        while proto.handshake_exc is None:
-            data = await reader.read(self.read_size)
-            if not data:
-                raise ConnectionError("the gateway closed the connection during the handshake")
-            proto.receive_data(data)
-            if any(type(e) is Response for e in proto.events):
-                break
-        failure = proto.handshake_exc
-        if failure is not None:
-            if isinstance(failure, InvalidStatus) and failure.response.status_code in (401, 403):
-                body = failure.response.body.decode("utf-8", "replace").strip()[:200]
-                why = "no token was given" if adapter._token is None else "the token was refused"
-                raise AuthRefused(
-                    f"kdb gateway {adapter.host}:{adapter.port} answered HTTP "
-                    f"{failure.response.status_code} to the websocket handshake ({why}): {body}"
-                )
-            raise ConnectionError(f"websocket handshake refused: {failure}")
+        if isinstance(failure, InvalidStatus) and failure.response.status_code in (401, 403):
+            body = failure.response.body.decode("utf-8", "replace").strip()[:200]
+            why = "no token was given" if adapter._token is None else "the token was refused"
+            return AuthRefused(
+                f"kdb gateway {adapter.host}:{adapter.port} answered HTTP "
+                f"{failure.response.status_code} to the websocket handshake ({why}): {body}"
+            )
+        return super().handshake_refused(failure)
+
+    def opened(self, codec: Any) -> None:
         # A new connection: resubscribe everything (a resync for what was live before).
+        adapter = self.gw_adapter
         state = adapter.state
         codec._send(adapter._drop_forgotten())
         if state.state is not ClientState.DISCONNECTED:
             state.connection_lost()
         codec._send(state.connect())
-        self._flush(codec)
 
-    def _ws(self) -> _WsCodec:
-        codec = self._codec
-        assert isinstance(codec, _WsCodec)
-        return codec
-
-    def _flush(self, codec: _WsCodec) -> None:
-        data = codec.data_to_send()
-        writer = self._writer_stream
-        if data and writer is not None:
-            writer.write(data)
-
-    async def read(self) -> list[Any]:
-        reader, codec = self._reader_stream, self._ws()
-        assert reader is not None
-        while True:
-            data = await reader.read(self.read_size)
-            if not data:
-                codec.proto.receive_eof()
-                close = codec.proto.close_rcvd
-                why = f": {close.code} {close.reason}".rstrip() if close is not None else ""
-                raise EOFError(f"the gateway closed the connection{why}")
-            self.stats.bytes_in += len(data)
-            codec.receive_data(data)
-            events = codec.events()
-            self._flush(codec)  # pongs, and what the state answers
-            if events:
-                return events
-
-    async def write(self, frames: list[Any]) -> None:
-        writer = self._writer_stream
-        if writer is None:
-            raise ConnectionError("not connected")
-        codec = self._ws()
-        for frame in frames:
-            codec.command(frame)
-        data = codec.data_to_send()
-        if data:
-            writer.write(data)
-            await writer.drain()
-
-    async def close_connection(self) -> None:
+    def closed(self) -> None:
         self.gw_adapter.state.connection_lost()
-        await super().close_connection()
 
 
 class GatewayAdapter(LinkAdapter):
@@ -369,17 +300,11 @@ class GatewayAdapter(LinkAdapter):
         out = Routed()
         for item in frames:
             kind = type(item)
-            if kind is _Alive:
-                continue
             if kind is SnapResult:
                 out.replies.append(Reply(("snap", item.id), item.data))
             elif kind is SnapFailed:
                 out.replies.append(Reply(("snap", item.id), error=item.error))
-            elif kind is _Broken:
-                out.errors.append((item.reason, True))
-            elif kind is _Ignored:
-                out.errors.append((item.reason, False))
-            else:
+            elif not route_control(item, out):
                 out.data.append((item.key, None, item))
         return out
 

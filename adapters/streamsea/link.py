@@ -36,13 +36,18 @@ from actorwire.actors.link import (
     LinkAdapter,
     Ordering,
     Routed,
-    TcpTransport,
     Transport,
     Wiring,
 )
+from actorwire.actors.link.websocket import (
+    Alive,
+    Broken,
+    Ignored,
+    WebSocketTransport,
+    route_control,
+)
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
 from websockets.uri import WebSocketURI
 
 from .protocol import (
@@ -99,27 +104,8 @@ class _Ping:
 
 
 @dataclass(frozen=True, slots=True)
-class _Alive:
-    """A ping or pong: traffic, nothing to deliver."""
-
-
-@dataclass(frozen=True, slots=True)
 class _Refused:
     """The server refused the credentials."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Broken:
-    """The connection cannot go on (a message that does not parse, a protocol error)."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Ignored:
-    """A frame the client cannot use (binary): counted and logged, the connection goes on."""
 
     reason: str
 
@@ -189,7 +175,7 @@ class _WsCodec:
                 try:
                     items.append(buf[pos + head : end].decode())
                 except UnicodeDecodeError:
-                    items.append(_Broken("a text frame that is not UTF-8"))
+                    items.append(Broken("a text frame that is not UTF-8"))
             else:
                 proto.receive_data(bytes(buf[pos:end]))
                 items.extend(proto.events_received())
@@ -218,26 +204,26 @@ class _WsCodec:
                     data, self.fragments = b"".join(self.fragments), []
                     if opcode is Opcode.CONT and self.binary:
                         self.binary = False
-                        out.append(_Ignored(f"a binary message of {len(data)} bytes"))
+                        out.append(Ignored(f"a binary message of {len(data)} bytes"))
                         continue
                     try:
                         text = data.decode()
                     except UnicodeDecodeError:  # websockets checks UTF-8 as well
                         self.broken = True
-                        out.append(_Broken("a text message that is not UTF-8"))
+                        out.append(Broken("a text message that is not UTF-8"))
                         break
                 elif opcode is Opcode.PING or opcode is Opcode.PONG:
-                    out.append(_Alive())
+                    out.append(Alive())
                     continue
                 else:
                     if opcode is Opcode.BINARY:
                         if event.fin:
-                            out.append(_Ignored(f"a binary frame of {len(event.data)} bytes"))
+                            out.append(Ignored(f"a binary frame of {len(event.data)} bytes"))
                         else:
                             self.binary = True  # its continuations are dropped with it
                             self.fragments.append(bytes(event.data))
                     continue
-            elif kind is _Broken:
+            elif kind is Broken:
                 self.broken = True
                 out.append(event)
                 break
@@ -251,7 +237,7 @@ class _WsCodec:
                 break
             except ProtocolError as exc:
                 self.broken = True
-                out.append(_Broken(str(exc)))
+                out.append(Broken(str(exc)))
                 break
             for item in results:
                 if type(item) is Delivered:
@@ -263,7 +249,7 @@ class _WsCodec:
         failure = proto.parser_exc
         if failure is not None and not self.broken:
             self.broken = True
-            out.append(_Broken(f"websocket protocol error: {failure}"))
+            out.append(Broken(f"websocket protocol error: {failure}"))
         return out
 
     def command(self, frame: Any) -> None:
@@ -298,11 +284,9 @@ class _WsCodec:
         return b"".join(self.proto.data_to_send())
 
 
-class StreamSeaTransport(TcpTransport):
-    """A websocket over the kit's TCP stream: handshake in ``open``, frames through
-    :class:`_WsCodec`, answers (pongs, resubscribes) written as they are read."""
-
-    handshake_timeout = 10.0
+class StreamSeaTransport(WebSocketTransport):
+    """The kit's websocket transport with :class:`_WsCodec`; the protocol state learns when
+    a connection ends."""
 
     def __init__(self, adapter: StreamSeaAdapter, wiring: Wiring) -> None:
         super().__init__(
@@ -310,67 +294,8 @@ class StreamSeaTransport(TcpTransport):
         )
         self.ws_adapter = adapter
 
-    async def open(self) -> None:
-        await super().open()
-        codec = self._ws()
-        proto = codec.proto
-        proto.send_request(proto.connect())
-        self._flush(codec)
-        reader = self._reader_stream
-        assert reader is not None
-        while proto.handshake_exc is None:
-            data = await reader.read(self.read_size)
-            if not data:
-                raise ConnectionError("the server closed the connection during the handshake")
-            proto.receive_data(data)
-            if any(type(e) is Response for e in proto.events):
-                break
-        if proto.handshake_exc is not None:
-            raise ConnectionError(f"websocket handshake refused: {proto.handshake_exc}")
-
-    def _ws(self) -> _WsCodec:
-        codec = self._codec
-        assert isinstance(codec, _WsCodec)
-        return codec
-
-    def _flush(self, codec: _WsCodec) -> None:
-        data = codec.data_to_send()
-        writer = self._writer_stream
-        if data and writer is not None:
-            writer.write(data)
-
-    async def read(self) -> list[Any]:
-        reader, codec = self._reader_stream, self._ws()
-        assert reader is not None
-        while True:
-            data = await reader.read(self.read_size)
-            if not data:
-                codec.proto.receive_eof()
-                close = codec.proto.close_rcvd
-                why = f": {close.code} {close.reason}".rstrip() if close is not None else ""
-                raise EOFError(f"the server closed the connection{why}")
-            self.stats.bytes_in += len(data)
-            codec.receive_data(data)
-            events = codec.events()
-            self._flush(codec)  # pongs, and what the state answers (resubscribes)
-            if events:
-                return events
-
-    async def write(self, frames: list[Any]) -> None:
-        writer = self._writer_stream
-        if writer is None:
-            raise ConnectionError("not connected")
-        codec = self._ws()
-        for frame in frames:
-            codec.command(frame)
-        data = codec.data_to_send()
-        if data:
-            writer.write(data)
-            await writer.drain()
-
-    async def close_connection(self) -> None:
+    def closed(self) -> None:
         self.ws_adapter.state.connection_lost()
-        await super().close_connection()
 
 
 class StreamSeaAdapter(LinkAdapter):
@@ -455,17 +380,11 @@ class StreamSeaAdapter(LinkAdapter):
             kind = type(item)
             if kind is Delivered:  # the hot path
                 data.append((item.key, None, item))
-            elif kind is _Alive:
-                continue
             elif kind is _AuthOk:
                 out.control.append(Authenticated())
             elif kind is _Refused:
                 out.control.append(AuthFailed(item.reason))
-            elif kind is _Broken:
-                out.errors.append((item.reason, True))
-            elif kind is _Ignored:
-                out.errors.append((item.reason, False))
-            else:
+            elif not route_control(item, out):
                 data.append((item.key, None, item))
         return out
 

@@ -86,7 +86,7 @@ def test_lengths_of_16_and_64_bits_and_pings_between() -> None:
     )
     out = codec.events()
     kinds = [type(x).__name__ for x in out]
-    assert kinds == ["Delivered", "_Alive", "Delivered", "Delivered"]
+    assert kinds == ["Delivered", "Alive", "Delivered", "Delivered"]
     assert [x.payload for x in out if type(x) is Delivered] == [medium, large, {"n": 3}]
     # websockets answered the ping with a pong (masked, as a client's frames are).
     sent = b"".join(codec.proto.data_to_send())
