@@ -413,8 +413,10 @@ def test_heartbeat_loss_fails_pending_calls_and_recovers(
     assert states.states()[-1] is KernelState.DEAD
     started = time.monotonic()
     with pytest.raises(KernelDeadError, match="DEAD"):
-        client.execute("1+1")
-    assert time.monotonic() - started < 1.0  # at once, not at a timeout
+        client.execute("1+1", timeout=30)
+    # At once, not at the timeout: a KernelDeadError long before the 30 s (a loaded CI
+    # machine can take a second to get there).
+    assert time.monotonic() - started < 15
 
     fake.answering.set()
     fake.beating.set()
