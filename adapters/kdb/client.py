@@ -28,8 +28,10 @@ from actorwire.actors.callbacks import user_callback
 from actorwire.actors.link import Link, LinkState
 from actorwire.actors.tls import client_context
 
+from . import qipc
 from .link import DEFAULT_MAX_MESSAGE_SIZE, GatewayAdapter, SnapCall
 from .protocol import (
+    JSON,
     GatewayError,
     Subscribed,
     SubscriptionError,
@@ -217,13 +219,12 @@ class GatewayClient:
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         system: ActorSystem | None = None,
     ) -> None:
+        if protocol not in ("json", "qipc"):
+            raise ValueError(f"kdb: protocol must be 'json' or 'qipc', got {protocol!r}")
         if protocol == "qipc":
-            raise NotImplementedError(
-                "kdb: protocol='qipc' needs the kdb-qipc extra, which is not built yet; "
-                "use protocol='json'"
-            )
-        if protocol != "json":
-            raise ValueError(f"kdb: protocol must be 'json' (or 'qipc'), got {protocol!r}")
+            if not qipc.available():
+                raise ImportError(f"kdb: protocol='qipc': {qipc.missing_reason()}")
+            qipc.load()  # here, not on the I/O loop at the first message
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             raise ValueError(f"kdb: url must be a ws:// or wss:// URL, got {url!r}")
         self.url = url
@@ -269,6 +270,7 @@ class GatewayClient:
                     token=self._token,
                     ssl_context=ssl,
                     max_message_size=self._max_message_size,
+                    codec=qipc.QIPC if self.protocol == "qipc" else JSON,
                 )
                 router = system.spawn(
                     _Router,

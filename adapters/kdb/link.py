@@ -9,9 +9,10 @@ by subsnap (a resync: the new snapshot replaces what the old connection had).
 The transport speaks websockets' sans-I/O ``ClientProtocol`` over the kit's TCP stream.
 ``open`` makes the handshake with the token in the raw header ``Sec-WebSocket-Protocol:
 Bearer <token>`` (websockets would refuse it as a subprotocol: it has a space) and the
-query ``?in=json&out=json``; an HTTP 401 is :class:`AuthRefused` (the link goes FAILED, no
-redial). Snaps are ``Link.call(SnapCall(...))``; what reaches the link's consumer, keyed by
-the subscription's key, is :class:`~.protocol.Subscribed`, :class:`~.protocol.Update`,
+query ``?in=json&out=json`` (or ``qipc``: binary frames, see :mod:`.qipc`); an HTTP 401
+is :class:`AuthRefused` (the link goes FAILED, no redial). Snaps are
+``Link.call(SnapCall(...))``; what reaches the link's consumer, keyed by the subscription's
+key, is :class:`~.protocol.Subscribed`, :class:`~.protocol.Update`,
 :class:`~.protocol.SubscriptionError` and :class:`~.protocol.Unsubscribed`. The heartbeat
 is the websocket's ping. The token never appears in reprs, logs or errors.
 """
@@ -46,8 +47,10 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
 from .protocol import (
+    JSON,
     ClientConnectionState,
     ClientState,
+    Codec,
     ProtocolError,
     Send,
     SnapFailed,
@@ -104,12 +107,13 @@ class _WsCodec:
     """One connection's websocket protocol, feeding text messages to the adapter's (lasting)
     protocol state and sending what it answers."""
 
-    __slots__ = ("adapter", "broken", "proto")
+    __slots__ = ("adapter", "binary", "broken", "proto")
 
     def __init__(self, adapter: GatewayAdapter) -> None:
         self.adapter = adapter
         self.proto = ClientProtocol(adapter.uri, max_size=adapter.max_message_size)
         self.broken = False
+        self.binary = adapter.codec.binary
 
     def receive_data(self, data: bytes) -> None:
         self.proto.receive_data(data)
@@ -128,13 +132,16 @@ class _WsCodec:
             if opcode is Opcode.PING or opcode is Opcode.PONG:
                 out.append(Alive())
                 continue
-            if opcode is Opcode.BINARY:
-                out.append(Ignored(f"a binary message of {len(event.data)} bytes"))
-                continue
-            if opcode is not Opcode.TEXT:
+            if opcode is not Opcode.TEXT and opcode is not Opcode.BINARY:
                 continue  # a close: websockets answers it, the read then ends
+            if (opcode is Opcode.BINARY) is not self.binary:
+                kind = "binary" if opcode is Opcode.BINARY else "text"
+                out.append(Ignored(f"a {kind} message of {len(event.data)} bytes"))
+                continue
             try:
-                results = state.receive(bytes(event.data).decode(), size=len(event.data))
+                raw = bytes(event.data)
+                frame = raw if self.binary else raw.decode()
+                results = state.receive(frame, size=len(raw))
             except (ProtocolError, UnicodeDecodeError) as exc:
                 self.broken = True
                 out.append(Broken(f"kdb gateway: {exc}"))
@@ -174,7 +181,11 @@ class _WsCodec:
                 self._send_one(item)
 
     def _send_one(self, item: Send) -> None:
-        self.proto.send_text(encode(item.message).encode())
+        frame = encode(item.message, self.adapter.codec)
+        if isinstance(frame, str):
+            self.proto.send_text(frame.encode())
+        else:
+            self.proto.send_binary(frame)
 
     def data_to_send(self) -> bytes:
         return b"".join(self.proto.data_to_send())
@@ -222,8 +233,8 @@ class GatewayTransport(WebSocketTransport):
 
 class GatewayAdapter(LinkAdapter):
     """kdb Insights gateway hooks for a Link. ``url`` is the websocket's (``ws://`` or
-    ``wss://``; ``in``/``out`` are set to json); ``token`` rides in the handshake and stays
-    out of reprs and logs."""
+    ``wss://``; ``in``/``out`` are set to ``codec``'s name: json, or qipc with
+    :data:`~.qipc.QIPC`); ``token`` rides in the handshake and stays out of reprs and logs."""
 
     ordering = Ordering.LATEST  # events come unsequenced, delivered as they are
 
@@ -234,12 +245,14 @@ class GatewayAdapter(LinkAdapter):
         token: str | None = None,
         ssl_context: SSLContext | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        codec: Codec = JSON,
     ) -> None:
         parsed = parse_uri(url)
         if parsed.secure and ssl_context is None:
             raise ValueError(f"kdb: {url!r} is wss: pass an ssl_context")
+        self.codec: Codec = codec
         query = [(k, v) for k, v in parse_qsl(parsed.query) if k not in ("in", "out")]
-        query += [("in", "json"), ("out", "json")]
+        query += [("in", codec.name), ("out", codec.name)]
         self.uri = WebSocketURI(
             parsed.secure, parsed.host, parsed.port, parsed.path, urlencode(query)
         )
@@ -248,7 +261,7 @@ class GatewayAdapter(LinkAdapter):
         self.ssl = ssl_context
         self.max_message_size = max_message_size
         self._token = token
-        self.state = ClientConnectionState(max_size=max_message_size)
+        self.state = ClientConnectionState(codec=codec, max_size=max_message_size)
         """The connection's protocol state, on the I/O loop only."""
         self._lock = threading.Lock()
         self._specs: dict[Hashable, tuple[str, SubTopic | None, bool]] = {}

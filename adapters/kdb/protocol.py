@@ -6,7 +6,8 @@ holds no sockets and no clocks:
 
 - the messages, frozen dataclasses; :func:`to_dict` and :func:`from_dict` turn them into and
   out of plain dicts (the wire's names), and a :class:`Codec` turns those dicts into frames
-  and back: :data:`JSON` (text frames, ``?in=json&out=json``) here, qipc through pykx later;
+  and back: :data:`JSON` (text frames, ``?in=json&out=json``) here, :data:`.qipc.QIPC`
+  (binary q IPC frames through pykx) in :mod:`.qipc`;
 - :class:`ErrorCode`, every error code of the spec, and :class:`GatewayError`;
 - :func:`split_message` and :func:`encode_frames`, which cut a large snapshot or update into
   chunks under a frame limit (actorwire's extension, below);
@@ -514,9 +515,10 @@ def _frame_size(frame: str | bytes | bytearray | memoryview) -> int:
 
 class Codec(Protocol):
     """How message dicts (:func:`to_dict`) become frames and back, for the query string's
-    ``in``/``out`` value :attr:`name`."""
+    ``in``/``out`` value :attr:`name`; :attr:`binary` frames or text frames."""
 
     name: str
+    binary: bool
 
     def dumps(self, obj: dict[str, Any]) -> str | bytes:
         """The frame of ``obj``; ValueError or TypeError when a value cannot be sent."""
@@ -551,6 +553,7 @@ class JsonCodec:
     (no NaN or Infinity either way)."""
 
     name: str = "json"
+    binary: bool = False
 
     def __repr__(self) -> str:
         return "JSON"

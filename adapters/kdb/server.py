@@ -7,8 +7,9 @@ shell around them, on the kit's :class:`~actorwire.actors.embedded.EmbeddedTcpSe
 actor per connection feeds its bytes to the connection's ``ServerProtocol``; every byte out
 goes through the connection's byte-bounded outbox, and a peer that stops reading is dropped.
 
-- **Handshake**: any path; the query string's ``in`` and ``out`` are ``json`` (the default);
-  ``qipc`` is refused with HTTP 400 (it needs the kdb-qipc extra, not built yet). The token
+- **Handshake**: any path; the query string's ``in`` and ``out`` are ``json`` (the default,
+  text frames) or ``qipc`` (binary q IPC frames, :mod:`.qipc`; with pykx installed, the
+  ``kdb-qipc`` extra, else refused with HTTP 400 saying so), each on its own. The token
   rides in ``Sec-WebSocket-Protocol: Bearer <token>``: it is read and checked here (401 for a
   wrong or missing one, unless the config turns auth off) and the header is taken out of the
   request before websockets' negotiation sees it (a value with a space is no subprotocol: it
@@ -20,9 +21,10 @@ goes through the connection's byte-bounded outbox, and a peer that stops reading
   encoded once (chunked when large) and sent to its connection.
 - **Liveness**: every websocket is pinged every ``ping_interval`` seconds and closed (1011)
   after ``ping_timeout`` seconds without a byte from it.
-- **Bad input** (a binary frame, a frame that is not JSON, one over ``max_message_size``, a
-  broken frame) is counted (``protocol_errors``) and logged with the peer's address; the
-  connection is answered and closed as the protocol says, never the server.
+- **Bad input** (a frame of the wrong kind, one that does not decode, one over
+  ``max_message_size``, a broken frame) is counted (``protocol_errors``) and logged with the
+  peer's address; the connection is answered and closed as the protocol says, never the
+  server.
 
 Faults, for tests (thread-safe): ``kill()``, ``go_silent()``/``resume()``,
 ``send_garbage()``.
@@ -47,10 +49,12 @@ from ...actors.embedded import EmbeddedTcpServer
 from ...actors.system import ActorSystem
 from ...actors.tcpserver import DEFAULT_STALL_DEADLINE, ServerConnection
 from ...actors.tls import StrPath
+from . import qipc
 from .config import GatewayConfig, load_config
 from .protocol import (
     JSON,
     Close,
+    Codec,
     DataMessage,
     ErrorCode,
     GatewayConnectionState,
@@ -74,7 +78,7 @@ DEFAULT_PORT = 8500
 """The port ``actorwire serve kdb`` listens on unless told otherwise."""
 TICK = 0.25
 """Most seconds between the checks for due updates, pings and timeouts."""
-GARBAGE = b"this is not JSON: a fault injected by send_garbage()"
+GARBAGE = b"this is not JSON nor q IPC: a fault injected by send_garbage()"
 """The text frame ``send_garbage`` sends."""
 PING_TIMEOUT_CLOSE = 1011
 """Close code for a websocket silent past ``ping_timeout``."""
@@ -83,7 +87,6 @@ PING_TIMEOUT_CLOSE = 1011
 _WS_LOGGER = logging.getLogger("actorwire.kdb.websockets")
 _WS_LOGGER.setLevel(logging.WARNING)
 _SUBPROTOCOL = "Sec-WebSocket-Protocol"
-_FORMATS = ("json", "qipc")
 
 
 class _Session:
@@ -93,6 +96,7 @@ class _Session:
     __slots__ = (
         "binary",
         "closing",
+        "codec_out",
         "conn",
         "fragments",
         "fragments_size",
@@ -109,6 +113,7 @@ class _Session:
         self.conn = conn
         self.ws = ServerProtocol(max_size=server.config.max_message_size, logger=_WS_LOGGER)
         self.state: GatewayConnectionState | None = None  # once the handshake is accepted
+        self.codec_out: Codec = JSON  # ?out=
         self.fragments: list[bytes] | None = None  # a message arriving in fragments
         self.fragments_size = 0
         self.binary = False  # the message arriving in fragments is binary
@@ -176,6 +181,11 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
         # Timestamp columns by topic: JSON carries them as ISO 8601 text.
         self._timestamps = {
             spec.name: tuple(c.name for c in spec.columns if c.type == "timestamp")
+            for spec in config.topics
+        }
+        # String columns by topic: qipc carries them as q strings (char vectors).
+        self._strings = {
+            spec.name: tuple(c.name for c in spec.columns if c.type == "string")
             for spec in config.topics
         }
         self._subs: dict[str, tuple[_Session, Subscribe]] = {}  # live subscriptions by UUID
@@ -286,7 +296,10 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
             for session in self._session_list():
                 if session.state is None or session.closing or session.ws.state is not OPEN:
                     continue
-                session.ws.send_text(GARBAGE)
+                if session.codec_out.binary:
+                    session.ws.send_binary(GARBAGE)
+                else:
+                    session.ws.send_text(GARBAGE)
                 self._flush(session, force=True)
 
     # -- sessions -----------------------------------------------------------------------------
@@ -354,9 +367,9 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
             )
             refusal.headers["WWW-Authenticate"] = 'Bearer realm="kdb-insights"'
         else:
-            problem = _query_problem(request.path)
-            if problem is not None:
-                refusal = ws.reject(400, problem + "\n")
+            formats = _formats(request.path)
+            if isinstance(formats, str):
+                refusal = ws.reject(400, formats + "\n")
         if refusal is not None:
             self._counters["handshake_refusals"] += 1
             log.info(
@@ -384,11 +397,13 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
             self._flush(session, force=True)
             session.conn.close()
             return
+        assert not isinstance(formats, str)
         topics = self.topics
         cfg = self.config
+        session.codec_out = formats[1]
         session.state = GatewayConnectionState(
             lambda t: topics.key_columns(t) if topics.exists(t) else None,
-            codec=JSON,
+            codec=formats[0],
             max_size=cfg.max_message_size,
             max_subscriptions=cfg.max_subscriptions,
         )
@@ -493,8 +508,10 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
 
     def _snap(self, session: _Session, action: Snap) -> None:
         try:
-            data = self._wire(action.topic, self.topics.snapshot(action.topic, action.filter))
-            frames = self._frames(action.reply(data))
+            data = self._wire(
+                action.topic, self.topics.snapshot(action.topic, action.filter), session
+            )
+            frames = self._frames(session, action.reply(data))
         except (TopicError, ValueError) as exc:
             self._refuse(session, action, exc)
             return
@@ -511,12 +528,14 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
         try:
             if action.with_snapshot:
                 # Under _lock, like the tick: no update falls between this and the next.
-                data = self._wire(action.topic, self.topics.snapshot(action.topic, action.filter))
+                data = self._wire(
+                    action.topic, self.topics.snapshot(action.topic, action.filter), session
+                )
                 reply = action.reply(data)
                 assert isinstance(reply, SubsnappedReply)
-                frames = self._frames(reply)
+                frames = self._frames(session, reply)
             else:
-                frames = [encode(action.reply()).encode("utf-8")]
+                frames = [_bytes(encode(action.reply(), session.codec_out))]
         except ValueError as exc:
             self.topics.unsubscribe(sid)
             self._refuse(session, action, exc)
@@ -525,23 +544,33 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
         self._counters["subscribes"] += 1
         self._send_frames(session, frames)
 
-    def _frames(self, message: DataMessage) -> list[bytes]:
-        frames = encode_frames(message, self.config.snap_chunk_bytes, JSON)
-        return [f.encode("utf-8") if isinstance(f, str) else f for f in frames]
+    def _frames(self, session: _Session, message: DataMessage) -> list[bytes]:
+        frames = encode_frames(message, self.config.snap_chunk_bytes, session.codec_out)
+        return [_bytes(f) for f in frames]
 
     def _send(self, session: _Session, message: Any) -> None:
-        self._send_frames(session, [encode(message).encode("utf-8")])
+        self._send_frames(session, [_bytes(encode(message, session.codec_out))])
 
     def _send_frames(self, session: _Session, frames: list[bytes]) -> None:
         ws = session.ws
         if ws.state is not OPEN or session.closing:
             return
+        send = ws.send_binary if session.codec_out.binary else ws.send_text
         for frame in frames:
-            ws.send_text(frame)
+            send(frame)
         self._counters["frames_sent"] += len(frames)
 
-    def _wire(self, topic: str, data: Columns) -> Columns:
-        """``data`` as JSON carries it: timestamps as ISO 8601 text."""
+    def _wire(self, topic: str, data: Columns, session: _Session | None = None) -> Columns:
+        """``data`` as the session's ``out`` format carries it: JSON, timestamps as ISO
+        8601 text; qipc, timestamps as q timestamps and string columns as q strings."""
+        if session is not None and session.codec_out.binary:
+            import numpy as np  # noqa: PLC0415 - qipc only (pykx brings numpy)
+
+            for column in self._timestamps.get(topic, ()):
+                data[column] = [np.datetime64(v, "ns") for v in data[column]]
+            for column in self._strings.get(topic, ()):
+                data[column] = [v.encode("utf-8") for v in data[column]]
+            return data
         for column in self._timestamps.get(topic, ()):
             data[column] = [format_timestamp(v) for v in data[column]]
         return data
@@ -582,7 +611,7 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
                 continue
             session, sub = entry
             try:
-                frames = self._frames(sub.update(self._wire(sub.topic, data)))
+                frames = self._frames(session, sub.update(self._wire(sub.topic, data, session)))
             except ValueError as exc:  # a row alone over snap_chunk_bytes
                 log.error(
                     "update not sent", peer=session.conn.peer, subscription=sid, error=str(exc)
@@ -630,19 +659,29 @@ def _bearer(request: Request) -> tuple[str | None, bool]:
     return None, bool(values)
 
 
-def _query_problem(path: str) -> str | None:
-    """What is wrong with the request's ``in``/``out`` query parameters, or None."""
+def _formats(path: str) -> tuple[Codec, Codec] | str:
+    """The codecs the request's ``in`` and ``out`` query parameters name (json when
+    absent), or what is wrong with them."""
     query = parse_qs(urlsplit(path).query, keep_blank_values=True)
+    out: list[Codec] = []
     for name in ("in", "out"):
-        for value in query.get(name, []):
-            if value == "qipc":
-                return (
-                    f"{name}=qipc: qipc messages need the kdb-qipc extra, which is not built "
-                    "yet; use in=json&out=json"
-                )
-            if value not in _FORMATS:
-                return f"{name}={value[:40]!r}: expected 'json' (or 'qipc', not built yet)"
-    return None
+        values = query.get(name, ["json"])
+        if len(set(values)) > 1:
+            return f"{name} is given {len(values)} times, differently: give it once"
+        value = values[0]
+        if value == "qipc":
+            if not qipc.available():
+                return f"{name}=qipc: {qipc.missing_reason()}; or use json"
+            out.append(qipc.QIPC)
+        elif value == "json":
+            out.append(JSON)
+        else:
+            return f"{name}={value[:40]!r}: expected 'json' or 'qipc'"
+    return out[0], out[1]
+
+
+def _bytes(frame: str | bytes) -> bytes:
+    return frame.encode("utf-8") if isinstance(frame, str) else frame
 
 
 def _refusal(action: Send) -> Any:

@@ -185,9 +185,17 @@ def test_wrong_token_fails_once_with_a_clear_reason(gateway: GatewayServer) -> N
     assert gateway.stats()["auth_failures"] == 1  # no redial
 
 
-def test_qipc_is_not_built() -> None:
-    with pytest.raises(NotImplementedError, match="qipc"):
+def test_qipc_without_pykx_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actorwire.adapters.kdb import qipc
+
+    monkeypatch.setattr(qipc, "available", lambda: False)
+    with pytest.raises(ImportError, match=r"pip install 'actorwire\[kdb-qipc\]'"):
         GatewayClient("ws://127.0.0.1:1/", TOKEN, protocol="qipc")
+
+
+def test_protocol_is_json_or_qipc() -> None:
+    with pytest.raises(ValueError, match="'json' or 'qipc', got 'xml'"):
+        GatewayClient("ws://127.0.0.1:1/", TOKEN, protocol="xml")
 
 
 @pytest.mark.timeout(30)

@@ -397,12 +397,11 @@ def test_any_path_and_the_default_formats(server: GatewayServer) -> None:
 @pytest.mark.parametrize(
     ("query", "text"),
     [
-        ("?in=qipc&out=json", b"in=qipc: qipc messages need the kdb-qipc extra"),
-        ("?in=json&out=qipc", b"out=qipc: qipc messages need the kdb-qipc extra"),
-        ("?out=xml", b"out='xml': expected 'json'"),
+        ("?out=xml", b"out='xml': expected 'json' or 'qipc'"),
+        ("?in=json&in=qipc", b"in is given 2 times, differently"),
     ],
 )
-def test_query_formats_other_than_json_are_400(
+def test_query_formats_other_than_json_or_qipc_are_400(
     server: GatewayServer, query: str, text: bytes
 ) -> None:
     async def go() -> Response:
@@ -413,6 +412,26 @@ def test_query_formats_other_than_json_are_400(
 
     response = run(go())
     assert response.status_code == 400 and text in response.body
+
+
+@pytest.mark.parametrize("query", ["?in=qipc&out=json", "?in=json&out=qipc"])
+def test_qipc_without_pykx_is_400_saying_what_to_install(
+    server: GatewayServer, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorwire.adapters.kdb import qipc
+
+    monkeypatch.setattr(qipc, "available", lambda: False)
+
+    async def go() -> Response:
+        with pytest.raises(InvalidStatus) as info:
+            async with client(server, query=query):
+                pass
+        return info.value.response
+
+    response = run(go())
+    assert response.status_code == 400
+    assert b"qipc messages need pykx" in response.body
+    assert b"pip install 'actorwire[kdb-qipc]'" in response.body
 
 
 def test_tls(servers: Callable[..., GatewayServer], tmp_path: Path) -> None:
