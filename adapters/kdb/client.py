@@ -27,6 +27,7 @@ from actorwire.actors import Actor, ActorSystem, Address, Backoff, Mailbox, Pinn
 from actorwire.actors.callbacks import user_callback
 from actorwire.actors.link import Link, LinkState
 from actorwire.actors.tls import client_context
+from actorwire.actors.twins import await_future, twin
 
 from . import qipc
 from .link import DEFAULT_MAX_MESSAGE_SIZE, GatewayAdapter, SnapCall
@@ -99,6 +100,8 @@ class Subscription:
         self.resyncs = 0
         self.errors = 0
         self.gateway_errors = 0
+        self.last_gateway_error: GatewayError | None = None
+        """The latest error the gateway sent on this live subscription."""
         self.address: Address | None = None
 
     def __repr__(self) -> str:
@@ -132,9 +135,11 @@ class Subscription:
                 self._finish(item.error)
             else:
                 self.gateway_errors += 1
+                self.last_gateway_error = item.error
                 log.warning(
                     "gateway error on a subscription", topic=self.topic, error=str(item.error)
                 )
+                self._client._gateway_error(item.error, self)
         elif kind is Unsubscribed:
             self._finish(None)
 
@@ -198,7 +203,13 @@ class GatewayClient:
     token). ``open()`` (or ``with``) connects; it raises
     PermissionError when the gateway refuses the token, ConnectionError when it cannot be
     reached within ``connect_timeout``. Redials use ``backoff`` (``max_attempts`` None: for
-    ever); ``state_listener(state, reason)`` hears every link state change.
+    ever); ``state_listener(state, reason)`` hears every link state change;
+    ``error_listener(error, subscription)`` hears each :class:`GatewayError` the gateway
+    sends on a live subscription (it stays live; the error is also logged and counted in
+    ``subscription.gateway_errors``).
+
+    Every blocking call has an awaitable twin: ``aopen``, ``asnap``, ``asubscribe``,
+    ``asubsnap``, ``aunsubscribe``, ``aclose``, and ``async with``.
     """
 
     _keys = itertools.count(1)
@@ -214,6 +225,7 @@ class GatewayClient:
         backoff: Backoff | None = None,
         max_attempts: int | None = None,
         state_listener: Callable[[LinkState, str], Any] | None = None,
+        error_listener: Callable[[GatewayError, Subscription], Any] | None = None,
         ca_file: str | None = None,
         connect_timeout: float = 10.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -235,6 +247,8 @@ class GatewayClient:
         self._backoff = backoff
         self._max_attempts = max_attempts
         self._listener = state_listener
+        self._error_listener = error_listener
+        self._gateway_errors = 0
         self._ca_file = ca_file
         self._max_message_size = max_message_size
         self._system_arg = system
@@ -330,6 +344,17 @@ class GatewayClient:
     def __enter__(self) -> Self:
         return self.open()
 
+    async def __aenter__(self) -> Self:
+        return await self.aopen()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -376,9 +401,20 @@ class GatewayClient:
         if self._listener is not None:
             self._listener(state, why)
 
+    def _gateway_error(self, error: GatewayError, sub: Subscription) -> None:
+        self._gateway_errors += 1
+        listener = self._error_listener
+        if listener is None:
+            return
+        try:
+            listener(error, sub)
+        except Exception:  # a listener's bug must not stop the router
+            log.exception("error_listener raised", topic=sub.topic)
+
     def stats(self) -> dict[str, Any]:
         """Counters: the link's (``connects``, ``frames_in``, ...), the protocol state's
-        ``connections``, ``late`` and ``next_id``, and ``subscriptions``."""
+        ``connections``, ``late`` and ``next_id``, ``subscriptions`` (live) and
+        ``gateway_errors`` (errors on live subscriptions)."""
         out: dict[str, Any] = {"state": self.state.value if self.state else None}
         link, adapter = self._link, self.adapter
         if link is not None:
@@ -387,6 +423,7 @@ class GatewayClient:
             s = adapter.state
             out.update(connections=s.connections, late=s.late, next_id=s.next_id)
         out["subscriptions"] = len(self._subs)
+        out["gateway_errors"] = self._gateway_errors
         return out
 
     # -- requests ----------------------------------------------------------------------
@@ -473,6 +510,25 @@ class GatewayClient:
         if not isinstance(subscription, Subscription) or subscription._client is not self:
             raise ValueError(f"kdb: not a subscription of this client: {subscription!r}")
         subscription.unsubscribe()
+
+    async def asnap(
+        self,
+        topic: str,
+        sub_topic: SubTopic | None = None,
+        return_type: ReturnType = "pd",
+        timeout: float = 10.0,
+    ) -> Any:
+        """Awaitable form of :meth:`snap` (same arguments, same result); it awaits the
+        reply's future on the caller's loop, no thread waits for it."""
+        rt = _return_type(return_type)
+        future = self._live_link().submit(SnapCall(topic, sub_topic), timeout)
+        return _convert(await await_future(future, timeout + 1.0), rt)
+
+    aopen = twin(open)
+    aclose = twin(close)
+    asubscribe = twin(subscribe)
+    asubsnap = twin(subsnap)
+    aunsubscribe = twin(unsubscribe)
 
     def _forget(self, sub: Subscription) -> None:
         if self._subs.pop(sub.key, None) is None:

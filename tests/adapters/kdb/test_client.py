@@ -237,3 +237,113 @@ def test_token_from_the_environment(
     with GatewayClient(gateway.url) as c:
         assert c.snap("trade", return_type="dict")["ccyPair"]
         assert TOKEN not in repr(c)
+
+
+def test_awaitable_twins(gateway: GatewayServer) -> None:
+    import asyncio
+    import inspect
+
+    assert inspect.signature(GatewayClient.asubscribe) == inspect.signature(GatewayClient.subscribe)
+    got: list[Any] = []
+    first = threading.Event()
+
+    def on_update(update: Any, sub: Any) -> None:
+        got.append(update)
+        first.set()
+
+    async def go() -> None:
+        async with GatewayClient(gateway.url, TOKEN) as c:
+            frame = await c.asnap("trade", {"ccyPair": "EUR/USD"})
+            assert frame.to_dict("list") == {"ccyPair": ["EUR/USD"], "val": [1.0842]}
+            snapshot, _ = await c.asubsnap("trade", callback=on_update)
+            assert len(snapshot) == 3
+            gateway.upsert("trade", [{"ccyPair": "EUR/USD", "val": 3.0}])
+            sub2 = await c.asubscribe("trade", {"ccyPair": "EUR/USD"}, callback=lambda u, s: None)
+            await c.aunsubscribe(sub2)
+            assert sub2.ended
+            with pytest.raises(GatewayError):
+                await c.asnap("nope")
+            assert await asyncio.to_thread(first.wait, 5)
+        assert c.state is None  # closed by async with
+
+    asyncio.run(go())
+    assert got and got[0]["val"].tolist() == [3.0]
+
+
+def test_wss_trusting_a_ca_file(tmp_path: Any) -> None:
+    from tests.support.tlscerts import make_ca, make_server_cert
+
+    ca = make_ca(tmp_path)
+    cert = make_server_cert(tmp_path, ca)
+    server = serve(config=_config(), certfile=cert.cert, keyfile=cert.key)
+    try:
+        assert server.url.startswith("wss://")
+        with GatewayClient(server.url, TOKEN, ca_file=str(ca.cert)) as c:
+            assert c.snap("trade", return_type="dict")["ccyPair"][0] == "EUR/USD"
+        untrusted = GatewayClient(server.url, TOKEN, connect_timeout=1.0, max_attempts=1)
+        with pytest.raises(ConnectionError):
+            untrusted.open()
+    finally:
+        server.stop()
+
+
+def test_an_error_on_a_live_subscription_reaches_the_listener() -> None:
+    # A scripted gateway: it confirms the subscribe, then sends an error carrying the
+    # subscription's id (as a gateway may when a live subscription goes wrong), then an update.
+    import asyncio
+    import json
+    import uuid
+
+    from websockets.asyncio.server import serve as ws_serve
+
+    sid = str(uuid.uuid4())
+    ready = threading.Event()
+    stop = threading.Event()
+    port: list[int] = []
+
+    async def handler(ws: Any) -> None:
+        async for raw in ws:
+            msg = json.loads(raw)
+            if msg["type"] == "subscribe":
+                mid = msg["id"]
+                reply = {"type": "subscribed", "id": mid, "payload": {"subscription": sid}}
+                await ws.send(json.dumps(reply))
+                await ws.send(json.dumps({"type": "error", "id": mid, "error": 64}))
+                update = {
+                    "type": "update",
+                    "id": mid,
+                    "payload": {
+                        "topic": "trade",
+                        "data": {"ccyPair": ["EUR/USD"], "val": [1.5]},
+                        "subscription": sid,
+                    },
+                }
+                await ws.send(json.dumps(update))
+
+    async def main() -> None:
+        async with ws_serve(handler, "127.0.0.1", 0) as srv:
+            port.append(srv.sockets[0].getsockname()[1])
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.02)
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    errors: list[tuple[GatewayError, Subscription]] = []
+    updates = threading.Event()
+    try:
+        assert ready.wait(5)
+        with GatewayClient(
+            f"ws://127.0.0.1:{port[0]}/", error_listener=lambda e, s: errors.append((e, s))
+        ) as c:
+            sub = c.subscribe("trade", callback=lambda u, s: updates.set())
+            assert updates.wait(5)
+            wait_until(lambda: len(errors) == 1, what="the error to reach the listener")
+            error, which = errors[0]
+            assert which is sub and error.code == ErrorCode.INVALID_SUB_TOPIC
+            assert sub.gateway_errors == 1 and sub.last_gateway_error is error
+            assert not sub.ended
+            assert c.stats()["gateway_errors"] == 1
+    finally:
+        stop.set()
+        thread.join(5)
