@@ -46,3 +46,12 @@ def test_readme_shows_the_quickstart_definition_as_it_is() -> None:
     body = quickstart[quickstart.index("[pipeline]") :]
     blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), re.S)
     assert body in blocks
+
+
+def test_readme_kdb_quickstart_output() -> None:
+    (block,) = [b for b in BLOCKS if "GatewayClient(gateway.url" in b]
+    proc = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert "{'ccyPair': ['EUR/USD'], 'val': [1.0842]}" in lines
+    assert lines[-2:] == ["1.0851", "NO_SUCH_TOPIC 63"]
