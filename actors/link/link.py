@@ -799,6 +799,39 @@ class Link:
         """Block until the link is in ``state``; False on timeout."""
         return self._cell.wait_for(state, timeout)
 
+    def wait_connected(
+        self,
+        timeout: float,
+        *,
+        peer: str,
+        failed: Callable[[str], BaseException] | None = None,
+    ) -> None:
+        """Block until the link is CONNECTED (a facade's ``open()``). When it ends FAILED,
+        raise ``failed(reason)`` (ConnectionError by default); after ``timeout`` seconds,
+        ConnectionError naming ``peer`` and the last reason heard."""
+        deadline = monotonic() + timeout
+        while True:
+            state = self.state
+            if state is LinkState.CONNECTED:
+                return
+            if state is LinkState.FAILED:
+                why = self._last_reason("the link failed")
+                if failed is not None:
+                    raise failed(why)
+                raise ConnectionError(f"link {self.name!r} to {peer} failed: {why}")
+            left = deadline - monotonic()
+            if left <= 0:
+                raise ConnectionError(
+                    f"could not connect to {peer} within {timeout:g} s: "
+                    f"{self._last_reason('no answer')}"
+                )
+            # FAILED ends the wait too: look again at least every 50 ms.
+            self.wait_for(LinkState.CONNECTED, timeout=min(left, 0.05))
+
+    def _last_reason(self, default: str) -> str:
+        history = self.history()
+        return history[-1][1] if history else default
+
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         """State, counters and per-stream positions, for metrics and debugging."""
         out: dict[str, Any] = {"name": self.name, **self.stats.as_dict()}

@@ -17,7 +17,6 @@ import contextlib
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Hashable
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -321,25 +320,12 @@ class GatewayClient:
         return self
 
     def _wait_connected(self, link: Link) -> None:
-        deadline = time.monotonic() + self.connect_timeout
-        while True:
-            state = link.state
-            if state is LinkState.CONNECTED:
-                return
-            if state is LinkState.FAILED:
-                history = link.history()
-                why = history[-1][1] if history else "the link failed"
-                if "401" in why or "403" in why:
-                    raise PermissionError(f"kdb gateway refused the token: {why}")
-                raise ConnectionError(f"kdb gateway connection failed: {why}")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                history = link.history()
-                why = history[-1][1] if history else "no answer"
-                raise ConnectionError(
-                    f"could not connect to {self.url} within {self.connect_timeout:g} s: {why}"
-                )
-            link.wait_for(LinkState.CONNECTED, timeout=min(left, 0.05))
+        def failed(why: str) -> BaseException:
+            if "401" in why or "403" in why:
+                return PermissionError(f"kdb gateway refused the token: {why}")
+            return ConnectionError(f"kdb gateway connection failed: {why}")
+
+        link.wait_connected(self.connect_timeout, peer=self.url, failed=failed)
 
     def __enter__(self) -> Self:
         return self.open()

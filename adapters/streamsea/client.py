@@ -37,7 +37,6 @@ import contextlib
 import itertools
 import re
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
@@ -656,25 +655,12 @@ class StreamSeaConnection:
         return self
 
     def _wait_connected(self, link: Link) -> None:
-        deadline = time.monotonic() + self.connect_timeout
-        while True:
-            state = link.state
-            if state is LinkState.CONNECTED:
-                return
-            if state is LinkState.FAILED:
-                history = link.history()
-                why = history[-1][1] if history else "the link failed"
-                if "authentication failed" in why:
-                    raise CredentialsError(f"Authentication unsuccessful: {why}")
-                raise ConnectionError(f"stream-sea connection failed: {why}")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                history = link.history()
-                why = history[-1][1] if history else "no answer"
-                raise ConnectionError(
-                    f"could not connect to {self._url()} within {self.connect_timeout:g} s: {why}"
-                )
-            link.wait_for(LinkState.CONNECTED, timeout=min(left, 0.05))
+        def failed(why: str) -> BaseException:
+            if "authentication failed" in why:
+                return CredentialsError(f"Authentication unsuccessful: {why}")
+            return ConnectionError(f"stream-sea connection failed: {why}")
+
+        link.wait_connected(self.connect_timeout, peer=self._url(), failed=failed)
 
     def _url(self) -> str:
         scheme = "wss" if self.secure else "ws"
