@@ -14,6 +14,7 @@ from actorwire.actors import configure_logging
 
 from ._harness import Config, emit, progress
 from .jupyter import jupyter_session_roundtrip
+from .kdb import kdb_updates
 from .keysquare import keysquare_publish_to_callback, keysquare_snapshot_dataframe
 from .keysquare_topics import keysquare_topics
 from .latency import ask_latency
@@ -35,6 +36,7 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "jupyter_session_roundtrip": jupyter_session_roundtrip,
     "smarkets_quotes": smarkets_quotes,
     "streamsea_fanout": streamsea_fanout,
+    "kdb_updates": kdb_updates,
 }
 # Rows a benchmark prints besides its own name: naming a row runs its benchmark and prints
 # only the rows named.
@@ -44,6 +46,7 @@ ALIASES = {
     "chain3_on_batch": "chain3",
     "jupyter_session_roundtrip_buffer": "jupyter_session_roundtrip",
     "streamsea_fanout_embedded": "streamsea_fanout",
+    "kdb_snap": "kdb_updates",
 }
 
 

@@ -529,11 +529,6 @@ class Codec(Protocol):
         ``max_size`` bytes) when there is none."""
         ...
 
-    def cell_size(self, value: Any) -> int:
-        """About how many bytes ``value`` takes as one element of a column (what chunks are
-        cut by; each chunk's frame is measured after)."""
-        ...
-
 
 class _NotJson(ValueError):
     """NaN or Infinity: Python's json takes them, JSON has no such values."""
@@ -585,9 +580,6 @@ class JsonCodec:
             problem = str(exc)
         # Raised here, not in the except clause: the JSONDecodeError holds the whole frame.
         raise UndecodableError(f"not JSON: {problem}")
-
-    def cell_size(self, value: Any) -> int:
-        return len(_SIZER.encode(value))
 
 
 JSON = JsonCodec()
@@ -1106,20 +1098,12 @@ def _split(
         raise ValueError(
             f"kdb: {name} id {message.id} does not fit {max_size} bytes even without rows"
         )
-    weights = [0] * rows
-    for values in data.values():
-        for i, value in enumerate(values):
-            weights[i] += codec.cell_size(value) + 1  # its separator
-    ranges: list[tuple[int, int]] = []
-    start, used = 0, 0
-    for i, weight in enumerate(weights):
-        if used + weight > budget and i > start:
-            ranges.append((start, i))
-            start, used = i, 0
-        used += weight
-    ranges.append((start, rows))
-    # For JSON the weights bound each chunk's size exactly; another codec's estimate may
-    # fall short, so every frame is measured and a chunk over the limit is halved.
+    # Rows per chunk from the whole frame's average row (an encode per cell would cost far
+    # more than the chunks' own encoding); rows of uneven size make a chunk over the limit
+    # now and then, and every frame is measured and such a chunk halved.
+    per_row = max((_frame_size(frame) - (max_size - budget)) / rows, 1.0)
+    step = max(int(budget * 0.9 / per_row), 1)
+    ranges = [(lo, min(lo + step, rows)) for lo in range(0, rows, step)]
     while True:
         out: list[tuple[DataMessage, str | bytes]] = []
         over = None

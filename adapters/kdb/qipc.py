@@ -280,16 +280,6 @@ class QipcCodec:
             problem = f"{type(exc).__name__}: {str(exc)[:200]}"
         raise UndecodableError(f"not a q IPC message pykx can read: {problem}")
 
-    def cell_size(self, value: Any) -> int:
-        kind = type(value)
-        if kind is str:
-            return len(value) + 1 if value.isascii() else len(value.encode()) + 1
-        if kind is bytes:
-            return len(value) + 6
-        if kind is bool:
-            return 1
-        return 8
-
 
 QIPC = QipcCodec()
 """The q IPC codec (``?in=qipc&out=qipc``)."""
