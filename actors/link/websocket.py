@@ -23,6 +23,7 @@ it and redials) and :class:`Ignored` (a frame counted and logged; the connection
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -37,7 +38,21 @@ if TYPE_CHECKING:
     from .adapter import LinkAdapter, Routed
     from .transport import Wiring
 
-__all__ = ["Alive", "Broken", "Ignored", "WebSocketTransport", "WsCodec", "route_control"]
+__all__ = [
+    "PROTOCOL_LOGGER",
+    "Alive",
+    "Broken",
+    "Ignored",
+    "WebSocketTransport",
+    "WsCodec",
+    "route_control",
+]
+
+PROTOCOL_LOGGER = logging.getLogger("actorwire.websockets.client")
+"""The logger to give websockets' sans-I/O ``ClientProtocol``: only its warnings pass. At
+DEBUG websockets logs the upgrade request's headers, a token among them; and the link logs
+what matters itself."""
+PROTOCOL_LOGGER.setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)

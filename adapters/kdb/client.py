@@ -29,7 +29,7 @@ from actorwire.actors.tls import client_context
 from actorwire.actors.twins import await_future, twin
 
 from . import qipc
-from .link import DEFAULT_MAX_MESSAGE_SIZE, GatewayAdapter, SnapCall
+from .link import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_REQUEST_DEADLINE, GatewayAdapter, SnapCall
 from .protocol import (
     JSON,
     GatewayError,
@@ -202,7 +202,9 @@ class GatewayClient:
     token). ``open()`` (or ``with``) connects; it raises
     PermissionError when the gateway refuses the token, ConnectionError when it cannot be
     reached within ``connect_timeout``. Redials use ``backoff`` (``max_attempts`` None: for
-    ever); ``state_listener(state, reason)`` hears every link state change;
+    ever); a subscribe or unsubscribe the gateway leaves unanswered for ``request_deadline``
+    seconds while it answers pings starts the connection again (and resyncs);
+    ``state_listener(state, reason)`` hears every link state change;
     ``error_listener(error, subscription)`` hears each :class:`GatewayError` the gateway
     sends on a live subscription (it stays live; the error is also logged and counted in
     ``subscription.gateway_errors``).
@@ -227,6 +229,7 @@ class GatewayClient:
         error_listener: Callable[[GatewayError, Subscription], Any] | None = None,
         ca_file: str | None = None,
         connect_timeout: float = 10.0,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         system: ActorSystem | None = None,
     ) -> None:
@@ -242,6 +245,7 @@ class GatewayClient:
         self._token = token if token is not None else os.environ.get(TOKEN_ENV)
         self.protocol = protocol
         self.connect_timeout = connect_timeout
+        self._request_deadline = request_deadline
         self._heartbeat = (heartbeat_interval, heartbeat_deadline)
         self._backoff = backoff
         self._max_attempts = max_attempts
@@ -284,6 +288,7 @@ class GatewayClient:
                     ssl_context=ssl,
                     max_message_size=self._max_message_size,
                     codec=qipc.QIPC if self.protocol == "qipc" else JSON,
+                    request_deadline=self._request_deadline,
                 )
                 router = system.spawn(
                     _Router,

@@ -20,6 +20,7 @@ is the websocket's ping. The token never appears in reprs, logs or errors.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from actorwire.actors.link import (
     Wiring,
 )
 from actorwire.actors.link.websocket import (
+    PROTOCOL_LOGGER,
     Alive,
     Broken,
     Ignored,
@@ -55,7 +57,9 @@ from .protocol import (
     Send,
     SnapFailed,
     SnapResult,
+    SubscribeRequest,
     SubTopic,
+    UnsubscribeRequest,
     encode,
 )
 
@@ -63,6 +67,9 @@ if TYPE_CHECKING:
     from ssl import SSLContext
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "GatewayAdapter", "GatewayTransport", "SnapCall"]
+
+DEFAULT_REQUEST_DEADLINE = 30.0
+"""Seconds a subscribe may go unanswered before the connection is started again."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 << 20
 """Largest websocket message the client takes (16 MiB, the embedded gateway's limit too)."""
@@ -107,13 +114,18 @@ class _WsCodec:
     """One connection's websocket protocol, feeding text messages to the adapter's (lasting)
     protocol state and sending what it answers."""
 
-    __slots__ = ("adapter", "binary", "broken", "proto")
+    __slots__ = ("adapter", "binary", "broken", "overdue", "proto", "sent")
 
     def __init__(self, adapter: GatewayAdapter) -> None:
         self.adapter = adapter
-        self.proto = ClientProtocol(adapter.uri, max_size=adapter.max_message_size)
+        self.proto = ClientProtocol(
+            adapter.uri, max_size=adapter.max_message_size, logger=PROTOCOL_LOGGER
+        )
         self.broken = False
         self.binary = adapter.codec.binary
+        # Subscribe and unsubscribe requests by id: when each was sent (time.monotonic()).
+        self.sent: dict[int, float] = {}
+        self.overdue: str | None = None  # a request unanswered past the deadline
 
     def receive_data(self, data: bytes) -> None:
         self.proto.receive_data(data)
@@ -123,6 +135,12 @@ class _WsCodec:
         proto = self.proto
         items = proto.events_received()
         if self.broken:
+            return out
+        if self.overdue is not None:
+            # The gateway answers pings but not this request: a subscription would stay
+            # unconfirmed (and stale) on a link that looks CONNECTED. Start again.
+            self.broken = True
+            out.append(Broken(self.overdue))
             return out
         state = self.adapter.state
         for event in items:
@@ -172,6 +190,7 @@ class _WsCodec:
                 topic, sub_topic, with_snapshot = spec
                 self._send(state.subscribe(key, topic, sub_topic, with_snapshot))
         elif kind is _Ping:
+            self._check_overdue(state)
             self.proto.send_ping(str(frame.n).encode())
         # _Unsubscribe: done by the forgotten keys above.
 
@@ -180,8 +199,24 @@ class _WsCodec:
             if type(item) is Send:
                 self._send_one(item)
 
+    def _check_overdue(self, state: ClientConnectionState) -> None:
+        sent = self.sent
+        if not sent:
+            return
+        waiting = set(state.waiting())
+        now = time.monotonic()
+        deadline = self.adapter.request_deadline
+        for mid, at in list(sent.items()):
+            if mid not in waiting:
+                del sent[mid]
+            elif now - at > deadline and self.overdue is None:
+                self.overdue = f"kdb gateway: no reply to request id {mid} within {deadline:g} s"
+
     def _send_one(self, item: Send) -> None:
-        frame = encode(item.message, self.adapter.codec)
+        message = item.message
+        if type(message) is SubscribeRequest or type(message) is UnsubscribeRequest:
+            self.sent[message.id] = time.monotonic()
+        frame = encode(message, self.adapter.codec)
         if isinstance(frame, str):
             self.proto.send_text(frame.encode())
         else:
@@ -246,6 +281,7 @@ class GatewayAdapter(LinkAdapter):
         ssl_context: SSLContext | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         codec: Codec = JSON,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ) -> None:
         parsed = parse_uri(url)
         if parsed.secure and ssl_context is None:
@@ -260,6 +296,9 @@ class GatewayAdapter(LinkAdapter):
         self.port = parsed.port
         self.ssl = ssl_context
         self.max_message_size = max_message_size
+        self.request_deadline = request_deadline
+        """Seconds a subscribe or unsubscribe may go unanswered on a connection whose pings
+        are answered before the link is started again (checked at each heartbeat)."""
         self._token = token
         self.state = ClientConnectionState(codec=codec, max_size=max_message_size)
         """The connection's protocol state, on the I/O loop only."""

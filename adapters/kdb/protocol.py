@@ -1766,6 +1766,10 @@ class ClientConnectionState:
         """Requests sent on this connection and not yet answered."""
         return len(self._pending)
 
+    def waiting(self) -> tuple[int, ...]:
+        """The ids of the requests sent on this connection and not yet answered."""
+        return tuple(self._pending)
+
     def subscription(self, key: Hashable) -> str | None:
         """The gateway's UUID of the subscription ``key`` on this connection, None when it
         is not live (or there is no such key)."""

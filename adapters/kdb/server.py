@@ -33,10 +33,11 @@ Faults, for tests (thread-safe): ``kill()``, ``go_silent()``/``resume()``,
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -212,6 +213,13 @@ class GatewayServer(EmbeddedTcpServer[_Session]):
     def __repr__(self) -> str:
         tls = ", tls" if self._ssl is not None else ""
         return f"GatewayServer({self._authority()}{tls})"
+
+    def start(self) -> Self:
+        """Listen (see the base class). With pykx installed it is imported now, on a thread
+        of its own, so that a first qipc connection does not wait for it under the lock."""
+        if qipc.available():
+            threading.Thread(target=_preload_pykx, name="kdb-pykx-import", daemon=True).start()
+        return super().start()
 
     @property
     def url(self) -> str:
@@ -678,6 +686,13 @@ def _formats(path: str) -> tuple[Codec, Codec] | str:
         else:
             return f"{name}={value[:40]!r}: expected 'json' or 'qipc'"
     return out[0], out[1]
+
+
+def _preload_pykx() -> None:
+    try:
+        qipc.load()
+    except ImportError as exc:  # a broken install: each qipc handshake says so again
+        log.warning("pykx failed to import", error=str(exc))
 
 
 def _bytes(frame: str | bytes) -> bytes:

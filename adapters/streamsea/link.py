@@ -40,6 +40,7 @@ from actorwire.actors.link import (
     Wiring,
 )
 from actorwire.actors.link.websocket import (
+    PROTOCOL_LOGGER,
     Alive,
     Broken,
     Ignored,
@@ -126,7 +127,9 @@ class _WsCodec:
 
     def __init__(self, adapter: StreamSeaAdapter) -> None:
         self.adapter = adapter
-        self.proto = ClientProtocol(adapter.uri, max_size=adapter.max_message_size)
+        self.proto = ClientProtocol(
+            adapter.uri, max_size=adapter.max_message_size, logger=PROTOCOL_LOGGER
+        )
         self.max_size = adapter.max_message_size
         self.broken = False
         self.buf = bytearray()

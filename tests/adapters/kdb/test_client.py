@@ -347,3 +347,61 @@ def test_an_error_on_a_live_subscription_reaches_the_listener() -> None:
     finally:
         stop.set()
         thread.join(5)
+
+
+def test_a_subscribe_left_unanswered_starts_the_connection_again() -> None:
+    # A scripted gateway answers pings (websockets does) but not the first connection's
+    # subscribe: without a deadline the subscription would wait for ever on a link that
+    # looks CONNECTED.
+    import asyncio
+    import json
+    import uuid
+
+    from websockets.asyncio.server import serve as ws_serve
+
+    connections: list[int] = []
+    ready = threading.Event()
+    port: list[int] = []
+    stopped: list[asyncio.Event] = []
+
+    async def handler(ws: Any) -> None:
+        connections.append(1)
+        first = len(connections) == 1
+        async for raw in ws:
+            msg = json.loads(raw)
+            if msg["type"] == "subscribe" and not first:
+                reply = {
+                    "type": "subscribed",
+                    "id": msg["id"],
+                    "payload": {"subscription": str(uuid.uuid4())},
+                }
+                await ws.send(json.dumps(reply))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stopped.append(stop)
+        async with ws_serve(handler, "127.0.0.1", 0) as srv:
+            port.append(srv.sockets[0].getsockname()[1])
+            ready.set()
+            await stop.wait()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    states: list[tuple[LinkState, str]] = []
+    try:
+        assert ready.wait(5)
+        with GatewayClient(
+            f"ws://127.0.0.1:{port[0]}/",
+            heartbeat_interval=0.1,
+            heartbeat_deadline=5.0,
+            request_deadline=0.3,
+            backoff=Backoff(min=0.05, max=0.1, factor=2.0, jitter=0.1),
+            state_listener=lambda s, why: states.append((s, why)),
+        ) as c:
+            sub = c.subscribe("trade", callback=lambda u, s: None, timeout=10)
+            assert not sub.ended and len(connections) == 2
+        assert any("no reply to request id" in why for _, why in states), states
+    finally:
+        loop.call_soon_threadsafe(stopped[0].set)
+        thread.join(5)
