@@ -62,9 +62,9 @@ class DefinedServer:
     def url(self) -> str:
         return self.server.url
 
-    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
+    def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         try:
-            return self.server.credentials(data_type, verb)
+            return self.server.stage_params(params, section)
         except ValueError as exc:
             raise ValueError(f"server {self.spec.name!r}: {exc}") from None
 
@@ -202,13 +202,7 @@ def _resolve_server(stage: StageDef, servers: dict[str, DefinedServer]) -> dict[
     name = params.pop("server", None)
     if name is None:
         return params
-    server = servers[name]
-    params.setdefault("url", server.url)
-    if "application_name" not in params and "api_key" not in params:
-        verb = "read" if stage.section == "sources" else "publish"
-        app, key = server.credentials(str(params.get("data_type", "")), verb)
-        params["application_name"], params["api_key"] = app, key
-    return params
+    return servers[name].stage_params(params, stage.section)
 
 
 def _kind_and_role(stage: StageDef) -> tuple[Any, Role]:

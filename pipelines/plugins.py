@@ -55,9 +55,10 @@ class EmbeddedServer(Protocol):
 
     def stop(self) -> None: ...
 
-    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
-        """``(application_name, api_key)`` of the first application of the server's config
-        that may ``verb`` ("read" or "publish") ``data_type``; ValueError if none may."""
+    def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
+        """The parameters of a stage with ``server = "<this>"`` (``server`` taken out),
+        completed with what the stage needs to reach this server; ``section`` is
+        ``"sources"`` or ``"sinks"``. ValueError when the server cannot serve the stage."""
         ...
 
 
@@ -155,9 +156,22 @@ class EmbeddedKind:
         raise NotImplementedError(f"{type(self).__name__} must define open()")
 
     def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
-        """The credentials stages use when the definition gives none (see
-        :class:`EmbeddedServer`)."""
+        """``(application_name, api_key)`` of the first application of the server's config
+        that may ``verb`` ("read" or "publish") ``data_type``; ValueError if none may."""
         raise NotImplementedError(f"{type(self).__name__} must define credentials()")
+
+    def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
+        """By default ``url`` (``host:port``) and, unless the stage names its own, the
+        credentials of the first application allowed to read (a source) or publish (a sink)
+        its ``data_type``. A server kind whose stages need something else overrides this."""
+        out = dict(params)
+        out.setdefault("url", self.url)
+        if "application_name" not in out and "api_key" not in out:
+            verb = "read" if section == "sources" else "publish"
+            out["application_name"], out["api_key"] = self.credentials(
+                str(out.get("data_type", "")), verb
+            )
+        return out
 
     def start(self) -> None:
         self.server = self.open()
