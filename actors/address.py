@@ -141,6 +141,14 @@ class Address:
         """Stop gracefully after the messages already queued; True if it stopped in time."""
         return self._cell.system.stop(self, timeout=timeout)
 
+    def tell_control(self, message: Control) -> None:
+        """Queue a Control message (a wake-up, a marker) after what is waiting, from any
+        thread, the I/O loop included: it never blocks and is never dropped by the
+        mailbox's overflow policy. Sent to a dead actor, it goes to dead letters."""
+        if not isinstance(message, Control):
+            raise TypeError(f"tell_control takes a Control message, got {message!r}")
+        self._deliver_nowait(message)
+
     def _deliver_nowait(self, message: Any) -> None:
         """Tell that never blocks: a full mailbox drops the message (counted, logged), except
         a Control message, which is queued outside the mailbox's bound."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..actors import Address, Overflow, Restart
+from .acks import Problem, problems
 from .components import component_builder, infer_role, is_actor_class
 from .handles import Merge, StageHandle
 from .spec import STAGE_OPTIONS, StageSpec, check_options, coerce_enum, split_options
@@ -219,6 +220,16 @@ class StageGraph:
     def outputs(self, name: str) -> list[str]:
         """The stages ``name`` feeds, in the order added."""
         return [s.name for s in self._specs.values() if name in s.inputs]
+
+    def components(self) -> dict[str, Any]:
+        """A fresh component of every source and operator stage, for checks that need one
+        (building one only checks its parameters: nothing is opened)."""
+        return {n: s.build() for n, s in self._specs.items() if s.role in ("source", "operator")}
+
+    def ack_problems(self) -> list[Problem]:
+        """What would lose data or stall behind a source with acknowledgements (see
+        :mod:`.acks`); ``Pipeline.start`` refuses to start while there is any."""
+        return problems(self._specs, self.components(), self.outputs)
 
     def order(self) -> list[str]:
         """Stage names in topological order (every stage after all its inputs)."""

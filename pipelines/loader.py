@@ -180,6 +180,17 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
                 path = _key_path(stage, str(exc))
                 line = locate(text, path) if text is not None else None
                 errors.append(TomlError(definition.source, path, str(exc), line))
+    if not errors:
+        by_name = {stage.name: stage for stage in definition.all_stages()}
+        for problem in pipeline.ack_problems():
+            found = by_name.get(problem.stage)
+            if found is None:
+                continue
+            path = found.path
+            if problem.param is not None and problem.param in found.params:
+                path = f"{found.path}.{problem.param}"
+            line = locate(text, path) if text is not None else None
+            errors.append(TomlError(definition.source, path, problem.text, line))
     if errors:
         raise DefinitionError(errors)
     return pipeline

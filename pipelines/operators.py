@@ -113,6 +113,10 @@ class OperatorBase:
     __slots__ = ()
     kind: ClassVar[str] = ""
     """The name definition files use for this operator (its key in :data:`OPERATORS`)."""
+    holds_records: ClassVar[bool] = False
+    """True when records wait in the operator (a batch, the latest per key, a budget) and
+    leave it later: behind a source with acknowledgements such an operator must say when
+    they have left (``on_barrier``), or the pipeline refuses it."""
 
     def on_record(self, record: Any, now: float) -> list[Any]:
         raise NotImplementedError
@@ -352,6 +356,7 @@ class Conflate(OperatorBase):
 
     __slots__ = ("_conflated", "_heap", "_interval", "_key", "_seq", "_states")
     kind = "conflate"
+    holds_records = True
 
     def __init__(
         self,
@@ -493,6 +498,7 @@ class Batch(OperatorBase):
 
     __slots__ = ("_batches", "_first", "_held", "_max_delay", "_size")
     kind = "batch"
+    holds_records = True
 
     def __init__(self, size: int | None = 100, *, max_delay: float | None = 1.0) -> None:
         if size is None and max_delay is None:
@@ -565,6 +571,7 @@ class Throttle(OperatorBase):
         "_tokens",
     )
     kind = "throttle"
+    holds_records = True
 
     def __init__(
         self,
@@ -640,6 +647,8 @@ class Throttle(OperatorBase):
 class _WindowOperator(OperatorBase):
     """Keyed windows with aggregations; see :class:`TumblingWindow` for the behaviour."""
 
+    holds_records = True
+
     __slots__ = (
         "_aggs",
         "_closed_below",
@@ -648,6 +657,7 @@ class _WindowOperator(OperatorBase):
         "_cur_idx",
         "_cur_lo",
         "_emitted",
+        "_held",
         "_idle",
         "_key",
         "_last_arrival",
@@ -706,6 +716,8 @@ class _WindowOperator(OperatorBase):
         self._last_arrival = 0.0
         self._late = 0
         self._emitted = 0
+        # Barriers waiting for the windows open when they came: (barrier, highest index).
+        self._held: deque[tuple[Any, float]] = deque()
 
     # The hot path. The record goes into its windows first and the watermark moves after,
     # so a failing record (bad key, time or field) cannot lose rows that were due.
@@ -787,13 +799,28 @@ class _WindowOperator(OperatorBase):
         self._next_close = win.boundary(below)
         if self._cur_idx < below:
             self._forget_current()
-        if not self._open:
-            return []
-        done = sorted(idx for idx in self._open if idx < below)
         out: list[Any] = []
-        for idx in done:
-            self._emit(idx, self._open.pop(idx), out)
+        if self._open:
+            for idx in sorted(idx for idx in self._open if idx < below):
+                self._emit(idx, self._open.pop(idx), out)
+        if self._held:
+            self._release(out)
         return out
+
+    def on_barrier(self, barrier: Any, now: float) -> list[Any]:
+        """A source's barrier passes on once every window open when it came has closed
+        (their rows go out before it), so that what the source acknowledges is only what a
+        closed window has passed on."""
+        if not self._open and not self._held:
+            return [barrier]
+        self._held.append((barrier, max(self._open) if self._open else -math.inf))
+        return []
+
+    def _release(self, out: list[Any]) -> None:
+        low = min(self._open) if self._open else math.inf
+        held = self._held
+        while held and held[0][1] < low:
+            out.append(held.popleft()[0])
 
     def _emit(self, idx: int, cells: dict[Any, list[Aggregation]], out: list[Any]) -> None:
         start = self._windowing.start(idx)
@@ -840,6 +867,7 @@ class _WindowOperator(OperatorBase):
             self._emit(idx, self._open[idx], out)
         self._open.clear()
         self._forget_current()
+        self._release(out)
         return out
 
     def stats(self) -> dict[str, int]:

@@ -44,6 +44,7 @@ from ..actors import (
     Supervisor,
 )
 from ..actors.errors import ActorwireError
+from .acks import plan, problems
 from .components import stage_factory
 from .graph import StageGraph
 from .handles import Merge, StageHandle
@@ -203,6 +204,11 @@ class Pipeline(StageGraph):
             if not self._specs:
                 raise ValueError(f"pipeline {self.name!r} has no stages")
             order = self.order()
+            components = self.components()
+            refused = problems(self._specs, components, self.outputs)
+            if refused:
+                raise ValueError(f"pipeline {self.name!r}: " + "; ".join(p.text for p in refused))
+            carrying, paths = plan(self._specs, components, self.outputs)
             system = self._system_arg or ActorSystem(self.name)
             self._system = system
             children = []
@@ -217,6 +223,8 @@ class Pipeline(StageGraph):
                     external=tuple(spec.external),
                     on_error=spec.on_error,
                     notify=self._notify,
+                    barriers=name in carrying,
+                    paths=paths.get(name, 0),
                 )
                 self._runtimes[name] = runtime
                 children.append(

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..actors import ActorSystem
 
 __all__ = [
+    "Barrier",
+    "BarrierDone",
     "Drain",
     "Quiesce",
     "Sink",
@@ -79,6 +81,39 @@ class Drain:
 
 
 CONTROL = (Quiesce, Drain)
+
+
+class Barrier:
+    """A marker that a source with acknowledgements (``Source.acks``) puts between its
+    records: every stage passes it on in order, after everything derived from the records
+    before it (a window holds it until the windows open when it came have closed), and each
+    terminal stage reports it done to the source (:class:`BarrierDone`) once what it got
+    before the barrier is accepted (a sink's writes confirmed). The source then acknowledges
+    the records before the barrier upstream: nothing is acknowledged that a crash could
+    still lose."""
+
+    __slots__ = ("n", "origin")
+
+    def __init__(self, origin: str, n: int) -> None:
+        self.origin = origin  # the source stage's actor name
+        self.n = n
+
+    def __repr__(self) -> str:
+        return f"Barrier({self.origin!r}, {self.n})"
+
+
+class BarrierDone(Control):
+    """To the source stage ``barrier.origin``: one path from it to a terminal stage has
+    passed barrier ``n`` on (a Control message: never dropped, never blocks the sender)."""
+
+    __slots__ = ("n", "stage")
+
+    def __init__(self, n: int, stage: str) -> None:
+        self.n = n
+        self.stage = stage
+
+    def __repr__(self) -> str:
+        return f"BarrierDone({self.n}, {self.stage!r})"
 
 
 # -- shared state -----------------------------------------------------------------------
@@ -133,6 +168,8 @@ class StageRuntime:
     on_error: OnError = "skip"
     notify: Callable[[], None] = lambda: None  # a source finished
     component: Any = None  # the last incarnation's component
+    barriers: bool = False  # downstream of a source with acknowledgements: Barriers come
+    paths: int = 0  # a source with acknowledgements: the paths to terminal stages
 
     @property
     def actor_name(self) -> str:
@@ -170,6 +207,22 @@ class StageContext:
         """Report a connection's state (a LinkState name) for health checks."""
         self.state.link_state = state
 
+    @property
+    def paths(self) -> int:
+        """A source with acknowledgements: how many :class:`BarrierDone` make one barrier
+        done (the paths from it to terminal stages; 0: none, a barrier is done at once)."""
+        return self._stage._rt.paths
+
+    def wake(self) -> None:
+        """Have the stage poll its source soon (safe from any thread, never blocks): for a
+        source whose records arrive on another thread."""
+        self.address.tell_control(StageTimer("poll"))
+
+    def barrier_done(self, barrier: Barrier) -> None:
+        """A terminal stage (a sink): everything before ``barrier`` is accepted (safe from
+        any thread, never blocks)."""
+        self._stage._barrier_done(barrier)
+
 
 # -- components -------------------------------------------------------------------------
 
@@ -198,6 +251,13 @@ class Source:
     def skip(self, count: int) -> None:
         """After a restart: the first ``count`` records were already produced."""
 
+    acks: bool = False
+    """True for a source that acknowledges what it read once it is passed on (it puts
+    :class:`Barrier` markers between its records and gets ``on_barrier_done``)."""
+
+    def on_barrier_done(self, n: int, stage: str) -> None:
+        """One path to a terminal stage (``stage``) has passed barrier ``n`` on."""
+
     def stop(self) -> None:
         """Stop producing and release resources; idempotent."""
 
@@ -223,6 +283,13 @@ class Sink:
 
     def flush(self, now: float) -> None:
         """Push everything buffered out (at a drain and before ``stop``)."""
+
+    def on_barrier(self, barrier: Barrier, now: float, ctx: StageContext) -> None:
+        """Every record written before ``barrier`` must be accepted (kept whatever happens
+        to this process) before ``ctx.barrier_done(barrier)``. By default ``flush`` and done
+        at once; a sink whose writes are confirmed later (a publish's ack) calls it then."""
+        self.flush(now)
+        ctx.barrier_done(barrier)
 
     def stop(self) -> None:
         """Flush and close; idempotent."""
@@ -253,6 +320,9 @@ class _Wiring:
         if not records:
             return
         downstream = self._downstream
+        if self._rt.barriers and any(r.__class__ is Barrier for r in records):
+            self._forward_with_barriers(records)
+            return
         if not downstream:
             return
         downstream[0].tell_many(records)
@@ -261,6 +331,31 @@ class _Wiring:
             # record in place must not change what another branch sees.
             address.tell_many([dict(r) if type(r) is dict else r for r in records])
         self._rt.state.emitted += len(records)
+
+    def _forward_with_barriers(self, records: list[Any]) -> None:
+        """Barriers go on to the pipeline's own downstream stages only (not to addresses
+        outside it); where there are none, this stage is terminal and reports them done."""
+        plain = [r for r in records if r.__class__ is not Barrier]
+        internal = len(self._downstream) - len(self._rt.external)
+        if internal <= 0:
+            for r in records:
+                if r.__class__ is Barrier:
+                    self._barrier_done(r)
+        for i, address in enumerate(self._downstream):
+            batch = records if i < internal else plain
+            if not batch:
+                continue
+            address.tell_many(
+                batch if i == 0 else [dict(r) if type(r) is dict else r for r in batch]
+            )
+        self._rt.state.emitted += len(plain)
+
+    def _barrier_done(self, barrier: Barrier) -> None:
+        try:
+            origin = self.system.lookup(barrier.origin)
+        except LookupError:
+            return  # the source has stopped: nothing is left to acknowledge
+        origin.tell_control(BarrierDone(barrier.n, self._rt.name))
 
     def _record_failed(self, record: Any, error: BaseException, *, raise_now: bool) -> None:
         rt = self._rt
@@ -290,6 +385,8 @@ class Stage(_Wiring, Actor):
         self._armed: dict[str, float] = {}
         self._raise = runtime.on_error == "restart"
         self._clock: Callable[[], float] = time.monotonic  # the system's clock from on_start
+        self._ctx: StageContext = None  # type: ignore[assignment]  # set in on_start
+        self._woken = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -304,6 +401,7 @@ class Stage(_Wiring, Actor):
         fresh = component is not rt.component  # an instance given by the user is reused
         rt.component = component
         ctx = StageContext(self, rt)
+        self._ctx = ctx
         if rt.role == "source":
             assert isinstance(component, Source)
             self._source = component
@@ -338,13 +436,19 @@ class Stage(_Wiring, Actor):
     # -- messages ----------------------------------------------------------------------
 
     def on_batch(self, messages: list[Any]) -> None:
-        records = [m for m in messages if m.__class__ is not StageTimer]
+        records = [m for m in messages if not isinstance(m, Control)]
         if len(records) != len(messages):
             for m in messages:
+                if m.__class__ is BarrierDone:
+                    self._on_barrier_done(m)
+                    continue
                 timer = self._timers.get(m.slot) if m.__class__ is StageTimer else None
                 if timer is not None and timer.message is m:  # else a stale wake-up
                     del self._timers[m.slot]
                     self._armed.pop(m.slot, None)
+                elif m.__class__ is StageTimer and m.slot == "poll":
+                    # A source's wake() (or a stale wake-up): poll now; an armed timer stays.
+                    self._woken = True
         now = self._clock()
         if records:
             self._process(records, now)
@@ -360,7 +464,19 @@ class Stage(_Wiring, Actor):
 
     # -- records -----------------------------------------------------------------------
 
+    def _on_barrier_done(self, done: BarrierDone) -> None:
+        source = self._source
+        if source is None:
+            return
+        try:
+            source.on_barrier_done(done.n, done.stage)
+        except Exception as exc:  # noqa: BLE001 - counted and logged; the stage goes on
+            self._component_failed("on_barrier_done", exc)
+
     def _process(self, records: list[Any], now: float) -> None:
+        if self._rt.barriers and any(r.__class__ is Barrier for r in records):
+            self._process_with_barriers(records, now)
+            return
         state = self._rt.state
         state.received += len(records)
         op = self._op
@@ -401,13 +517,47 @@ class Stage(_Wiring, Actor):
         state.processed += ok
         self._forward(outputs)
 
+    def _process_with_barriers(self, records: list[Any], now: float) -> None:
+        """``_process`` for a batch holding Barriers: the records between them as a batch
+        each, every Barrier handled in its place."""
+        run: list[Any] = []
+        for item in records:
+            if item.__class__ is not Barrier:
+                run.append(item)
+                continue
+            if run:
+                self._process(run, now)
+                run = []
+            self._barrier(item, now)
+        if run:
+            self._process(run, now)
+
+    def _barrier(self, barrier: Barrier, now: float) -> None:
+        sink, op = self._sink, self._op
+        if sink is not None:
+            try:
+                sink.on_barrier(barrier, now, self._ctx)
+            except Exception as exc:  # noqa: BLE001 - the barrier stays undone: logged
+                self._component_failed("on_barrier", exc)
+            return
+        if op is not None:
+            on_barrier = getattr(op, "on_barrier", None)
+            if on_barrier is not None:
+                try:
+                    self._forward(on_barrier(barrier, now))
+                except Exception as exc:  # noqa: BLE001 - the barrier stays undone: logged
+                    self._component_failed("on_barrier", exc)
+                return
+        self._forward([barrier])  # a source's own, or a stage that holds no records
+
     # -- time --------------------------------------------------------------------------
 
     def _batch_end(self, now: float) -> None:
         source = self._source
         if source is not None and self._producing:
             due = source.next_poll()
-            if due is not None and due <= now:
+            if self._woken or (due is not None and due <= now):
+                self._woken = False
                 self._poll(source, now)
                 due = source.next_poll()
             if source.done and not self._rt.state.done:
@@ -434,9 +584,12 @@ class Stage(_Wiring, Actor):
             raise  # a broken source is a failure for the supervisor
         if records:
             state = self._rt.state
-            state.position += len(records)
-            state.received += len(records)
-            state.processed += len(records)
+            n = len(records)
+            if self._rt.barriers:
+                n -= sum(1 for r in records if r.__class__ is Barrier)
+            state.position += n
+            state.received += n
+            state.processed += n
             self._forward(records)
 
     def _tick(self, timed: Operator | Sink, now: float) -> None:
@@ -572,6 +725,10 @@ class _UserStageMixin:
         super().on_start()  # type: ignore[misc]
 
     def on_receive(self, message: Any) -> Any:
+        if message.__class__ is Barrier:
+            assert isinstance(self, StageActor)
+            self._forward([message])
+            return None
         if message.__class__ in CONTROL:
             assert isinstance(self, StageActor)
             self._rt.state.control += 1
@@ -580,6 +737,28 @@ class _UserStageMixin:
                 self._rt.state.drained = True
             return True
         return super().on_receive(message)  # type: ignore[misc]
+
+
+class _UserBatchMixin:
+    """Put before the user's class when it overrides ``on_batch``: a Barrier passes on after
+    the records before it were handled (what the actor emits later is not waited for)."""
+
+    def on_batch(self, messages: list[Any]) -> None:
+        if not any(m.__class__ is Barrier for m in messages):
+            super().on_batch(messages)  # type: ignore[misc]
+            return
+        assert isinstance(self, StageActor)
+        run: list[Any] = []
+        for message in messages:
+            if message.__class__ is not Barrier:
+                run.append(message)
+                continue
+            if run:
+                super().on_batch(run)  # type: ignore[misc]
+                run = []
+            self._forward([message])
+        if run:
+            super().on_batch(run)  # type: ignore[misc]
 
 
 _user_classes: dict[type[Actor], type[Actor]] = {}
@@ -597,6 +776,8 @@ def user_stage_class(cls: type[Actor]) -> type[Actor]:
                 if issubclass(cls, StageActor)
                 else (_UserStageMixin, StageActor, cls)
             )
+            if cls.on_batch is not Actor.on_batch:
+                bases = (_UserBatchMixin, *bases)
             built = type(
                 cls.__name__,
                 bases,

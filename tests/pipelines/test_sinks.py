@@ -274,7 +274,15 @@ def test_keysquare_publish_fails_only_the_records_the_platform_refuses(
 
 
 def test_make_sink_names_bad_kinds_and_parameters() -> None:
-    assert set(SINKS) == {"callback", "stdout", "jsonl_file", "parquet_file", "keysquare_publish"}
+    assert set(SINKS) == {
+        "callback",
+        "stdout",
+        "jsonl_file",
+        "parquet_file",
+        "keysquare_publish",
+        "nats",
+        "nats_core",
+    }
     with pytest.raises(ValueError, match=r"unknown sink kind 'parquet'.*parquet_file"):
         make_sink("parquet", path="x")
     with pytest.raises(TypeError, match=r"unknown parameter 'max_byte'.*max_bytes"):

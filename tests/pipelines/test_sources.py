@@ -182,7 +182,14 @@ def test_inlet_takes_records_told_to_its_address(make_pipeline: MakePipeline) ->
 
 
 def test_make_source_names_bad_kinds_and_parameters(tmp_path: Path) -> None:
-    assert set(SOURCES) == {"synthetic_prices", "jsonl_file", "keysquare", "inlet"}
+    assert set(SOURCES) == {
+        "synthetic_prices",
+        "jsonl_file",
+        "keysquare",
+        "inlet",
+        "nats",
+        "nats_core",
+    }
     assert isinstance(make_source("synthetic_prices", rate=5.0), SyntheticPricesSource)
     with pytest.raises(ValueError, match=r"unknown source kind 'jsonl'.*jsonl_file"):
         make_source("jsonl")

@@ -76,7 +76,7 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
 def test_unknown_adapter_lists_the_available_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "nope"]) == 2
     err = capsys.readouterr().err
-    assert "unknown adapter 'nope' (available: kdb, keysquare, smarkets, streamsea)" in err
+    assert "unknown adapter 'nope' (available: kdb, keysquare, nats, smarkets, streamsea)" in err
 
 
 def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
