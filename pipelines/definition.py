@@ -229,7 +229,7 @@ def parse_definition(path_or_text: str | Path, registries: Registries | None = N
     return definition
 
 
-_ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def substitute_environment(
@@ -237,7 +237,8 @@ def substitute_environment(
 ) -> dict[str, Any]:
     """``doc`` with every ``${NAME}`` in a string value replaced by the environment
     variable ``NAME`` (``$${NAME}`` is a literal ``${NAME}``): secrets stay out of the file.
-    A variable that is not set is an error at the key path that names it."""
+    ``${NAME:-default}`` gives ``default`` when ``NAME`` is not set; otherwise a variable
+    that is not set is an error at the key path that names it."""
 
     def string(value: str, path: str) -> str:
         def one(match: re.Match[str]) -> str:
@@ -245,6 +246,8 @@ def substitute_environment(
                 return match.group(0)[1:]  # $${NAME}: the text itself
             name = match.group(2)
             found = os.environ.get(name)
+            if found is None and match.group(3) is not None:
+                return match.group(3)
             if found is None:
                 errors.append(check.fail(path, f"environment variable {name!r} is not set"))
                 return ""

@@ -910,13 +910,17 @@ class NatsSource(_Stage, Source):
             max_ack_pending=limit,
         )
 
-    def stop(self) -> None:
+    def quiesce(self) -> None:
+        """Stop fetching; the connection stays, to acknowledge what the sinks accept while
+        the stages after this one drain."""
         self._running = False
-        ctx = self._ctx
         task = self._task
-        if task is not None and ctx is not None and self._loop is not None:
+        if task is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(task.cancel)
-        self._close()
+
+    def stop(self) -> None:
+        self.quiesce()
+        self._close()  # what was acknowledged is flushed first
 
     def stats(self) -> dict[str, int]:
         out = super().stats()

@@ -224,3 +224,16 @@ def test_an_unset_environment_variable_is_an_error_at_its_key_path(
         f"{path}:7: sources[0].symbols[0]: environment variable 'AW_TEST_SYMBOL' is not set"
         in str(info.value)
     )
+
+
+def test_an_environment_variable_may_have_a_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AW_TEST_SYMBOL", raising=False)
+    monkeypatch.setenv("AW_TEST_DIR", str(tmp_path))
+    text = ENV_DEF.replace("${AW_TEST_SYMBOL}", "${AW_TEST_SYMBOL:-GBPUSD}")
+    path = tmp_path / "env.toml"
+    path.write_text(text)
+    assert parse_definition(path).sources[0].params["symbols"][0] == "GBPUSD"
+    monkeypatch.setenv("AW_TEST_SYMBOL", "EURUSD")
+    assert parse_definition(path).sources[0].params["symbols"][0] == "EURUSD"
