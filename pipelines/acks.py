@@ -161,4 +161,6 @@ def problems(
 
 def _kind(spec: StageSpec) -> str:
     kind = spec.kind
-    return kind if isinstance(kind, str) else getattr(kind, "__name__", repr(kind))
+    if isinstance(kind, str):
+        return kind
+    return getattr(kind, "__name__", type(kind).__name__)  # a class, a function, an instance

@@ -187,7 +187,9 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
             if found is None:
                 continue
             path = found.path
-            if problem.param is not None and problem.param in found.params:
+            if problem.param is not None and (
+                problem.param in found.params or problem.param in found.options()
+            ):
                 path = f"{found.path}.{problem.param}"
             line = locate(text, path) if text is not None else None
             errors.append(TomlError(definition.source, path, problem.text, line))

@@ -354,7 +354,8 @@ class _Wiring:
             address.tell_many(
                 batch if i == 0 else [dict(r) if type(r) is dict else r for r in batch]
             )
-        self._rt.state.emitted += len(plain)
+        if self._downstream:
+            self._rt.state.emitted += len(plain)
 
     def _barrier_done(self, barrier: Barrier) -> None:
         try:
@@ -739,6 +740,7 @@ class _UserStageMixin:
     def on_receive(self, message: Any) -> Any:
         if message.__class__ is Barrier:
             assert isinstance(self, StageActor)
+            self._rt.state.control += 1  # not a record: out of the stage's counts
             self._forward([message])
             return None
         if message.__class__ in CONTROL:
@@ -768,6 +770,7 @@ class _UserBatchMixin:
             if run:
                 super().on_batch(run)  # type: ignore[misc]
                 run = []
+            self._rt.state.control += 1  # not a record: out of the stage's counts
             self._forward([message])
         if run:
             super().on_batch(run)  # type: ignore[misc]
