@@ -8,12 +8,15 @@ lines only for syntax errors, so the line is looked up from the key path).
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Mapping
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from .errors import ActorwireError
 
-__all__ = ["TomlChecker", "TomlError", "join", "kind_of", "locate"]
+__all__ = ["TomlChecker", "TomlError", "join", "kind_of", "locate", "read_toml"]
 
 
 class TomlError(ActorwireError, ValueError):
@@ -177,3 +180,28 @@ class TomlChecker:
         if not isinstance(value, str) or value not in choices:
             raise self.fail(path, f"must be one of {', '.join(choices)}, got {value!r}")
         return value
+
+
+def read_toml(
+    path: str | Path | None, package: str | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """``(source, text, document)`` of a TOML config file; with ``path`` None, the
+    ``default_config.toml`` packaged in ``package``. ValueError naming the file when it
+    cannot be read or is not TOML."""
+    if path is None:
+        if package is None:
+            raise ValueError("read_toml: no path and no package to take a default from")
+        resource = files(package) / "default_config.toml"
+        source, text = "default_config.toml", resource.read_text(encoding="utf-8")
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(f"{source}: cannot read config: {reason}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: invalid TOML: {exc}") from None
+    return source, text, doc

@@ -9,14 +9,12 @@ and the key path of the first error (``demo.toml:21: topics[0].rows[1].val: must
 from __future__ import annotations
 
 import hmac
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ...actors.tomlcheck import TomlChecker, kind_of
+from ...actors.tomlcheck import TomlChecker, kind_of, read_toml
 from .topics import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
@@ -284,20 +282,7 @@ def load_config(path: str | Path | None = None) -> GatewayConfig:
     Raises ValueError (a ``TomlError``) naming the file, the line when known and the key
     path of the first problem.
     """
-    if path is None:
-        resource = files("actorwire.adapters.kdb") / "default_config.toml"
-        source, text = "default_config.toml", resource.read_text(encoding="utf-8")
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ValueError(f"{source}: cannot read config: {reason}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: invalid TOML: {exc}") from None
+    source, text, doc = read_toml(path, "actorwire.adapters.kdb")
     return _parse(TomlChecker(source, text), doc)
 
 

@@ -6,14 +6,12 @@ path of the first error (``schemas[0].types[1].fields.bid: unknown field type ..
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ...actors.tomlcheck import TomlChecker, kind_of
+from ...actors.tomlcheck import TomlChecker, kind_of, read_toml
 from .protocol import FIELD_TYPES
 
 __all__ = [
@@ -289,21 +287,8 @@ def load_config(path: str | Path | None = None) -> PlatformConfig:
 
     Raises ValueError naming the file and the key path of the first problem.
     """
-    if path is None:
-        resource = files("actorwire.adapters.keysquare") / "default_config.toml"
-        source, text = "default_config.toml", resource.read_text(encoding="utf-8")
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ValueError(f"{source}: cannot read config: {reason}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: invalid TOML: {exc}") from None
-    return _parse(TomlChecker(source), doc)
+    source, text, doc = read_toml(path, "actorwire.adapters.keysquare")
+    return _parse(TomlChecker(source, text), doc)
 
 
 def parse_config(doc: Mapping[str, Any], source: str = "<config>") -> PlatformConfig:

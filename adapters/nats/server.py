@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from typing import IO, Any
 
 import structlog
 
-from ...actors.tomlcheck import TomlChecker, join
+from ...actors.tomlcheck import TomlChecker, join, read_toml
 from ...pipelines.plugins import EmbeddedKind, RunningServer, ServerKind, server_kind
 from .streams import did_you_mean
 
@@ -128,16 +127,7 @@ def load_config(path: str | Path | None = None) -> NatsConfig:
     names the file, the line when known and the key."""
     if path is None:
         return NatsConfig()
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ValueError(f"{source}: cannot read config: {reason}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: invalid TOML: {exc}") from None
+    source, text, doc = read_toml(path)
     return _parse(TomlChecker(source, text), doc, "")
 
 

@@ -8,14 +8,12 @@ contract 101 (markets[0].contracts[0] has it)``). Passwords never appear in repr
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from ...actors.tomlcheck import TomlChecker
+from ...actors.tomlcheck import TomlChecker, read_toml
 
 __all__ = [
     "MARKET_STATES",
@@ -285,20 +283,7 @@ def load_config(path: str | Path | None = None) -> ExchangeConfig:
     Raises ValueError (a ``TomlError``) naming the file, the line when known and the key
     path of the first problem.
     """
-    if path is None:
-        resource = files("actorwire.adapters.smarkets") / "default_config.toml"
-        source, text = "default_config.toml", resource.read_text(encoding="utf-8")
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ValueError(f"{source}: cannot read config: {reason}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: invalid TOML: {exc}") from None
+    source, text, doc = read_toml(path, "actorwire.adapters.smarkets")
     return _parse(TomlChecker(source, text), doc)
 
 

@@ -9,10 +9,8 @@ errors; a JWT public key is read and checked here, so a bad one fails at load.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from ...actors.tomlcheck import TomlChecker, kind_of
+from ...actors.tomlcheck import TomlChecker, kind_of, read_toml
 from .schema import SchemaDefinition
 
 __all__ = [
@@ -264,22 +262,8 @@ def load_config(path: str | Path | None = None) -> StreamSeaConfig:
     Raises ValueError (a ``TomlError``) naming the file, the line when known and the key
     path of the first problem. A ``jwt_public_key_file`` is read relative to the file.
     """
-    if path is None:
-        resource = files("actorwire.adapters.streamsea") / "default_config.toml"
-        source, text = "default_config.toml", resource.read_text(encoding="utf-8")
-        base_dir = None
-    else:
-        source = str(path)
-        base_dir = Path(path).parent
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ValueError(f"{source}: cannot read config: {reason}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: invalid TOML: {exc}") from None
+    source, text, doc = read_toml(path, "actorwire.adapters.streamsea")
+    base_dir = Path(path).parent if path is not None else None
     return _parse(TomlChecker(source, text), doc, base_dir)
 
 

@@ -70,7 +70,7 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=WAIT)
     assert proc.returncode == 2
     assert out == ""
-    assert f"{cfg}: platform.heartbeat_deadline: must be greater than heartbeat_interval" in err
+    assert f"{cfg}:2: platform.heartbeat_deadline: must be greater than heartbeat_interval" in err
 
 
 def test_unknown_adapter_lists_the_available_ones(capsys: pytest.CaptureFixture[str]) -> None:
