@@ -18,6 +18,7 @@ from .kdb import kdb_updates
 from .keysquare import keysquare_publish_to_callback, keysquare_snapshot_dataframe
 from .keysquare_topics import keysquare_topics
 from .latency import ask_latency
+from .nats import nats_stage
 from .pipelines import pipeline_bars
 from .scale import scale_actors
 from .smarkets import smarkets_quotes
@@ -37,6 +38,7 @@ BENCHES: dict[str, Callable[[Config], list[dict[str, Any]]]] = {
     "smarkets_quotes": smarkets_quotes,
     "streamsea_fanout": streamsea_fanout,
     "kdb_updates": kdb_updates,
+    "nats_stage": nats_stage,
 }
 # Rows a benchmark prints besides its own name: naming a row runs its benchmark and prints
 # only the rows named.

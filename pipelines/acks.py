@@ -84,11 +84,14 @@ def plan(
 
 def hold_seconds(component: Any) -> float:
     """How long a record may wait in ``component`` before what it feeds is passed on (a
-    window's size plus its allowed lateness; 0 for an operator that holds nothing)."""
+    window's size, its allowed lateness and its idle timeout; 0 for an operator that holds
+    nothing). A window on a feed that goes quiet without an idle timeout holds longer: the
+    source keeps such messages from coming again (see the nats source)."""
     windowing = getattr(component, "_windowing", None)
     if windowing is None:
         return 0.0
-    return float(windowing.size) + float(getattr(component, "_lateness", 0.0))
+    idle = getattr(component, "_idle", None) or 0.0
+    return float(windowing.size) + float(getattr(component, "_lateness", 0.0)) + float(idle)
 
 
 def problems(

@@ -95,13 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=None, help="port (default: the adapter's own; 0: any)"
     )
-    serve.add_argument("--config", metavar="FILE", help="platform config (TOML)")
+    serve.add_argument("--config", metavar="FILE", help="the server's config (TOML)")
     serve.add_argument(
         "--store",
-        metavar="FILE",
-        help="message store (SQLite file): what a restart must not lose (keysquare: stored "
-        "records, the journal, the dedupe window; smarkets: accounts, books, orders, "
-        "references, account sequences)",
+        metavar="PATH",
+        help="what a restart must not lose: an SQLite file for keysquare (stored records, "
+        "the journal, the dedupe window), smarkets (accounts, books, orders, references, "
+        "account sequences) and streamsea (schemas, logs, consumer groups); a folder for "
+        "nats (JetStream's streams and consumers)",
     )
     serve.add_argument("--cert", metavar="FILE", help="serve over TLS: the certificate (PEM)")
     serve.add_argument("--key", metavar="FILE", help="serve over TLS: its private key (PEM)")

@@ -236,8 +236,11 @@ def _kind_and_role(stage: StageDef) -> tuple[Any, Role]:
 def _key_path(stage: StageDef, message: str) -> str:
     """The stage's key path, down to the parameter the message names, if it names one."""
     for name in stage.params:
-        if re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", message):
-            return f"{stage.path}.{name}"
+        found = re.search(rf"(?<![\w.]){re.escape(name)}((?:\.\w+|\[\d+\])*)(?![\w])", message)
+        if found:
+            # A key inside a table parameter (``stream.max_byte``): down to it.
+            inner = found.group(1) if isinstance(stage.params[name], dict | list) else ""
+            return f"{stage.path}.{name}{inner}"
     for name, value in stage.params.items():  # else the parameter whose value it quotes
         items = value if isinstance(value, list) else [value]
         if any(isinstance(v, str) and len(v) > 1 and repr(v) in message for v in items):

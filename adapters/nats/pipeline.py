@@ -160,6 +160,7 @@ class _Stage:
         self._ctx: StageContext | None = None
         self._conn: NatsConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._reconnects = 0  # of connections closed before
 
     def _open(self, ctx: StageContext) -> NatsConnection:
         self._ctx = ctx
@@ -193,6 +194,7 @@ class _Stage:
         ctx = self._ctx
         if conn is None or ctx is None:
             return
+        self._reconnects += conn.reconnects  # stats stay readable after the stop
         try:
             ctx.system.io.run(conn.close(), timeout=10.0)
         except Exception as exc:  # noqa: BLE001 - stopping: logged, never raised
@@ -200,7 +202,7 @@ class _Stage:
 
     def stats(self) -> dict[str, int]:
         conn = self._conn
-        return {"reconnects": conn.reconnects if conn is not None else 0}
+        return {"reconnects": self._reconnects + (conn.reconnects if conn is not None else 0)}
 
 
 # -- the nats sink (JetStream) ------------------------------------------------------------------
@@ -648,7 +650,7 @@ class NatsSource(_Stage, Source):
         self._acked = 0
         self._redelivered = 0
         self._bad = 0
-        self._expired = 0
+        self._kept_alive = 0.0
 
     def __repr__(self) -> str:
         return f"NatsSource(url={self._url!r}, stream={self._stream_name!r})"
@@ -661,8 +663,8 @@ class NatsSource(_Stage, Source):
             return (
                 "ack_wait",
                 f"nats source: ack_wait ({self._ack_wait:g} s) must exceed the longest a "
-                f"record waits downstream ({seconds:g} s: a window's size plus its allowed "
-                f"lateness) plus two ack intervals, {need:g} s in all; raise ack_wait",
+                f"record waits downstream ({seconds:g} s: a window's size, allowed lateness "
+                f"and idle timeout) plus two ack intervals, {need:g} s in all; raise ack_wait",
             )
         return None
 
@@ -682,6 +684,17 @@ class NatsSource(_Stage, Source):
                 url=self._url,
                 stage=ctx.name,
             )
+            future.add_done_callback(lambda f: self._begin_failed(ctx, f))
+
+    def _begin_failed(self, ctx: StageContext, future: Any) -> None:
+        """The late setup's error (a stream that does not match, say): the link is FAILED
+        (``/healthz`` says so) and the reason logged; nothing is read."""
+        if future.cancelled() or future.exception() is None:
+            return
+        log.error(
+            "nats source: cannot read the stream", stage=ctx.name, error=str(future.exception())
+        )
+        ctx.set_link_state("FAILED")
 
     async def _begin(self) -> None:
         """Connected, the stream and consumer ready, the fetch task started; a stream
@@ -822,7 +835,7 @@ class NatsSource(_Stage, Source):
             out.append(self._barrier(now))
         if taken and self._space is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self._space.set)
-        self._check_expired(now)
+        self._keep_alive(now)
         self._check_stall()
         return out
 
@@ -831,8 +844,8 @@ class NatsSource(_Stage, Source):
             return 0.0
         if self._group:
             return self._group_started + self._ack_interval
-        if self._groups:
-            return time.monotonic() + self._ack_interval  # watch for expired barriers
+        if self._inflight:
+            return self._kept_alive + self._ack_wait / 3  # the next keep-alive
         return None
 
     def _barrier(self, now: float) -> Barrier:
@@ -843,7 +856,7 @@ class NatsSource(_Stage, Source):
 
     def on_barrier_done(self, n: int, stage: str) -> None:
         if n < self._next_ack:
-            return  # acknowledged already, or expired
+            return  # acknowledged already
         self._done[n] += 1
         needed = max(self._paths, 1)
         while True:
@@ -874,29 +887,16 @@ class NatsSource(_Stage, Source):
             return
         asyncio.run_coroutine_threadsafe(_ack_all(msgs), self._loop)
 
-    def _check_expired(self, now: float) -> None:
-        """A barrier not done within ack_wait (a stage after the source lost what it held):
-        its messages come again from the server; let them through instead of dropping them
-        as repeats."""
-        while self._groups:
-            k = self._next_ack
-            entry = self._groups.get(k)
-            if entry is None or now - entry[1] <= self._ack_wait:
-                return
-            seqs, _ = entry
-            del self._groups[k]
-            self._done.pop(k, None)
-            self._next_ack += 1
-            for seq in seqs:
-                self._inflight.pop(seq, None)
-            self._expired += len(seqs)
-            log.warning(
-                "nats source: a barrier was not done within ack_wait; its messages will be "
-                "delivered again and processed again",
-                barrier=k,
-                messages=len(seqs),
-                ack_wait=self._ack_wait,
-            )
+    def _keep_alive(self, now: float) -> None:
+        """Messages held for a barrier not yet done (a window still open, however long the
+        feed is quiet) are marked in progress every third of ``ack_wait``, so the server
+        does not deliver them again meanwhile."""
+        if not self._inflight or now - self._kept_alive < self._ack_wait / 3:
+            return
+        self._kept_alive = now
+        if self._loop is not None:
+            msgs = list(self._inflight.values())
+            asyncio.run_coroutine_threadsafe(_in_progress(msgs), self._loop)
 
     def _check_stall(self) -> None:
         limit = self._max_ack_pending
@@ -930,7 +930,6 @@ class NatsSource(_Stage, Source):
             unacknowledged=len(self._inflight),
             redelivered=self._redelivered,
             bad=self._bad,
-            expired=self._expired,
         )
         return out
 
@@ -940,6 +939,15 @@ def _policy(value: Any) -> DeliverPolicy | None:
         return DeliverPolicy(value)
     except ValueError:
         return None
+
+
+async def _in_progress(msgs: list[Msg]) -> None:
+    for msg in msgs:
+        try:
+            await msg.in_progress()
+        except Exception as exc:  # noqa: BLE001 - then it may come again: dropped as a repeat
+            log.debug("nats source: in-progress not sent", error=repr(exc))
+            return
 
 
 async def _ack_all(msgs: list[Msg]) -> None:
@@ -984,6 +992,22 @@ class NatsCoreSource(_Stage, Source):
 
     def start(self, ctx: StageContext) -> None:
         self._open(ctx)
+        # Subscribed (and the server told) before the stage counts as started, so that what
+        # is published after Pipeline.start() returns reaches it; a server that is not up
+        # yet: subscribed once it is.
+        future = ctx.system.io.submit(self._wait_subscribed())
+        try:
+            future.result(timeout=10.0)
+        except TimeoutError:
+            future.cancel()
+
+    async def _wait_subscribed(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        nc = await conn.wait_connected()
+        while not self._subscribed:
+            await asyncio.sleep(0.01)
+        await nc.flush(timeout=5)
 
     def _on_connected(self) -> Any:
         if self._subscribed:
