@@ -60,8 +60,19 @@ Benchmarks (``python -m bench NAME ...`` runs a subset; ``--quick`` is a short s
     websockets shown beside it) and ``streamsea_fanout_embedded`` (end to end through the
     real embedded server, whose publish loop is the ceiling; report only). See
     ``bench/streamsea.py``.
+``kdb_updates`` / ``kdb_snap``
+    Rows from the embedded kdb gateway's ``upsert`` to a subscriber's DataFrame callback
+    with a 20 ms batching interval, against raw websockets + json + pandas on the same
+    gateway process (target >= 0.8x); and a 1,000,000-row snap to a DataFrame in seconds
+    against json.loads + DataFrame construction (report only); qipc figures beside. See
+    ``bench/kdb.py``.
+``nats_stage``
+    Records per second through a nats source -> map -> nats sink with JetStream acks (each
+    input acknowledged once its output is stored), against raw nats-py doing the same (pull,
+    publish with async acks, ack) in the same run (target >= 0.7x). See ``bench/nats.py``.
 
-Baselines other than pykka are the raw libraries (gRPC, pyzmq, jupyter_client), measured
+Baselines other than pykka are the raw libraries (gRPC, pyzmq, jupyter_client, websockets,
+nats-py), measured
 in the same run so the ratio holds on a noisy machine.
 """
 
