@@ -62,6 +62,15 @@ class DefinedServer:
     def url(self) -> str:
         return self.server.url
 
+    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
+        """``(application_name, api_key)`` of the first application of the server's config
+        that may ``verb`` ("read" or "publish") ``data_type`` (a program wiring its own
+        stages to the server, say)."""
+        try:
+            return self.server.credentials(data_type, verb)
+        except ValueError as exc:
+            raise ValueError(f"server {self.spec.name!r}: {exc}") from None
+
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         try:
             return self.server.stage_params(params, section)

@@ -55,6 +55,12 @@ class EmbeddedServer(Protocol):
 
     def stop(self) -> None: ...
 
+    def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
+        """``(application_name, api_key)`` of the first application of the server's config
+        that may ``verb`` ("read" or "publish") ``data_type``; ValueError if none may (or
+        the kind has no credentials)."""
+        ...
+
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         """The parameters of a stage with ``server = "<this>"`` (``server`` taken out),
         completed with what the stage needs to reach this server; ``section`` is
@@ -158,7 +164,7 @@ class EmbeddedKind:
     def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
         """``(application_name, api_key)`` of the first application of the server's config
         that may ``verb`` ("read" or "publish") ``data_type``; ValueError if none may."""
-        raise NotImplementedError(f"{type(self).__name__} must define credentials()")
+        raise ValueError(f"a {type(self).__name__} has no applications or credentials")
 
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         """By default ``url`` (``host:port``) and, unless the stage names its own, the
