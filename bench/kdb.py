@@ -44,8 +44,9 @@ actorwire's extension) that every client joins back before making its DataFrame.
 
 ``kdb_snap`` (report only)
     Topic ``book`` with S rows (1,000,000; round 0), loaded once by one server process
-    for every run of both sides; one run a side (a snap takes 13-16 s, nearly all the
-    server's encoding), two with ``--quick`` (200,000 rows). Each run a fresh client
+    for every run of both sides; one run a side (a snap takes 5-7 s, most of it the
+    server's encoding, and loading the rows about 12 s), two with ``--quick`` (200,000
+    rows). Each run a fresh client
     connects (untimed); the figure is the seconds from just before the request to the
     DataFrame: actorwire
     ``client.snap("book")`` (a DataFrame) against raw websockets sending the snap JSON,
@@ -609,9 +610,9 @@ def _snap_row(sizes: Sizes, res: dict[str, list[Snap]], qipc: str | None) -> dic
         "meets_target": True,
         "qipc": qipc if qipc is not None else "measured: qipc_seconds",
         "runs": len(res["actorwire"]),
-        "runs_why": "a 1,000,000-row snap takes 13-16 s, nearly all of it the server's "
-        "encoding (protocol._split sizes every cell with its own json.dumps), so the full "
-        "bench takes one run a side to stay near 90 s (--quick: 200,000 rows, 2 runs)",
+        "runs_why": "a 1,000,000-row snap takes 5-7 s, most of it the server's encoding, "
+        "after about 12 s of loading the rows, so the full bench takes one run a side to "
+        "stay near 90 s (--quick: 200,000 rows, 2 runs)",
         "rows": sizes.snap_rows,
         "rows_per_s": round(sizes.snap_rows / secs["actorwire"]),
         "raw_rows_per_s": round(sizes.snap_rows / secs["raw"]),
