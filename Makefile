@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint proto clean chaos
+.PHONY: run test bench lint proto clean chaos docs
 
 # The editable install is setuptools' "strict" mode: a tree of links to every file under
 # build/__editable__.*, put on sys.path by a .pth, so that mypy and IDEs see actorwire's
@@ -48,6 +48,11 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/python -m bench
+
+# The documentation site (mkdocs.yml, docs/): built to build/site with warnings as errors,
+# the API reference read from the docstrings.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 # mypy cannot see setup.cfg's package_dir mapping, so it reads the code through a symlinked
 # actorwire/ tree, module by module (it does not crawl symlinked folders).
