@@ -37,7 +37,7 @@ from .timers import Timer, TimerService
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
-__all__ = ["ActorStartError", "ActorSystem", "FailureListener"]
+__all__ = ["ActorStartError", "ActorSystem", "FailureListener", "root_cause"]
 
 A = TypeVar("A", bound=Actor)
 FailureListener = Callable[[Address, BaseException], None]
@@ -267,6 +267,15 @@ class _Cell:
                 return
             if isinstance(reason, ExpectedFailure):
                 self.log.warning("actor failed", error=_describe(reason))
+            elif is_failure(reason) and actor._aw_start_error is reason:
+                # A failed on_start is raised to whoever started the actor, who reports
+                # it: here only at debug level, with the traceback.
+                assert isinstance(reason, BaseException)
+                self.log.debug(
+                    "actor failed to start",
+                    error=root_cause(reason),
+                    exc_info=(type(reason), reason, reason.__traceback__),
+                )
             elif is_failure(reason):
                 assert isinstance(reason, BaseException)
                 self.log.error(
@@ -286,11 +295,26 @@ class _Cell:
                 return
         if is_failure(reason):
             assert isinstance(reason, BaseException)
-            system._report_failure(self.address, reason)
+            system._report_failure(self.address, reason, in_start=actor._aw_start_error is reason)
         system._finalize(self, reason)
 
 
 _LOG: FilteringBoundLogger = structlog.get_logger("actorwire.actor")
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost cause of ``exc`` (following ``raise ... from``) in one line: its type
+    and message, without the wrappers' texts that repeat it."""
+    seen: set[int] = set()
+    while exc.__cause__ is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - a failure is reported whatever the exception does
+        text = ""
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
 
 
 def _describe(exc: BaseException) -> str:
@@ -795,8 +819,15 @@ class ActorSystem:
         with contextlib.suppress(ValueError):
             self._failure_listeners.remove(listener)
 
-    def _report_failure(self, address: Address, reason: BaseException) -> None:
-        self.log.error("top-level actor failed", actor=address.name, error=_describe(reason))
+    def _report_failure(
+        self, address: Address, reason: BaseException, *, in_start: bool = False
+    ) -> None:
+        if in_start:  # raised to whoever started it, who reports it
+            self.log.debug(
+                "top-level actor failed to start", actor=address.name, error=root_cause(reason)
+            )
+        else:
+            self.log.error("top-level actor failed", actor=address.name, error=_describe(reason))
         for listener in list(self._failure_listeners):
             try:
                 listener(address, reason)

@@ -15,6 +15,7 @@ accepted record to a dead letter exits 3.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -91,6 +92,33 @@ class _Signals:
         os._exit(EXIT_FORCED)
 
 
+_ACTOR = re.compile(r"actor '([^']+)' (?:failed in on_start|did not finish on_start)")
+
+
+def failure_lines(exc: BaseException, pipeline: str) -> list[str]:
+    """A start failure as one line per cause: the stage that failed (from the chain of
+    start errors) and each line of the innermost cause's message; the wrappers that only
+    repeat it are left out (the traceback is logged at debug level)."""
+    stage = None
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        found = _ACTOR.search(str(current).split("\n", 1)[0])
+        if found:
+            stage = found.group(1)
+        current = current.__cause__
+    root = chain[-1]
+    text = str(root).strip() or type(root).__name__
+    if isinstance(root, OSError | TimeoutError | ConnectionError) or not str(root).strip():
+        text = f"{type(root).__name__}: {text}" if str(root).strip() else text
+    where = ""
+    if stage is not None:
+        name = stage.removeprefix(f"{pipeline}.")
+        where = f"stage {name!r}: "
+    return [f"{where}{line.strip()}" for line in text.splitlines() if line.strip()]
+
+
 def _fail(message: str, code: int) -> int:
     print(redact_text(message), file=sys.stderr, flush=True)
     return code
@@ -136,9 +164,10 @@ def run_file(path: str | Path, options: RunOptions | None = None) -> int:
             print(f"metrics on {metrics.url}/metrics and {metrics.url}/healthz", file=sys.stderr)
         try:
             pipeline.start()
-        except Exception as exc:  # noqa: BLE001 - any start failure ends the run, reported
-            log.error("pipeline failed to start", error=repr(exc))
-            return _fail(f"actorwire run: the pipeline could not start: {exc}", EXIT_FAILED)
+        except Exception as exc:
+            log.debug("pipeline failed to start", exc_info=True)
+            lines = "\n".join(f"  {line}" for line in failure_lines(exc, definition.name))
+            return _fail(f"actorwire run: the pipeline could not start:\n{lines}", EXIT_FAILED)
         phase[0] = "running"
         log.info("pipeline running", pipeline=definition.name, file=str(path))
         reason = _wait(pipeline, signals.stop, options.duration)

@@ -392,3 +392,28 @@ def test_run_that_loses_accepted_records_to_dead_letters_exits_3(
     assert "accepted record(s) were lost to dead letters" in err
     assert "stage slow: failed 0, dead lettered " in err
     assert "run summary: not clean" in err
+
+
+def test_a_start_failure_is_one_line_per_cause() -> None:
+    from actorwire.actors import ActorStartError
+    from actorwire.pipelines.runner import failure_lines
+
+    class Mismatch(ValueError):
+        pass
+
+    try:
+        try:
+            try:
+                raise Mismatch("stream.max_bytes: has 1\nstream.subjects: has a")
+            except Mismatch as root:
+                raise ActorStartError(f"actor 'p.out' failed in on_start: {root!r}") from root
+        except ActorStartError as inner:
+            raise ActorStartError(
+                f"supervisor 'p': child 'p.out' failed to start: {inner}"
+            ) from inner
+    except ActorStartError as exc:
+        lines = failure_lines(exc, "p")
+    assert lines == ["stage 'out': stream.max_bytes: has 1", "stage 'out': stream.subjects: has a"]
+    assert failure_lines(OSError(98, "Address already in use"), "p") == [
+        "OSError: [Errno 98] Address already in use"
+    ]
