@@ -52,7 +52,7 @@ bench: $(STAMP)
 # The documentation site (mkdocs.yml, docs/): built to build/site with warnings as errors,
 # the API reference read from the docstrings.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 # mypy cannot see setup.cfg's package_dir mapping, so it reads the code through a symlinked
 # actorwire/ tree, module by module (it does not crawl symlinked folders).

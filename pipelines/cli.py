@@ -2,6 +2,7 @@
 
 ``actorwire serve ADAPTER`` runs an adapter's embedded server until SIGINT or SIGTERM; the
 adapters that have one register it through their ``actorwire.plugins`` entry point.
+``actorwire top URL`` shows the live view of a running ``actorwire run`` (:mod:`.top`).
 """
 
 from __future__ import annotations
@@ -156,7 +157,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE", help="the definition file (TOML)")
     check.set_defaults(handler=_cmd_check)
+    top = commands.add_parser(
+        "top",
+        help="watch a running pipeline: the live view, read from its /metrics",
+        description=(
+            "Show the live view of a running 'actorwire run' (one panel per link: state, "
+            "rate, lag, reconnects, gaps; the stages; the latest bars; health), read from "
+            "its /metrics, /healthz and /latest every --interval seconds until Ctrl-C. "
+            "Exit status: 0, or 1 when the URL cannot be read."
+        ),
+    )
+    top.add_argument(
+        "url",
+        metavar="URL",
+        help="the run's metrics address: http://127.0.0.1:PORT (a trailing /metrics is fine)",
+    )
+    top.add_argument(
+        "--interval",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds between reads (default 0.5)",
+    )
+    top.add_argument(
+        "--once",
+        action="store_true",
+        help="print one frame (two reads, --interval apart) and exit: for pipes and scripts",
+    )
+    top.set_defaults(handler=_cmd_top)
     return parser
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from .top import run_top  # noqa: PLC0415
+
+    if not args.interval > 0:
+        return _fail(f"actorwire top: --interval must be > 0 seconds, got {args.interval}", 2)
+    return run_top(args.url, interval=args.interval, once=args.once)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -177,14 +214,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .definition import DefinitionError, parse_definition  # noqa: PLC0415
-    from .loader import build_pipeline  # noqa: PLC0415
+    from .definition import DefinitionError  # noqa: PLC0415
+    from .loader import check_definition  # noqa: PLC0415
 
-    try:
-        definition = parse_definition(Path(args.file))
-        build_pipeline(definition)  # every kind's constructor checks its values; no start
-    except DefinitionError as exc:
-        return _fail(str(exc), 2)
+    # Every problem in one pass: the shape, then every constructor's checks; no start.
+    definition, errors = check_definition(Path(args.file))
+    if errors or definition is None:
+        return _fail(str(DefinitionError(errors)), 2)
     for warning in definition.warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     counts = ", ".join(

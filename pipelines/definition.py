@@ -94,6 +94,10 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 class DefinitionError(ActorwireError, ValueError):
     """A definition file with problems; ``errors`` holds each one (a TomlError)."""
 
+    partial: Definition | None = None
+    """With parse errors: the definition made of what did parse (``actorwire check`` goes
+    on to check it)."""
+
     def __init__(self, errors: list[TomlError]) -> None:
         self.errors = errors
         count = f"{len(errors)} problems" if len(errors) > 1 else "1 problem"
@@ -224,7 +228,9 @@ def parse_definition(path_or_text: str | Path, registries: Registries | None = N
     with importable(base_dir):
         definition = parser.parse(doc, source, base_dir)
     if parser.errors:
-        raise DefinitionError(parser.errors)
+        error = DefinitionError(parser.errors)
+        error.partial = definition  # what did parse, for a check that goes on
+        raise error
     assert definition is not None
     return definition
 
@@ -314,8 +320,6 @@ class _Parser:
         supervision = self.supervision(doc.get("supervision", {}))
         logging = self.logging(doc.get("logging", {}))
         metrics = self.metrics(doc.get("metrics", {}))
-        if self.errors:
-            return None
         return Definition(
             source=source,
             base_dir=base_dir,

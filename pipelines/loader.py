@@ -10,6 +10,7 @@ data type.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 import structlog
 
 from ..actors import ActorSystem, Backoff
+from ..actors.tomlcheck import TomlError
+from .components import component_builder
 from .definition import (
     Definition,
     DefinitionError,
@@ -32,7 +35,47 @@ from .pipeline import Pipeline
 from .plugins import EmbeddedServer, plugin_errors, server_kinds
 from .stage import Role
 
-__all__ = ["DefinitionPipeline", "build_pipeline", "load_definition"]
+__all__ = ["DefinitionPipeline", "build_pipeline", "check_definition", "load_definition"]
+
+
+def _missing(message: str) -> str:
+    """The ``missing parameter 'x'`` part of a message (the same in both passes)."""
+    found = re.search(r"missing parameter '[^']+'", message)
+    return found.group(0) if found else message
+
+
+def _without_bad_params(
+    definition: Definition, errors: list[TomlError]
+) -> tuple[Definition, set[str]]:
+    """The definition with each stage's refused parameters left out, so that the rest of
+    its values are still checked; and the stages that cannot be checked at all (a bad kind,
+    bad wiring)."""
+    skip: set[str] = set()
+    changed: dict[str, StageDef] = {}
+    for stage in definition.all_stages():
+        params = [
+            e.path[len(stage.path) + 1 :].split(".")[0]
+            for e in errors
+            if e.path.startswith(stage.path + ".")
+        ]
+        if any(e.path == stage.path for e in errors) or any(p in ("kind", "from") for p in params):
+            skip.add(stage.name)
+        elif params:
+            kept = {k: v for k, v in stage.params.items() if k not in params}
+            changed[stage.name] = dataclasses.replace(stage, params=kept)
+    if changed:
+
+        def fix(stages: tuple[StageDef, ...]) -> tuple[StageDef, ...]:
+            return tuple(changed.get(s.name, s) for s in stages)
+
+        definition = dataclasses.replace(
+            definition,
+            sources=fix(definition.sources),
+            stages=fix(definition.stages),
+            sinks=fix(definition.sinks),
+        )
+    return definition, skip
+
 
 log = structlog.get_logger("actorwire.pipelines")
 
@@ -154,11 +197,42 @@ class DefinitionPipeline(Pipeline):
                 server.stop()
 
 
-def build_pipeline(definition: Definition, system: ActorSystem | None = None) -> Pipeline:
+def check_definition(path_or_text: str | Path) -> tuple[Definition | None, list[TomlError]]:
+    """Every problem of a definition in one pass (``actorwire check``): its shape, then the
+    values of every stage and server whose shape is right (each constructor runs once;
+    nothing starts). Returns the definition (None when it does not parse at all) and the
+    problems in the file's order."""
+    errors: list[TomlError] = []
+    try:
+        definition: Definition | None = parse_definition(path_or_text)
+    except DefinitionError as exc:
+        errors = list(exc.errors)
+        definition = exc.partial
+    if definition is not None:
+        definition, skip = _without_bad_params(definition, errors)
+        try:
+            build_pipeline(definition, skip=skip)
+        except DefinitionError as exc:
+            known = {e.path for e in errors}
+            said = " ".join(e.message for e in errors if "missing parameter" in e.message)
+            errors += [
+                e
+                for e in exc.errors
+                if e.path not in known
+                and not ("missing parameter" in e.message and _missing(e.message) in said)
+            ]
+    errors.sort(key=lambda e: (e.line is None, e.line or 0))
+    return definition, errors
+
+
+def build_pipeline(
+    definition: Definition, system: ActorSystem | None = None, *, skip: set[str] | None = None
+) -> Pipeline:
     """The Pipeline a checked definition describes (nothing started).
 
     Building checks every parameter's value (each kind's constructor runs once); raises
-    DefinitionError listing every stage that refused its parameters.
+    DefinitionError listing every stage that refused its parameters. ``skip``: stages not
+    to build (their shape is wrong), nor what they feed.
     """
     from ..actors.tomlcheck import TomlError, locate  # noqa: PLC0415
 
@@ -168,11 +242,10 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
         TomlError(definition.source, path, what, locate(text, path) if text else None)
         for path, what in pipeline.server_errors
     ]
-    refused: set[str] = set()
+    refused: set[str] = set(skip or ())
     with importable(definition.base_dir):
         for stage in definition.all_stages():
-            if refused.intersection(stage.inputs):
-                refused.add(stage.name)  # its input was refused: no second error for it
+            if stage.name in refused:
                 continue
             server = stage.params.get("server")
             if server is not None and server not in pipeline.servers:
@@ -181,6 +254,12 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
             try:
                 params = _resolve_server(stage, pipeline.servers)
                 kind, role = _kind_and_role(stage)
+                if refused.intersection(stage.inputs):
+                    # Its input was refused: it cannot join the graph, but its own values
+                    # are still checked, so that one pass reports every problem.
+                    refused.add(stage.name)
+                    component_builder(stage.name, role, kind, params)
+                    continue
                 pipeline.add_stage(
                     stage.name, kind, params, stage.inputs, role=role, **stage.options()
                 )
@@ -189,7 +268,7 @@ def build_pipeline(definition: Definition, system: ActorSystem | None = None) ->
                 path = _key_path(stage, str(exc))
                 line = locate(text, path) if text is not None else None
                 errors.append(TomlError(definition.source, path, str(exc), line))
-    if not errors:
+    if not errors and not skip:
         by_name = {stage.name: stage for stage in definition.all_stages()}
         for problem in pipeline.ack_problems():
             found = by_name.get(problem.stage)

@@ -3,27 +3,33 @@
 Nothing is counted per record here: the stages keep their own counters, and a custom
 collector reads them when Prometheus scrapes (prometheus-client renders the text format).
 ``/healthz`` answers 200 when every link is CONNECTED and no supervisor has failed, else
-503 with a JSON body giving the reason.
+503 with a JSON body giving the reason. ``/latest`` gives, as JSON, the latest records the
+snapshot carries (the bars a live view shows): records stay out of ``/metrics``, which is
+numbers only.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
 
-__all__ = ["Health", "MetricsServer", "Snapshot"]
+__all__ = ["Health", "MetricsServer", "Snapshot", "health", "latest_body"]
 
 log = structlog.get_logger("actorwire.metrics")
 
 STAGE_COUNTERS = ("received", "processed", "dropped", "failed", "dead_lettered", "restarts")
 DISPATCHER_GAUGES = ("workers", "blocked_workers", "run_queue")
 LINK_STATES = ("CONNECTING", "CONNECTED", "RECOVERING", "RECONNECTING", "FAILED", "CLOSED")
+STAGE_GAUGES = ("mailbox_depth",)
+"""Per-stage figures with a family of their own; every other number in a stage's stats
+(``emitted``, the component's ``source_reconnects``, ``op_late``, ...) goes to
+``actorwire_stage_stat{stat=...}``."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class Snapshot:
     failure: str | None = None  # why the pipeline failed (a supervisor gave up), if it did
     phase: str = "running"  # "starting", "running" or "stopping": healthy only running
     dispatcher: Mapping[str, int] = field(default_factory=dict)  # the system's pool figures
+    latest: Sequence[Mapping[str, Any]] = ()  # the latest records to show (``/latest``)
+    uptime: float | None = None  # seconds since the pipeline started, when known
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,19 @@ class _PipelineCollector:
             depth.add_metric([snap.pipeline, stage], float(stats.get("mailbox_depth", 0)))
         yield from counters.values()
         yield depth
+        other = GaugeMetricFamily(
+            "actorwire_stage_stat",
+            "Each stage's other figures: records emitted and its component's own counters "
+            "(source_reconnects, source_gaps, op_late, sink_rotations, ...)",
+            labels=["pipeline", "stage", "stat"],
+        )
+        for stage, stats in sorted(snap.stages.items()):
+            for name, value in sorted(stats.items()):
+                if name in STAGE_COUNTERS or name in STAGE_GAUGES:
+                    continue
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    other.add_metric([snap.pipeline, stage, name], float(value))
+        yield other
         links = GaugeMetricFamily(
             "actorwire_link_state",
             "1 for each link's current state",
@@ -123,10 +144,26 @@ class _PipelineCollector:
         )
         up.add_metric([snap.pipeline], float(health(snap).ok))
         yield up
+        if snap.uptime is not None:
+            uptime = GaugeMetricFamily(
+                "actorwire_pipeline_uptime_seconds",
+                "Seconds since the pipeline started",
+                labels=["pipeline"],
+            )
+            uptime.add_metric([snap.pipeline], float(snap.uptime))
+            yield uptime
+
+
+def latest_body(snapshot: Snapshot) -> bytes:
+    """``/latest``: the snapshot's latest records as JSON (a value JSON cannot hold is
+    given as its repr)."""
+    body = {"pipeline": snapshot.pipeline, "latest": [dict(r) for r in snapshot.latest]}
+    return json.dumps(body, default=repr).encode()
 
 
 class MetricsServer:
-    """``/metrics`` and ``/healthz`` over HTTP on a thread; ``port=0`` picks a free port."""
+    """``/metrics``, ``/healthz`` and ``/latest`` over HTTP on a thread; ``port=0`` picks a
+    free port."""
 
     def __init__(self, read: Callable[[], Snapshot], host: str = "127.0.0.1", port: int = 0):
         try:
@@ -152,8 +189,10 @@ class MetricsServer:
                     result = health(read())
                     body = json.dumps(result.body).encode()
                     self._reply(200 if result.ok else 503, "application/json", body)
+                elif path == "/latest":
+                    self._reply(200, "application/json", latest_body(read()))
                 else:
-                    body = b'{"error": "not found: try /metrics or /healthz"}'
+                    body = b'{"error": "not found: try /metrics, /healthz or /latest"}'
                     self._reply(404, "application/json", body)
 
             def _reply(self, status: int, content_type: str, body: bytes) -> None:

@@ -50,12 +50,40 @@ def test_errors_in_several_places_are_all_reported(tmp_path: Path) -> None:
     )
     with pytest.raises(DefinitionError) as info:
         load_definition(path)
-    # The source's error stops its consumers from reporting a second, derived error.
-    assert [e.path for e in info.value.errors] == ["sources[0].rate"]
+    # One pass reports every stage's own problem (a refused input is no reason to stay
+    # silent about the stages it feeds), each once.
+    assert [e.path for e in info.value.errors] == [
+        "sources[0].rate",
+        "stages[0].size",
+        "sinks[0].max_rows",
+    ]
     path.write_text(path.read_text().replace("rate = -1\n", ""), encoding="utf-8")
     with pytest.raises(DefinitionError) as info:
         load_definition(path)
-    assert [e.path for e in info.value.errors] == ["stages[0].size"]
+    assert [e.path for e in info.value.errors] == ["stages[0].size", "sinks[0].max_rows"]
+
+
+def test_check_reports_shape_and_value_problems_in_one_pass(tmp_path: Path) -> None:
+    from actorwire.pipelines.loader import check_definition
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[pipeline]\nname = "a"\n'
+        '[[sources]]\nname = "t"\nkind = "synthetic_prices"\nrate = -1\nbogus = 1\n'
+        '[[stages]]\nname = "w"\nkind = "tumbling_window"\nfrom = "t"\nsize = 0\n'
+        '[[sinks]]\nname = "o"\nkind = "jsonl_file"\nfrom = "w"\npathh = "x"\n',
+        encoding="utf-8",
+    )
+    definition, errors = check_definition(path)
+    assert definition is not None
+    assert [e.path for e in errors] == [
+        "sources[0].rate",
+        "sources[0].bogus",
+        "stages[0].size",
+        "sinks[0].path",
+        "sinks[0].pathh",
+    ]
+    assert [e.line for e in errors] == sorted(e.line or 0 for e in errors)
 
 
 @pytest.mark.parametrize("name", ["quickstart.toml"])
