@@ -301,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow", type=int, default=4, help="slow average, in bars (4)")
     parser.add_argument("--quantity", type=int, default=100, help="shares per trade (100)")
     parser.add_argument(
-        "--bar-log", default="trading_bot_bars.jsonl", help="bars are appended to this file"
+        "--bar-log",
+        default="out/trading_bot_bars.jsonl",
+        help="bars are appended to this file",
     )
     args = parser.parse_args(argv)
     if not 1 <= args.fast < args.slow:

@@ -92,7 +92,7 @@ def test_quickstart_runs_as_make_run_does(tmp_path: Path) -> None:
     proc = cli(tmp_path, "run", str(definition), "--duration", "4")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    bars = read_jsonl(tmp_path / "bars.jsonl")
+    bars = read_jsonl(tmp_path / "out" / "bars.jsonl")
     check_bars(bars, symbols_of(definition))
     # Not a terminal: the screen sink prints one JSON line per bar, the same bars.
     shown = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -192,7 +192,7 @@ def check_bot_output(bot: Bot, fast: int, slow: int) -> dict[str, str]:
     summary = summaries[0]
 
     # The bars the strategy printed are the bars the definition logged, in the same order.
-    logged = read_jsonl(bot.cwd / "trading_bot_bars.jsonl")
+    logged = read_jsonl(bot.cwd / "out" / "trading_bot_bars.jsonl")
     check_bars(logged, symbols_of_bot())
     assert [(m["symbol"], m["time"], float(m["close"])) for m in bar_lines] == [
         (b["key"], clock(b["window_end"]), b["close"]) for b in logged
@@ -255,7 +255,7 @@ def test_replay_of_a_recording_gives_the_live_bars(tmp_path: Path) -> None:
 
     proc = cli(tmp_path, "run", str(recorder), "--duration", "3")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    recording = tmp_path / "recording"
+    recording = tmp_path / "out" / "recording"
     assert (recording / "prices.1.jsonl").exists(), "the recording rotated"
     ticks = [r for part in ("prices.1.jsonl", "prices.jsonl") for r in read_jsonl(recording / part)]
     assert ticks and {t["symbol"] for t in ticks} == symbols_of(recorder)
