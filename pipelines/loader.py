@@ -114,6 +114,10 @@ class DefinedServer:
         except ValueError as exc:
             raise ValueError(f"server {self.spec.name!r}: {exc}") from None
 
+    def check_stage(self, kind: str, params: dict[str, Any], section: str) -> list[str]:
+        check = getattr(self.server, "check_stage", None)
+        return list(check(kind, params, section)) if check is not None else []
+
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         try:
             return self.server.stage_params(params, section)
@@ -251,6 +255,19 @@ def build_pipeline(
             if server is not None and server not in pipeline.servers:
                 refused.add(stage.name)  # its server was refused: no second error for it
                 continue
+            if server is not None:
+                # What the embedded server's config says of the stage (a data type or topic
+                # it does not have): reported with the rest, the stage still built.
+                said = pipeline.servers[server].check_stage(
+                    stage.kind, dict(stage.params), stage.section
+                )
+                for what in said:
+                    param = what.split(":", 1)[0]
+                    path = f"{stage.path}.{param}" if param in stage.params else stage.path
+                    line = locate(text, path) if text is not None else None
+                    errors.append(
+                        TomlError(definition.source, path, f"server {server!r}: {what}", line)
+                    )
             try:
                 params = _resolve_server(stage, pipeline.servers)
                 kind, role = _kind_and_role(stage)

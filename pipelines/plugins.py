@@ -61,6 +61,12 @@ class EmbeddedServer(Protocol):
         the kind has no credentials)."""
         ...
 
+    def check_stage(self, kind: str, params: Mapping[str, Any], section: str) -> list[str]:
+        """What the server's config says is wrong with a stage that names it (a data type,
+        topic or stream it does not have): one message per problem, each starting with the
+        parameter it is about (``"data_type: ..."``); empty when all is well."""
+        ...
+
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         """The parameters of a stage with ``server = "<this>"`` (``server`` taken out),
         completed with what the stage needs to reach this server; ``section`` is
@@ -165,6 +171,11 @@ class EmbeddedKind:
         """``(application_name, api_key)`` of the first application of the server's config
         that may ``verb`` ("read" or "publish") ``data_type``; ValueError if none may."""
         raise ValueError(f"a {type(self).__name__} has no applications or credentials")
+
+    def check_stage(self, kind: str, params: Mapping[str, Any], section: str) -> list[str]:
+        """Nothing by default; a kind whose config declares what stages may name (data
+        types, topics) says here what a stage names that it does not have."""
+        return []
 
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         """By default ``url`` (``host:port``) and, unless the stage names its own, the

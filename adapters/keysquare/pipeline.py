@@ -4,8 +4,9 @@ sink and the ``keysquare`` embedded server kind, registered through the
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
@@ -560,6 +561,24 @@ class PlatformServer(EmbeddedKind):
     def open(self) -> RunningServer:
         server: RunningServer = serve(self.host, self.port, self.config, self.store)
         return server
+
+    def check_stage(self, kind: str, params: Mapping[str, Any], section: str) -> list[str]:
+        """A ``keysquare`` source or ``keysquare_publish`` sink must name a data type the
+        platform's config defines (by name or ``schema.name``)."""
+        if kind not in ("keysquare", "keysquare_publish"):
+            return []
+        data_type = params.get("data_type")
+        if not isinstance(data_type, str) or not data_type:
+            return []  # the stage's own check says so
+        known = [t.qualified for t in self.config.types]
+        if any(data_type in (t.name, t.qualified) for t in self.config.types):
+            return []
+        close = difflib.get_close_matches(data_type, known + [t.name for t in self.config.types], 1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return [
+            f"data_type: the platform's config defines no data type {data_type!r}{hint}; "
+            f"it defines {', '.join(sorted(known)) or 'none'}"
+        ]
 
     def credentials(self, data_type: str, verb: str) -> tuple[str, str]:
         """The first application that may ``verb`` ("read"/"publish") ``data_type``."""

@@ -22,6 +22,7 @@ __all__ = [
     "EventConfig",
     "ExchangeConfig",
     "MarketConfig",
+    "SimulationConfig",
     "load_config",
     "parse_config",
 ]
@@ -87,6 +88,46 @@ class MarketConfig:
     contracts: tuple[ContractConfig, ...]
 
 
+_SIMULATION_DEFAULTS: dict[str, Any] = {
+    "rate": 0.0,
+    "seed": 0,
+    "depth": 3,
+    "step": 10,
+    "spread": 50,
+    "trades": 0.1,
+    "balance": 1_000_000.0,
+}
+MAX_SIMULATION_RATE = 10_000.0
+"""The most messages a second ``[simulation]`` may ask for."""
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Activity for demos: the exchange trades with itself from two house accounts (which no
+    client can log in as), so that quotes move without any client trading. Off when
+    ``rate`` is 0 (the default)."""
+
+    rate: float = 0.0
+    """Messages a second the house sends (orders and cancels together)."""
+    seed: int = 0
+    """The random walk's seed: the same seed gives the same messages."""
+    depth: int = 3
+    """Resting house orders per side of each contract, at most."""
+    step: int = 10
+    """Price units (basis points) a contract's mid moves by per step of its walk."""
+    spread: int = 50
+    """Price units between a contract's mid and the house's best bid or offer."""
+    trades: float = 0.1
+    """The share of messages that trade: an immediate-or-cancel order from the second house
+    account against the best resting price."""
+    balance: float = 1_000_000.0
+    """Each house account's balance (currency units)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+
 @dataclass(frozen=True)
 class ExchangeConfig:
     """The whole exchange configuration (see default_config.toml for the shape)."""
@@ -114,6 +155,8 @@ class ExchangeConfig:
     """Messages an account may send at once (the token bucket's size)."""
     max_frame_bytes: int = 1 << 20
     """The largest frame a client may send; a larger one closes its connection."""
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    """House activity for demos (``[simulation]``); off by default."""
 
 
 def _uint(check: TomlChecker, value: Any, path: str, maximum: int) -> int:
@@ -268,13 +311,50 @@ def _markets(
     return tuple(markets)
 
 
+def _simulation(check: TomlChecker, doc: Mapping[str, Any]) -> SimulationConfig:
+    raw = check.table(doc.get("simulation", {}), "simulation", tuple(_SIMULATION_DEFAULTS))
+    settings = {**_SIMULATION_DEFAULTS, **raw}
+    rate = check.number(settings["rate"], "simulation.rate", minimum=0)
+    if not rate <= MAX_SIMULATION_RATE:
+        raise check.fail(
+            "simulation.rate", f"must be at most {MAX_SIMULATION_RATE:g} a second, got {rate!r}"
+        )
+    trades = check.number(settings["trades"], "simulation.trades", minimum=0)
+    if trades > 1:
+        raise check.fail("simulation.trades", f"must be a share from 0 to 1, got {trades!r}")
+    balance = check.positive(settings["balance"], "simulation.balance")
+    if not math.isfinite(balance):
+        raise check.fail("simulation.balance", f"must be a finite number, got {balance!r}")
+    step = check.positive_int(settings["step"], "simulation.step")
+    spread = check.positive_int(settings["spread"], "simulation.spread")
+    depth = check.positive_int(settings["depth"], "simulation.depth")
+    if 2 * (spread + depth * step) >= 9999:
+        raise check.fail(
+            "simulation.spread",
+            f"spread {spread} and depth {depth} x step {step} leave no room for prices "
+            "from 1 to 9999 around a mid",
+        )
+    return SimulationConfig(
+        rate=float(rate),
+        seed=check.integer(settings["seed"], "simulation.seed", minimum=0),
+        depth=depth,
+        step=step,
+        spread=spread,
+        trades=float(trades),
+        balance=float(balance),
+    )
+
+
 def _parse(check: TomlChecker, doc: Mapping[str, Any]) -> ExchangeConfig:
-    check.table(doc, "", ("exchange", "accounts", "events", "markets"))
+    check.table(doc, "", ("exchange", "accounts", "events", "markets", "simulation"))
     settings = _exchange_settings(check, doc)
     accounts = _accounts(check, doc)
     events = _events(check, doc)
     markets = _markets(check, doc, events)
-    return ExchangeConfig(accounts=accounts, events=events, markets=markets, **settings)
+    simulation = _simulation(check, doc)
+    return ExchangeConfig(
+        accounts=accounts, events=events, markets=markets, simulation=simulation, **settings
+    )
 
 
 def load_config(path: str | Path | None = None) -> ExchangeConfig:

@@ -76,6 +76,15 @@ Rules:
    (LOGIN, ETO, an unknown type) returns an empty list and is counted (``ignored``), and a
    trading message missing a required field too (``malformed``). Nothing a client sends
    raises.
+9. House activity (``[simulation]`` with ``rate`` > 0, for demos): the exchange holds two
+   more accounts, the house's maker and taker, with ids after the config's largest and no
+   credentials (nobody logs in as them). :class:`Simulation` builds their messages, a
+   seeded random walk around a mid per contract of every open market: the maker keeps at
+   most ``depth`` resting orders a side per contract, ``spread`` + k x ``step`` from the
+   mid, cancelling those the mid has moved through and the oldest when full; a share
+   ``trades`` of the messages are the taker's IMMEDIATE_OR_CANCEL orders at the best
+   resting price. They go through ``handle`` as any account's (same rules, same limits),
+   so the same seed and the same book give the same messages.
 """
 
 from __future__ import annotations
@@ -84,6 +93,8 @@ import base64
 import binascii
 import bisect
 import hmac
+import math
+import random
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -103,6 +114,7 @@ __all__ = [
     "UNITS_PER_CURRENCY",
     "Exchange",
     "Out",
+    "Simulation",
 ]
 
 MIN_PRICE = 1
@@ -467,6 +479,15 @@ class Exchange:
         self._books: dict[tuple[int, int], _Book] = {
             (m.id, c.id): _Book(m.id, c.id) for m in config.markets for c in m.contracts
         }
+        self.house: tuple[int, int] | None = None
+        """The house's (maker, taker) account ids when ``[simulation]`` is on (rule 9)."""
+        if config.simulation.enabled:
+            first = max((a.account_id for a in config.accounts), default=0) + 1
+            self.house = (first, first + 1)
+            balance = round(config.simulation.balance * UNITS_PER_CURRENCY)
+            for account_id, name in zip(self.house, ("house-maker", "house-taker"), strict=True):
+                # Not among the usernames nor the tokens: nobody logs in as the house.
+                self._accounts[account_id] = _Account(account_id, name, "", balance, config)
         self._next_order_id = 1
         self._buckets: dict[int, tuple[float, float]] = {}  # account -> (tokens, time)
         self._stats = dict.fromkeys(_STATS, 0)
@@ -1162,3 +1183,117 @@ class Exchange:
                 "which the config does not define"
             )
         return book
+
+
+class Simulation:
+    """House activity for demos (rule 9), sans-I/O: ``due(now)`` says how many messages are
+    due by ``now`` (seconds, any monotonic clock), ``next_message()`` builds the next one from
+    the exchange's state as ``(account_id, payload)``; the caller applies it with
+    ``Exchange.handle`` (and logs it first, when it keeps a store)."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        if exchange.house is None:
+            raise ValueError("the exchange's config has no [simulation] with rate > 0")
+        self._exchange = exchange
+        self._config = cfg = exchange.config.simulation
+        self._rng = random.Random(cfg.seed)
+        self.maker, self.taker = exchange.house
+        self._low = cfg.spread + cfg.depth * cfg.step + 1
+        self._high = MAX_PRICE - self._low
+        self._contracts: list[tuple[int, int]] = []
+        self._mids: dict[tuple[int, int], int] = {}
+        for market in exchange.config.markets:
+            if market.state != "open":
+                continue
+            for contract in market.contracts:
+                key = (market.id, contract.id)
+                self._contracts.append(key)
+                self._mids[key] = self._clamp(PRICE_SCALE // len(market.contracts))
+        self._started: float | None = None
+        self._sent = 0
+        self.messages = 0
+        """Messages built so far."""
+
+    def _clamp(self, price: int) -> int:
+        return min(max(price, self._low), self._high)
+
+    def due(self, now: float) -> int:
+        """Messages due by ``now`` (the clock starts at the first call), taken as sent. A
+        caller that fell behind by more than a second of messages skips the rest: the rate is
+        a ceiling, never a burst."""
+        if not self._contracts:
+            return 0
+        if self._started is None:
+            self._started = now
+            return 0
+        rate = self._config.rate
+        total = math.floor((now - self._started) * rate)
+        backlog = max(1, math.ceil(rate))
+        if total - self._sent > backlog:
+            self._sent = total - backlog
+        due = max(0, total - self._sent)
+        self._sent += due
+        return due
+
+    def next_message(self) -> tuple[int, seto.Payload]:
+        """The house's next message: a taker's trade, a maker's cancel or a maker's order."""
+        rng, cfg = self._rng, self._config
+        self.messages += 1
+        key = rng.choice(self._contracts)
+        mid = self._mids[key] = self._clamp(self._mids[key] + rng.choice((-1, 0, 1)) * cfg.step)
+        trade = rng.random() < cfg.trades
+        side = rng.choice((_BUY, _SELL))
+        quantity = rng.randint(1, 20) * 10_000
+        level = rng.randrange(cfg.depth)
+        book = self._exchange._books[key]
+        if trade:
+            best = book.best(_SELL if side == _BUY else _BUY)
+            if best is not None:
+                return self.taker, self._create(key, side, best, quantity, seto.IMMEDIATE_OR_CANCEL)
+        maker = self._exchange._accounts[self.maker]
+        mine = [o for o in maker.orders.values() if (o.market_id, o.contract_id) == key]
+        for order in mine:  # oldest first
+            stale = (
+                order.price > mid - cfg.spread
+                if order.side == _BUY
+                else order.price < mid + cfg.spread
+            )
+            if stale:
+                return self.maker, self._cancel(order.order_id)
+        if len(mine) >= 2 * cfg.depth:
+            return self.maker, self._cancel(mine[0].order_id)
+        if len(maker.orders) >= self._exchange.config.max_open_orders:
+            return self.maker, self._cancel(next(iter(maker.orders)))
+        bids = sum(1 for o in mine if o.side == _BUY)
+        if bids != len(mine) - bids:  # fill the thinner side first
+            side = _BUY if bids < len(mine) - bids else _SELL
+        offset = cfg.spread + level * cfg.step
+        price = mid - offset if side == _BUY else mid + offset
+        return self.maker, self._create(key, side, price, quantity, seto.GOOD_TIL_CANCELLED)
+
+    def _payload(self, type_: seto.PayloadType) -> seto.Payload:
+        payload = _new(type_)
+        payload.eto_payload.seq = self.messages  # the house's own numbering
+        return payload
+
+    def _create(
+        self,
+        key: tuple[int, int],
+        side: int,
+        price: int,
+        quantity: int,
+        tif: seto.TimeInForceType,
+    ) -> seto.Payload:
+        payload = self._payload(seto.PAYLOAD_ORDER_CREATE)
+        order = payload.order_create
+        order.market_id, order.contract_id = key
+        order.side = cast(seto.Side, side)
+        order.price = price
+        order.quantity = quantity
+        order.tif = tif
+        return payload
+
+    def _cancel(self, order_id: int) -> seto.Payload:
+        payload = self._payload(seto.PAYLOAD_ORDER_CANCEL)
+        payload.order_cancel.order_id = order_id
+        return payload

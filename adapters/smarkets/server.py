@@ -48,6 +48,10 @@ nothing holding it waits for the I/O loop (``send``, ``close`` and ``abort`` of 
 connections only queue). The I/O loop itself only takes the short lock of the session
 registry, so a slow store write never stalls a socket.
 
+With ``[simulation]`` on (a ``rate`` above 0) the tick thread also sends the house's
+messages (``Exchange``'s rule 9) at that rate, each logged to the store and applied as a
+client's would be, so subscribers see quotes move with no client trading.
+
 Fault injection, for tests: ``kill()``, ``go_silent()``/``resume()``, ``skip_next()``,
 ``repeat_next()``, ``reorder_next()``, ``send_garbage()``.
 """
@@ -75,7 +79,7 @@ from ...actors.tcpserver import DEFAULT_MAX_OUTBOX_BYTES, DEFAULT_STALL_DEADLINE
 from ...actors.tls import StrPath
 from . import eto, seto
 from .config import ExchangeConfig, load_config
-from .exchange import ENTRY_OVERHEAD, Exchange, Out
+from .exchange import ENTRY_OVERHEAD, Exchange, Out, Simulation
 from .protocol import (
     Broken,
     Frame,
@@ -206,8 +210,11 @@ class ExchangeServer(EmbeddedTcpServer[_Session]):
             raise ValueError(f"login_timeout must be > 0 seconds, got {login_timeout!r}")
         self.config = config
         self.login_timeout = float(login_timeout)
-        self.tick_interval = max(min(TICK, config.heartbeat_interval / 4, login_timeout / 4), 0.01)
-        """Seconds between the checks for heartbeats and timeouts."""
+        tick = min(TICK, config.heartbeat_interval / 4, login_timeout / 4)
+        if config.simulation.enabled:
+            tick = min(tick, 1.0 / config.simulation.rate)
+        self.tick_interval = max(tick, 0.01)
+        """Seconds between the checks for heartbeats and timeouts (and the house's messages)."""
         # _lock (the base's) guards the exchange, the store and every session's state.
         self._accounts: TopicIndex[int, _Session] = TopicIndex()  # logged-in sessions
         self._markets: TopicIndex[int, _Session] = TopicIndex()  # market subscriptions
@@ -225,6 +232,7 @@ class ExchangeServer(EmbeddedTcpServer[_Session]):
                 "garbage",
                 "frame_errors",
                 "store_errors",
+                "simulated",
             ),
             0,
         )
@@ -235,6 +243,7 @@ class ExchangeServer(EmbeddedTcpServer[_Session]):
         self._since_snapshot = 0
         self.store_path = str(store_path) if store_path is not None else None
         self.exchange = self._open_store()
+        self._simulation = Simulation(self.exchange) if config.simulation.enabled else None
 
     def __repr__(self) -> str:
         tls = ", tls" if self._ssl is not None else ""
@@ -632,6 +641,23 @@ class ExchangeServer(EmbeddedTcpServer[_Session]):
             elif now - session.sent_at >= cfg.heartbeat_interval and not self._silent:
                 self._counters["heartbeats_sent"] += 1
                 self._send(session, heartbeat(0))
+        if self._simulation is not None:
+            self._simulate(now)
+
+    def _simulate(self, now: float) -> None:
+        """Send the house's messages due by ``now`` (``_lock`` held)."""
+        simulation = self._simulation
+        assert simulation is not None
+        due = simulation.due(now)
+        if not due:
+            return
+        wall = time.time()
+        for _ in range(due):
+            account, payload = simulation.next_message()
+            self._log_input("message", account, wall, payload.SerializeToString())
+            self._deliver(self.exchange.handle(account, payload, wall))
+            self._counters["simulated"] += 1
+        self._snapshot_if_due()
 
 
 def _count(n: int) -> int:

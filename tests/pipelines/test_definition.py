@@ -265,3 +265,21 @@ def test_an_environment_variable_may_have_a_default(
     assert parse_definition(path).sources[0].params["symbols"][0] == "GBPUSD"
     monkeypatch.setenv("AW_TEST_SYMBOL", "EURUSD")
     assert parse_definition(path).sources[0].params["symbols"][0] == "EURUSD"
+
+
+def test_check_knows_what_an_embedded_server_defines(tmp_path: Path) -> None:
+    from actorwire.pipelines.loader import check_definition
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[pipeline]\nname = "q"\n[servers.platform]\nkind = "keysquare"\n'
+        '[[sources]]\nname = "prices"\nkind = "keysquare"\nserver = "platform"\n'
+        'data_type = "Prices"\n'
+        '[[sinks]]\nname = "o"\nkind = "stdout"\nfrom = "prices"\n',
+        encoding="utf-8",
+    )
+    _, errors = check_definition(path)
+    assert [(e.path, e.line) for e in errors] == [("sources[0].data_type", 9)]
+    assert "defines no data type 'Prices' (did you mean 'Price'?)" in errors[0].message
+    path.write_text(path.read_text().replace('"Prices"', '"Price"'), encoding="utf-8")
+    assert check_definition(path)[1] == []

@@ -44,7 +44,7 @@ def errors_of(text: str) -> list[tuple[str, str]]:
 # A top-level key goes before [pipeline]: after it, it would be one of the pipeline's keys.
 BAD = [
     ("servers = 3\n" + HEAD, "servers", "must be a table, got int"),
-    (HEAD + "[servers.k]\nport = 1\n", "servers.k.kind", "missing (one of kdb, keysquare"),
+    (HEAD + "[servers.k]\nport = 1\n", "servers.k.kind", "missing (one of jupyter, kdb, keysquare"),
     (
         HEAD + '[servers.k]\nkind = "keysquare"\nport = 70000\n',
         "servers.k.port",

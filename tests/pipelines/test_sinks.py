@@ -282,6 +282,8 @@ def test_make_sink_names_bad_kinds_and_parameters() -> None:
         "keysquare_publish",
         "nats",
         "nats_core",
+        "kdb_upsert",
+        "streamsea_publish",
     }
     with pytest.raises(ValueError, match=r"unknown sink kind 'parquet'.*parquet_file"):
         make_sink("parquet", path="x")

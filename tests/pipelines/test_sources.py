@@ -189,6 +189,8 @@ def test_make_source_names_bad_kinds_and_parameters(tmp_path: Path) -> None:
         "inlet",
         "nats",
         "nats_core",
+        "smarkets",
+        "streamsea",
     }
     assert isinstance(make_source("synthetic_prices", rate=5.0), SyntheticPricesSource)
     with pytest.raises(ValueError, match=r"unknown source kind 'jsonl'.*jsonl_file"):
