@@ -24,7 +24,7 @@ $(STAMP): setup.cfg pyproject.toml $(CODE_DIRS)
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/actorwire run examples/quickstart.toml
+	$(BIN)/actorwire run examples/demo.toml
 
 # The suite under coverage ([tool.coverage.*] in pyproject.toml): branch coverage of the three
 # code folders, the Python processes the tests start included. Data files go to

@@ -326,9 +326,14 @@ class LiveModel:
         """The record fields the bars table shows after key and time."""
         records = [record for _, record in self._rows.values()]
         present = [f for f in BAR_FIELDS if any(f in r for r in records)]
-        if present:
-            return present
         skip = {"window_start", "window_end", *KEY_FIELDS, *TIME_FIELDS}
+        if present:
+            # A bar's own fields, then what later stages added to it (a signal, say).
+            known = {*present, *BAR_FIELDS, *skip}
+            extra: list[str] = []
+            for record in records:
+                extra += [str(n) for n in record if n not in known and str(n) not in extra]
+            return present + extra[: max(MAX_OTHER_COLUMNS - len(present), 0)]
         if self.key_field is not None:
             skip.add(self.key_field)
         if self.time_field is not None:

@@ -183,6 +183,11 @@ class Pipeline(StageGraph):
             return {}
         return dict(system.metrics()["dispatcher"])
 
+    def components_running(self) -> list[Any]:
+        """The component (source, operator or sink) of each stage's current incarnation, for
+        a reader of their state (the live view's ``view`` sinks); empty before ``start``."""
+        return [rt.component for rt in self._runtimes.values() if rt.component is not None]
+
     def links(self) -> dict[str, str]:
         """Stages that hold a connection (keysquare): stage name -> LinkState name."""
         return {

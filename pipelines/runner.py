@@ -32,6 +32,7 @@ from .definition import DefinitionError, parse_definition
 from .loader import build_pipeline
 from .metrics import MetricsServer, Snapshot
 from .pipeline import Pipeline
+from .sinks import ViewSink
 
 __all__ = ["RunOptions", "run_file"]
 
@@ -150,6 +151,7 @@ def run_file(path: str | Path, options: RunOptions | None = None) -> int:
     signals.install()
     metrics: MetricsServer | None = None
     phase = ["starting"]  # what /healthz reports besides links and failures
+    started = time.monotonic()
     try:
         port = options.metrics_port
         if port is None:
@@ -157,7 +159,9 @@ def run_file(path: str | Path, options: RunOptions | None = None) -> int:
         if port is not None:
             try:
                 metrics = MetricsServer(
-                    lambda: _snapshot(pipeline, phase[0]), host=definition.metrics.host, port=port
+                    lambda: _snapshot(pipeline, phase[0], started),
+                    host=definition.metrics.host,
+                    port=port,
                 )
             except OSError as exc:
                 return _fail(f"actorwire run: cannot serve metrics on port {port}: {exc}", 1)
@@ -170,7 +174,12 @@ def run_file(path: str | Path, options: RunOptions | None = None) -> int:
             return _fail(f"actorwire run: the pipeline could not start:\n{lines}", EXIT_FAILED)
         phase[0] = "running"
         log.info("pipeline running", pipeline=definition.name, file=str(path))
-        reason = _wait(pipeline, signals.stop, options.duration)
+        view = _live_view(pipeline, phase, started)
+        try:
+            reason = _wait(pipeline, signals.stop, options.duration)
+        finally:
+            if view is not None:
+                view.stop()
         phase[0] = "stopping"
         log.info("stopping", reason=reason)
         drained = pipeline.stop(drain=True, timeout=options.drain_timeout)
@@ -235,7 +244,7 @@ def _wait(pipeline: Pipeline, stop: threading.Event, duration: float | None) -> 
         stop.wait(timeout)
 
 
-def _snapshot(pipeline: Pipeline, phase: str) -> Snapshot:
+def _snapshot(pipeline: Pipeline, phase: str, started: float | None = None) -> Snapshot:
     return Snapshot(
         pipeline.name,
         stages=pipeline.stats(),
@@ -243,4 +252,28 @@ def _snapshot(pipeline: Pipeline, phase: str) -> Snapshot:
         failure=pipeline.failure,
         phase=phase,
         dispatcher=pipeline.dispatcher_stats(),
+        latest=_latest(pipeline),
+        uptime=None if started is None else time.monotonic() - started,
     )
+
+
+def _latest(pipeline: Pipeline) -> list[Any]:
+    """The rows of the pipeline's ``view`` sinks (the live view's latest bars)."""
+    rows: list[Any] = []
+    for component in pipeline.components_running():
+        if isinstance(component, ViewSink):
+            rows += component.rows()
+    return rows
+
+
+def _live_view(pipeline: Pipeline, phase: list[str], started: float) -> Any:
+    """The live view, drawn on a terminal when the definition has a ``view`` sink (None
+    otherwise, and when stdout is not a terminal: sinks may write to it)."""
+    if not any(isinstance(c, ViewSink) for c in pipeline.components_running()):
+        return None
+    if not sys.stdout.isatty():
+        return None
+    from .liveview import LiveView  # noqa: PLC0415 - rich, only on a terminal
+
+    view = LiveView(lambda: _snapshot(pipeline, phase[0], started))
+    return view if view.start() else None

@@ -484,6 +484,36 @@ class ParquetFileSink(Sink):
         return {"rows": self._rows, "row_groups": self._row_groups}
 
 
+# -- view -------------------------------------------------------------------------------------
+
+
+class ViewSink(Sink):
+    """``view``: the latest records (one per ``key`` field value, at most ``max_rows``) for
+    the live view of ``actorwire run`` (on a terminal) and its ``/latest`` endpoint, read by
+    ``actorwire top``. Nothing is written anywhere."""
+
+    def __init__(self, key: str | None = "key", max_rows: int = 20) -> None:
+        from .liveview import LatestRecords  # noqa: PLC0415 - rich stays out of the import
+
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"view sink: key must be a field name, got {key!r}")
+        self._latest = LatestRecords(key, max_rows)
+        self._written = 0
+
+    def write(self, records: list[Any], now: float) -> None:
+        latest = self._latest
+        for record in records:
+            latest(record)
+        self._written += len(records)
+
+    def rows(self) -> list[Any]:
+        """The records kept, oldest update first."""
+        return self._latest.rows()
+
+    def stats(self) -> dict[str, int]:
+        return {"shown": self._written}
+
+
 # -- registry -----------------------------------------------------------------------------
 
 SINKS: KindRegistry[Sink] = KindRegistry(
@@ -493,6 +523,7 @@ SINKS: KindRegistry[Sink] = KindRegistry(
         "stdout": StdoutSink,
         "jsonl_file": JsonlFileSink,
         "parquet_file": ParquetFileSink,
+        "view": ViewSink,
     },
 )
 """Sink kind (as definition files spell it) -> constructor taking keyword parameters: the

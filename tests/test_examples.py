@@ -86,6 +86,26 @@ def check_bars(bars: list[dict[str, Any]], symbols: set[str]) -> None:
 # -- the main demo: make run ------------------------------------------------------------------
 
 
+@pytest.mark.timeout(120)
+def test_the_demo_runs_all_five_systems_as_make_run_does(tmp_path: Path) -> None:
+    definition = EXAMPLES / "demo.toml"
+    assert "examples/demo.toml" in (EXAMPLES.parent / "Makefile").read_text()
+    proc = cli(tmp_path, "run", str(definition), "--duration", "6")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "run summary: clean" in proc.stderr, proc.stderr
+    bars = read_jsonl(tmp_path / "out" / "demo.jsonl")
+    keys = {b["key"] for b in bars}
+    # KeySquare's prices and the exchange's quotes both made bars ...
+    assert {"AAPL", "MSFT", "GOOG", "AMZN"} <= keys, keys
+    assert keys - {"AAPL", "MSFT", "GOOG", "AMZN"}, f"no bar of an exchange contract: {keys}"
+    # ... and the kernel computed a signal on each from its open and close.
+    for bar in bars:
+        move = bar["close"] - bar["open"]
+        assert bar["signal"] == ("BUY" if move > 0 else "SELL" if move < 0 else "FLAT"), bar
+    # Not a terminal: no live view drawn on stdout.
+    assert proc.stdout == ""
+
+
 @pytest.mark.timeout(90)
 def test_quickstart_runs_as_make_run_does(tmp_path: Path) -> None:
     definition = EXAMPLES / "quickstart.toml"
