@@ -284,6 +284,7 @@ def test_make_sink_names_bad_kinds_and_parameters() -> None:
         "nats_core",
         "kdb_upsert",
         "streamsea_publish",
+        "view",
     }
     with pytest.raises(ValueError, match=r"unknown sink kind 'parquet'.*parquet_file"):
         make_sink("parquet", path="x")
@@ -309,3 +310,14 @@ def test_table_cells_show_prices_and_epoch_times_plainly() -> None:
     assert _cell(1795263032.0) == "1795263032"  # no exponent
     assert _cell(-0.00001) == "0"
     assert _cell(None) == "" and _cell(42) == "42"
+
+
+def test_the_view_sink_keeps_the_latest_record_per_key() -> None:
+    sink = make_sink("view", key="key", max_rows=2)
+    sink.write([{"key": "a", "v": 1}, {"key": "b", "v": 2}, {"key": "a", "v": 3}], 0.0)
+    assert sink.rows() == [{"key": "b", "v": 2}, {"key": "a", "v": 3}]  # type: ignore[attr-defined]
+    sink.write([{"key": "c", "v": 4}], 0.0)
+    assert [r["key"] for r in sink.rows()] == ["a", "c"]  # type: ignore[attr-defined]
+    assert sink.stats() == {"shown": 4}
+    with pytest.raises(ValueError, match="key must be a field name"):
+        make_sink("view", key="")
