@@ -192,12 +192,30 @@ class StdoutSink(Sink):
                 for name in record if isinstance(record, dict) else ("record",):
                     if name not in fields:
                         fields.append(name)
+        from .liveview import format_time  # noqa: PLC0415 - with rich
+
         table = Table(title=self._title)
-        for name in fields:
+        # Rows with a time (a window's, or a record's timestamp) show it, in UTC, after the
+        # first column when the fields leave it out.
+        timed = next(
+            (
+                f
+                for f in ("window_start", "timestamp")
+                if any(f in r for r in records if isinstance(r, dict))
+            ),
+            None,
+        )
+        with_time = timed is not None and timed not in fields
+        for i, name in enumerate(fields):
             table.add_column(name)
+            if i == 0 and with_time:
+                table.add_column("time (UTC)")
         for record in records:
             if isinstance(record, dict):
-                table.add_row(*(_cell(record.get(f)) for f in fields))
+                cells = [_cell(record.get(f)) for f in fields]
+                if with_time and cells:
+                    cells.insert(1, format_time(record.get(timed)))
+                table.add_row(*cells)
             else:
                 table.add_row(repr(record))
         return table

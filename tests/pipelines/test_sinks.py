@@ -321,3 +321,17 @@ def test_the_view_sink_keeps_the_latest_record_per_key() -> None:
     assert sink.stats() == {"shown": 4}
     with pytest.raises(ValueError, match="key must be a field name"):
         make_sink("view", key="")
+
+
+def test_the_live_table_shows_each_rows_time() -> None:
+    import io
+
+    from rich.console import Console
+
+    sink = make_sink("stdout", key="key", fields=["key", "close"], live=True, stream=io.StringIO())
+    # The rows the live table holds (filled by write() once started).
+    sink._rows["AAPL"] = {"key": "AAPL", "window_start": 1_700_000_000.0, "close": 1.5}  # type: ignore[attr-defined]
+    console = Console(record=True, width=100, file=io.StringIO())
+    console.print(sink._table())  # type: ignore[attr-defined]
+    text = console.export_text()
+    assert "time (UTC)" in text and "22:13:20" in text and "AAPL" in text
