@@ -114,9 +114,15 @@ class DefinedServer:
         except ValueError as exc:
             raise ValueError(f"server {self.spec.name!r}: {exc}") from None
 
-    def check_stage(self, kind: str, params: dict[str, Any], section: str) -> list[str]:
+    def check_stage(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        section: str,
+        peers: list[tuple[str, dict[str, Any]]],
+    ) -> list[str]:
         check = getattr(self.server, "check_stage", None)
-        return list(check(kind, params, section)) if check is not None else []
+        return list(check(kind, params, section, peers)) if check is not None else []
 
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
         try:
@@ -258,8 +264,13 @@ def build_pipeline(
             if server is not None:
                 # What the embedded server's config says of the stage (a data type or topic
                 # it does not have): reported with the rest, the stage still built.
+                peers = [
+                    (other.kind, dict(other.params))
+                    for other in definition.all_stages()
+                    if other.params.get("server") == server
+                ]
                 said = pipeline.servers[server].check_stage(
-                    stage.kind, dict(stage.params), stage.section
+                    stage.kind, dict(stage.params), stage.section, peers
                 )
                 for what in said:
                     param = what.split(":", 1)[0]

@@ -15,7 +15,7 @@ import argparse
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -61,10 +61,18 @@ class EmbeddedServer(Protocol):
         the kind has no credentials)."""
         ...
 
-    def check_stage(self, kind: str, params: Mapping[str, Any], section: str) -> list[str]:
+    def check_stage(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        section: str,
+        peers: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> list[str]:
         """What the server's config says is wrong with a stage that names it (a data type,
         topic or stream it does not have): one message per problem, each starting with the
-        parameter it is about (``"data_type: ..."``); empty when all is well."""
+        parameter it is about (``"data_type: ..."``); empty when all is well. ``peers`` are
+        the ``(kind, params)`` of every stage of the definition that names this server (a
+        sink may define what a source reads)."""
         ...
 
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:
@@ -172,9 +180,15 @@ class EmbeddedKind:
         that may ``verb`` ("read" or "publish") ``data_type``; ValueError if none may."""
         raise ValueError(f"a {type(self).__name__} has no applications or credentials")
 
-    def check_stage(self, kind: str, params: Mapping[str, Any], section: str) -> list[str]:
+    def check_stage(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        section: str,
+        peers: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> list[str]:
         """Nothing by default; a kind whose config declares what stages may name (data
-        types, topics) says here what a stage names that it does not have."""
+        types, topics, streams) says here what a stage names that it does not have."""
         return []
 
     def stage_params(self, params: dict[str, Any], section: str) -> dict[str, Any]:

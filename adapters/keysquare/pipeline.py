@@ -562,7 +562,13 @@ class PlatformServer(EmbeddedKind):
         server: RunningServer = serve(self.host, self.port, self.config, self.store)
         return server
 
-    def check_stage(self, kind: str, params: Mapping[str, Any], section: str) -> list[str]:
+    def check_stage(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        section: str,
+        peers: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> list[str]:
         """A ``keysquare`` source or ``keysquare_publish`` sink must name a data type the
         platform's config defines (by name or ``schema.name``)."""
         if kind not in ("keysquare", "keysquare_publish"):

@@ -514,6 +514,33 @@ class EmbeddedStreamSea(EmbeddedKind):
     def open(self) -> RunningServer:
         return serve(self.host, self.port, self.config, store_path=self.store)
 
+    def check_stage(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        section: str,
+        peers: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> list[str]:
+        """A ``streamsea`` source must read a stream the server's config defines, or one a
+        ``streamsea_publish`` sink of the definition publishes to (it defines it)."""
+        if kind != "streamsea":
+            return []
+        stream = params.get("stream")
+        if not isinstance(stream, str) or not stream:
+            return []  # the stage's own check says so
+        defined = {s.name for s in self.config.streams}
+        published = {
+            p.get("stream") for k, p in peers if k == "streamsea_publish" and p.get("stream")
+        }
+        if stream in defined or stream in published:
+            return []
+        known = sorted(defined | {str(s) for s in published})
+        return [
+            f"stream: the server's config defines no stream {stream!r} and no "
+            f"streamsea_publish sink of this definition publishes to it"
+            + (f"; known: {', '.join(known)}" if known else "")
+        ]
+
     def credentials(self, data_type: str = "", verb: str = "") -> tuple[str, str]:
         """``(client_id, secret)`` of the config's first client (every client may publish,
         define and subscribe to every stream)."""

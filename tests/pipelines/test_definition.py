@@ -283,3 +283,26 @@ def test_check_knows_what_an_embedded_server_defines(tmp_path: Path) -> None:
     assert "defines no data type 'Prices' (did you mean 'Price'?)" in errors[0].message
     path.write_text(path.read_text().replace('"Prices"', '"Price"'), encoding="utf-8")
     assert check_definition(path)[1] == []
+
+
+def test_check_knows_the_streams_an_embedded_stream_sea_server_has(tmp_path: Path) -> None:
+    from actorwire.pipelines.loader import check_definition
+
+    head = '[pipeline]\nname = "q"\n[servers.streams]\nkind = "streamsea"\n'
+    reader = (
+        '[[sources]]\nname = "bars"\nkind = "streamsea"\nserver = "streams"\nstream = "bars"\n'
+        '[[sinks]]\nname = "o"\nkind = "stdout"\nfrom = "bars"\n'
+    )
+    path = tmp_path / "p.toml"
+    path.write_text(head + reader, encoding="utf-8")
+    _, errors = check_definition(path)
+    assert [e.path for e in errors] == ["sources[0].stream"]
+    assert "defines no stream 'bars'" in errors[0].message
+    # A sink of the definition that publishes to it defines it: no problem then.
+    writer = (
+        '[[sources]]\nname = "t"\nkind = "synthetic_prices"\n'
+        '[[sinks]]\nname = "w"\nkind = "streamsea_publish"\nfrom = "t"\nserver = "streams"\n'
+        'stream = "bars"\n'
+    )
+    path.write_text(head + reader + writer, encoding="utf-8")
+    assert check_definition(path)[1] == []
