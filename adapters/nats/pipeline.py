@@ -409,6 +409,19 @@ class NatsSink(_Stage, Sink):
 
     def _on_connected(self) -> Any:
         self._ready = False
+        # Publishes in flight when the connection dropped may never be answered: send them
+        # again now (same ids: one that was stored is a duplicate) instead of after the
+        # timeout, which would stall the stages before this one as long.
+        inflight = sorted(self._inflight.values(), key=lambda e: e[0].index, reverse=True)
+        if inflight:
+            self._inflight.clear()
+            self._retries += len(inflight)
+            for item, future in inflight:
+                future.cancel()
+                self._queue.appendleft(item)
+            log.info(
+                "nats sink: publishes in flight sent again after a reconnect", count=len(inflight)
+            )
         if self._wakeup is not None:
             self._wakeup.set()
 
