@@ -37,6 +37,7 @@ from .heartbeat import HeartbeatAction, HeartbeatPolicy
 from .machine import (
     ArmHeartbeat,
     CloseConnection,
+    CloseExpected,
     CloseRequested,
     Dial,
     DisarmHeartbeat,
@@ -157,6 +158,11 @@ class _Fire:
 @dataclass(frozen=True, slots=True)
 class _CloseLink:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _ExpectClose:
+    """Tell the reconnect actor the peer will end the connection (see Link.expect_close)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +485,8 @@ class ReconnectActor(_LinkActor):
             self._feed(RecoveryChanged(message.active))
         elif isinstance(message, _CloseLink):
             self._feed(CloseRequested())
+        elif isinstance(message, _ExpectClose):
+            self._feed(CloseExpected())
         elif isinstance(message, _Status):
             machine = self.machine
             return {
@@ -688,6 +696,13 @@ class Link:
             for action in actions:  # the link's actors are gone: only the report is left
                 if isinstance(action, Report):
                     _report(self._log, self._on_state, action)
+
+    def expect_close(self) -> None:
+        """The peer is about to end the connection on purpose (call before sending a
+        logout): when it does, the link is CLOSED rather than redialled, and no warning of
+        a lost connection is logged. ``close()`` still follows."""
+        with contextlib.suppress(LookupError):  # closed already
+            self.system.lookup(self._peers["reconnect"]).tell(_ExpectClose())
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the connection for good and stop the link's actors."""

@@ -30,6 +30,7 @@ from ..backoff import BackoffPolicy
 __all__ = [
     "ArmHeartbeat",
     "CloseConnection",
+    "CloseExpected",
     "CloseRequested",
     "Dial",
     "DisarmHeartbeat",
@@ -149,6 +150,14 @@ class CloseRequested:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseExpected:
+    """The peer is about to end the connection on purpose (a logout was sent): when it
+    does, the link is closed, not redialled."""
+
+    reason: str = "closed after a logout"
+
+
+@dataclass(frozen=True, slots=True)
 class Stopped:
     """The link's actors stopped without a close (the system shut down)."""
 
@@ -244,6 +253,7 @@ class LinkMachine:
         self.peer = "?"
         self.recovering = False
         self.reconnects = 0
+        self.closing: str | None = None  # CloseExpected's reason, until the loss it expects
         self.stale_events = 0
         self.since = 0.0  # when the current phase began
         self.reason = ""
@@ -339,7 +349,14 @@ def _login_timed_out(m: LinkMachine, event: LoginTimedOut, now: float) -> list[A
 
 
 def _lost(m: LinkMachine, event: Lost, now: float) -> list[Action]:
+    if m.closing is not None:
+        return _close(m, CloseRequested(m.closing), now)
     return _lose(m, event.reason, now)
+
+
+def _expect_close(m: LinkMachine, event: CloseExpected, now: float) -> list[Action]:
+    m.closing = event.reason
+    return []
 
 
 def _lose(m: LinkMachine, reason: str, now: float) -> list[Action]:
@@ -404,6 +421,7 @@ _TABLE: dict[tuple[Phase, type], _Transition] = {
     **{(p, RecoveryChanged): _recovery_noted for p in (Phase.DIALING, Phase.LOGGING_IN)},
     **{(p, RecoveryChanged): _recovery_noted for p in (Phase.WAITING, Phase.IDLE)},
     **{(p, CloseRequested): _close for p in (Phase.IDLE, *_LIVE, Phase.FAILED)},
+    **{(p, CloseExpected): _expect_close for p in _LIVE},
     **{(p, Stopped): _close for p in (Phase.IDLE, *_LIVE)},
     **{(p, SupervisorGaveUp): _gave_up for p in (Phase.IDLE, *_LIVE)},
 }

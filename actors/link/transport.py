@@ -408,7 +408,8 @@ class Transport(Actor):
                 task.cancel()  # each fails its caller with ConnectionError
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self.close_connection()
-            if reason != "closed by the link":
+            if reason != "closed by the link" and reconnect.is_alive():
+                # (A link closed meanwhile has no one left to tell: not a dead letter.)
                 reconnect.tell(Disconnected(gen, reason))
 
     async def _wait_for_backlog(self, sequence: Address, low: int) -> None:

@@ -714,6 +714,7 @@ class StreamingAPIClient:
         link, self._link = self._link, None
         if link is not None:
             if link.state is LinkState.CONNECTED:
+                link.expect_close()  # the exchange ends the connection after the logout
                 with contextlib.suppress(Exception):
                     link.send(_logout(0))
                     self._logged_out.wait(min(timeout, LOGOUT_WAIT))

@@ -10,6 +10,7 @@ from actorwire.actors.backoff import Backoff, BackoffPolicy
 from actorwire.actors.link.machine import (
     ArmHeartbeat,
     CloseConnection,
+    CloseExpected,
     CloseRequested,
     Dial,
     DisarmHeartbeat,
@@ -221,6 +222,21 @@ def test_close_from_any_live_phase_and_from_failed() -> None:
         assert DisarmHeartbeat() in actions and CloseConnection(None) in actions
         assert m.phase is Phase.CLOSED
         assert m.handle(RedialDue(m.gen), 2.0) == []
+
+
+def test_a_loss_the_link_expects_closes_it_without_a_redial() -> None:
+    m = machine()
+    up(m)
+    assert m.handle(CloseExpected(), 1.0) == []  # a logout is on its way
+    assert m.phase is Phase.UP
+    actions = m.handle(Lost(1, "peer closed the connection"), 1.1)
+    assert reports(actions) == [(LinkState.CLOSED, "closed after a logout")]
+    assert not any(isinstance(a, Timer) for a in actions)  # no redial
+    assert m.phase is Phase.CLOSED and m.reconnects == 0
+    # Without it, the same loss is a redial.
+    other = machine()
+    up(other)
+    assert reports(other.handle(Lost(1, "x"), 1.1))[0][0] is LinkState.RECONNECTING
 
 
 def test_stopped_closes_but_not_a_failed_link() -> None:
