@@ -67,6 +67,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeAlias, cast, overload
 
 from ...actors.errors import ActorwireError
+from ...actors.jsontext import STRICT_JSON
+from ...actors.jsontext import json_kind as _kind
+from ...actors.jsontext import show as _show
 
 __all__ = [
     "JSON",
@@ -466,33 +469,6 @@ def _table_problem(data: object) -> str | None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _kind(value: object) -> str:
-    """The JSON type of ``value`` in words."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _show(value: object) -> str:
-    """``value`` for an error message, shortened; arrays and objects by kind only."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return "a very large integer"
-    if value is None or isinstance(value, str | int | float):
-        text = repr(value)
-        return text if len(text) <= 40 else text[:37] + "..."
-    return _kind(value)
-
-
 def _read_int(raw: object) -> int | None:
     """``raw`` as an id or error code (0 to MAX_ID; an integral float counts), or None."""
     if type(raw) is int:
@@ -530,17 +506,9 @@ class Codec(Protocol):
         ...
 
 
-class _NotJson(ValueError):
-    """NaN or Infinity: Python's json takes them, JSON has no such values."""
-
-
-def _no_constant(name: str) -> Any:
-    raise _NotJson(f"{name} is not a JSON value")
-
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _SIZER = json.JSONEncoder(separators=(",", ":"), default=repr)  # estimates only
-_parse = json.JSONDecoder(parse_constant=_no_constant).decode
+_parse = STRICT_JSON.decode
 
 
 class JsonCodec:

@@ -70,6 +70,9 @@ from numbers import Real
 from typing import Any, ClassVar, Literal, TypeAlias, overload
 
 from ...actors.errors import ActorwireError
+from ...actors.jsontext import STRICT_JSON
+from ...actors.jsontext import json_kind as _kind
+from ...actors.jsontext import show as _show
 
 __all__ = [
     "MAX_ID",
@@ -449,46 +452,11 @@ def _bool_out(name: str, value: object) -> bool:
     return value
 
 
-def _kind(value: object) -> str:
-    """The JSON type of ``value`` in words (for messages that must not show the value)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _show(value: object) -> str:
-    """``value`` for an error message, shortened; arrays and objects by kind only."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return "a very large integer"
-    if value is None or isinstance(value, str | int | float):
-        text = repr(value)
-        return text if len(text) <= 40 else text[:37] + "..."
-    return _kind(value)
-
-
 # --------------------------------------------------------------------------- decoding
 
 
-class _NotJson(ValueError):
-    """NaN or Infinity in a message: Python's json takes them, JSON has no such values."""
-
-
-def _no_constant(name: str) -> Any:
-    raise _NotJson(f"{name} is not a JSON value")
-
-
-_parse = json.JSONDecoder(parse_constant=_no_constant).decode
-_raw_parse = json.JSONDecoder(parse_constant=_no_constant).raw_decode
+_parse = STRICT_JSON.decode
+_raw_parse = STRICT_JSON.raw_decode
 
 _MISSING: Any = object()
 
